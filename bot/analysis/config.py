@@ -1,0 +1,90 @@
+"""Repository configuration: `.github/zdm.yml`.
+
+Every key is optional. Unknown keys and bad values are errors that name the key, so a typo never silently
+turns a rule off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.analysis.model import Severity
+
+CONFIG_PATH = ".github/zdm.yml"
+SeverityName = Literal["error", "warning", "info", "off"]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person who wrote the file."""
+
+
+class RuleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    severity: SeverityName = "error"
+
+
+class RepoConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Globs (relative to the repository) of migration folders; each holds a migration_lock.toml.
+    migrations: tuple[str, ...] = ("**/migrations",)
+    postgres_version: Annotated[int, Field(ge=11, le=18)] = 15
+    # Overrides the version read from package.json (e.g. "6.19.0").
+    prisma_version: str | None = None
+    # Per-rule severity: `create-index: warning`, `lock-timeout-missing: off`.
+    rules: dict[str, SeverityName | RuleSettings] = Field(default_factory=dict)
+    # Row-count hints for tables, and tables to treat as large whatever their count.
+    table_rows: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    large_tables: tuple[str, ...] = ()
+    large_table_rows: Annotated[int, Field(ge=0)] = 100_000
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from bot.rules import ALL_RULE_IDS
+
+        unknown = sorted(set(value) - ALL_RULE_IDS)
+        if unknown:
+            raise ValueError(f"unknown rule id(s) {', '.join(unknown)}; known: {', '.join(sorted(ALL_RULE_IDS))}")
+        return value
+
+    def severity_of(self, rule_id: str, default: Severity) -> Severity:
+        setting = self.rules.get(rule_id)
+        if setting is None:
+            return default
+        name = setting if isinstance(setting, str) else setting.severity
+        return Severity(name)
+
+
+def parse_config(text: str, source: str = CONFIG_PATH) -> RepoConfig:
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}") from error
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {type(data).__name__}")
+    try:
+        return RepoConfig.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(f"{key}: {message}")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from error
+
+
+def load_config(repo_root: Path) -> RepoConfig:
+    path = repo_root / CONFIG_PATH
+    if not path.is_file():
+        return RepoConfig()
+    return parse_config(path.read_text(encoding="utf-8"), str(path))

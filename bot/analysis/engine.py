@@ -1,0 +1,175 @@
+"""Analyse migration files: split, parse, judge each operation with the rules, replay it into the schema."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from bot.analysis import operations as op
+from bot.analysis.config import RepoConfig
+from bot.analysis.model import (
+    Classification,
+    Effect,
+    FileResult,
+    Finding,
+    LockMode,
+    Severity,
+    StatementResult,
+    worst,
+)
+from bot.analysis.parser import ParsedStatement, parse_statement
+from bot.analysis.schema import Schema
+from bot.analysis.splitter import RawStatement, split_statements
+from bot.rules import FILE_RULES, RULES
+from bot.rules.base import Context, Rule
+from bot.rules.lock_timeout_missing import StatementView
+
+_SUPPRESSION = re.compile(r"--\s*zdm:ignore\s+(?P<rules>[\w,\-]+)[ \t]*(?P<reason>[^\n]*)")
+_RULES_BY_OPERATION: dict[type[op.Operation], list[Rule]] = {}
+for _rule in RULES:
+    for _operation_type in _rule.operations:
+        _RULES_BY_OPERATION.setdefault(_operation_type, []).append(_rule)
+_RULE_SEVERITY = {r.id: r.severity for r in RULES} | {r.id: r.severity for r in FILE_RULES}
+
+
+@dataclass(frozen=True)
+class Suppression:
+    rule_ids: frozenset[str]
+    reason: str
+
+
+def suppressions_for(raw: RawStatement) -> list[Suppression]:
+    found = []
+    for match in _SUPPRESSION.finditer(raw.leading + "\n" + raw.text + raw.trailing):
+        reason = match.group("reason").strip()
+        found.append(Suppression(frozenset(match.group("rules").split(",")), reason))
+    return found
+
+
+class Analyzer:
+    """Holds the schema of one migrations root while its files are analysed in Prisma's order."""
+
+    def __init__(self, config: RepoConfig | None = None, schema: Schema | None = None) -> None:
+        self.config = config or RepoConfig()
+        self.schema = schema or Schema()
+
+    def replay(self, text: str) -> None:
+        """Apply an earlier migration to the schema without reporting on it."""
+        self.schema.begin_file()
+        for raw in split_statements(text):
+            for operation in parse_statement(raw, text).operations:
+                self.schema.apply(operation)
+
+    def analyze(self, text: str, path: str = "<sql>") -> FileResult:
+        self.schema.begin_file()
+        ctx = Context(self.schema, self.config.postgres_version)
+        statements: list[StatementResult] = []
+        views: list[StatementView] = []
+        raws = split_statements(text)
+        for index, raw in enumerate(raws):
+            parsed = parse_statement(raw, text)
+            effects = self._effects(parsed, ctx)
+            statements.append(self._statement(index, raw, parsed, effects))
+            views.append(StatementView(parsed.operations, statements[-1].locks))
+        for file_rule in FILE_RULES:
+            for index, effect in file_rule.check_file(views):
+                finding = self._finding(effect, suppressions_for(raws[index]))
+                if finding is not None:
+                    statements[index] = replace(statements[index], findings=(*statements[index].findings, finding))
+        return FileResult(path=path, statements=tuple(statements))
+
+    def _effects(self, parsed: ParsedStatement, ctx: Context) -> list[Effect]:
+        effects: list[Effect] = []
+        for operation in parsed.operations:
+            produced = [
+                effect
+                for rule in _RULES_BY_OPERATION.get(type(operation), ())
+                if (effect := rule.check(operation, ctx)) is not None
+            ]
+            if not produced:
+                produced = [_uncovered(operation)]
+            effects.extend(produced)
+            self.schema.apply(operation)
+        return effects
+
+    def _statement(
+        self, index: int, raw: RawStatement, parsed: ParsedStatement, effects: list[Effect]
+    ) -> StatementResult:
+        suppressions = suppressions_for(raw)
+        locks: dict[str, LockMode] = {}
+        rewrites: set[str] = set()
+        scans: set[str] = set()
+        findings: list[Finding] = []
+        classes: list[Classification] = []
+        for effect in effects:
+            for table, mode in effect.locks.items():
+                locks[table] = max(mode, locks.get(table, mode))
+            rewrites |= effect.rewrites
+            scans |= effect.scans
+            finding = self._finding(effect, suppressions)
+            if finding is None:
+                continue
+            classes.append(effect.classification)
+            if effect.classification is not Classification.SAFE or effect.breaking:
+                findings.append(finding)
+        return StatementResult(
+            index=index,
+            line_start=raw.line_start,
+            line_end=raw.line_end,
+            sql=raw.text,
+            classification=worst(classes),
+            breaking=any(f.breaking for f in findings),
+            locks=locks,
+            rewrites=frozenset(rewrites),
+            scans=frozenset(scans),
+            findings=tuple(_dedupe(findings)),
+            kind=parsed.kind,
+        )
+
+    def _finding(self, effect: Effect, suppressions: Iterable[Suppression]) -> Finding | None:
+        severity = self.config.severity_of(effect.rule_id, _RULE_SEVERITY.get(effect.rule_id, Severity.ERROR))
+        if severity is Severity.OFF:
+            return None
+        reason = None
+        for suppression in suppressions:
+            if effect.rule_id in suppression.rule_ids and suppression.reason:
+                reason = suppression.reason
+        return Finding(
+            rule_id=effect.rule_id,
+            classification=effect.classification,
+            severity=severity,
+            message=effect.message,
+            safe_alternative=effect.safe_alternative,
+            breaking=effect.breaking,
+            table=effect.table,
+            suppressed_reason=reason,
+        )
+
+
+def _uncovered(operation: op.Operation) -> Effect:
+    # A parsed operation no rule claims is a gap in zdm, reported like any statement it cannot read.
+    return Effect(
+        rule_id="unrecognized-statement",
+        classification=Classification.UNKNOWN,
+        message=f"zdm has no rule for {type(operation).__name__}; review its locks by hand.",
+    )
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for finding in findings:
+        key = (finding.rule_id, finding.message)
+        if key not in seen:
+            seen.add(key)
+            unique.append(finding)
+    return unique
+
+
+def analyze_sql(text: str, path: str = "<sql>", *, setup: str = "", config: RepoConfig | None = None) -> FileResult:
+    """Analyse one migration; `setup` is SQL of earlier migrations whose objects count as live."""
+    analyzer = Analyzer(config)
+    if setup:
+        analyzer.replay(setup)
+    return analyzer.analyze(text, path)

@@ -1,0 +1,158 @@
+"""The vocabulary of an analysis: lock modes, classifications, findings and per-statement results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+
+
+class LockMode(IntEnum):
+    """PostgreSQL's table-level lock modes, weakest first, so `max()` gives the strongest."""
+
+    ACCESS_SHARE = 1
+    ROW_SHARE = 2
+    ROW_EXCLUSIVE = 3
+    SHARE_UPDATE_EXCLUSIVE = 4
+    SHARE = 5
+    SHARE_ROW_EXCLUSIVE = 6
+    EXCLUSIVE = 7
+    ACCESS_EXCLUSIVE = 8
+
+    @property
+    def sql_name(self) -> str:
+        return self.name.replace("_", " ")
+
+    @classmethod
+    def from_pg(cls, mode: str) -> LockMode:
+        """`AccessExclusiveLock` (pg_locks.mode) or `ACCESS EXCLUSIVE` -> LockMode."""
+        text = mode.removesuffix("Lock")
+        if " " not in text and "_" not in text:
+            text = "".join("_" + ch if ch.isupper() else ch for ch in text).lstrip("_")
+        return cls[text.upper().replace(" ", "_")]
+
+    @property
+    def blocks_writes(self) -> bool:
+        # SHARE is the weakest mode that conflicts with ROW EXCLUSIVE (INSERT/UPDATE/DELETE).
+        return self >= LockMode.SHARE
+
+    @property
+    def blocks_reads(self) -> bool:
+        return self is LockMode.ACCESS_EXCLUSIVE
+
+
+class Classification(Enum):
+    """What a statement does to live tables, from harmless to dangerous.
+
+    `unknown` ranks above `brief` and below `blocking`: a statement zdm cannot read must be reviewed, but a
+    statement proven to block is the stronger claim.
+    """
+
+    SAFE = "safe"
+    BRIEF = "brief"
+    UNKNOWN = "unknown"
+    BLOCKING = "blocking"
+
+    @property
+    def rank(self) -> int:
+        return _CLASSIFICATION_RANK[self]
+
+    @property
+    def needs_review(self) -> bool:
+        return self in (Classification.BLOCKING, Classification.UNKNOWN)
+
+
+_CLASSIFICATION_RANK = {
+    Classification.SAFE: 0,
+    Classification.BRIEF: 1,
+    Classification.UNKNOWN: 2,
+    Classification.BLOCKING: 3,
+}
+
+
+def worst(classifications: list[Classification] | tuple[Classification, ...]) -> Classification:
+    return max(classifications, key=lambda c: c.rank, default=Classification.SAFE)
+
+
+class Severity(Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    OFF = "off"
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One rule's claim about one operation: the locks it takes on live tables and what it makes them do."""
+
+    rule_id: str
+    classification: Classification
+    message: str
+    locks: dict[str, LockMode] = field(default_factory=dict)
+    rewrites: frozenset[str] = frozenset()
+    scans: frozenset[str] = frozenset()
+    breaking: bool = False
+    safe_alternative: str = ""
+    table: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """An effect worth telling a reviewer about, after configuration and suppressions were applied."""
+
+    rule_id: str
+    classification: Classification
+    severity: Severity
+    message: str
+    safe_alternative: str
+    breaking: bool
+    table: str | None
+    suppressed_reason: str | None = None
+
+    @property
+    def suppressed(self) -> bool:
+        return self.suppressed_reason is not None
+
+    @property
+    def fails_check(self) -> bool:
+        # Breaking changes are reported loudly but gate nothing on their own: dropping a column the code no
+        # longer reads is the normal end of an expand/contract sequence.
+        return not self.suppressed and self.severity is Severity.ERROR and self.classification.needs_review
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    index: int
+    line_start: int
+    line_end: int
+    sql: str
+    classification: Classification
+    breaking: bool
+    locks: dict[str, LockMode]
+    rewrites: frozenset[str]
+    scans: frozenset[str]
+    findings: tuple[Finding, ...]
+    kind: str
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return sorted({f.rule_id for f in self.findings})
+
+    @property
+    def fails_check(self) -> bool:
+        return any(f.fails_check for f in self.findings)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: str
+    statements: tuple[StatementResult, ...]
+    notes: tuple[str, ...] = ()
+    file_findings: tuple[Finding, ...] = ()
+
+    @property
+    def classification(self) -> Classification:
+        return worst([s.classification for s in self.statements])
+
+    @property
+    def fails_check(self) -> bool:
+        return any(s.fails_check for s in self.statements) or any(f.fails_check for f in self.file_findings)

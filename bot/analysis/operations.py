@@ -1,0 +1,364 @@
+"""Operations: what a statement does, independent of how it was spelled or which parser read it.
+
+One statement can hold several operations (Prisma writes `ALTER TABLE "User" DROP COLUMN "a", ADD COLUMN "b"`),
+and rules judge operations one at a time. Table names are normalised by `names.table_key`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TypeSpec:
+    """A column type, normalised: `base` is PostgreSQL's canonical name (`varchar`, `int4`, `timestamptz`, or a
+    user type's name), `params` its modifiers (length, precision, scale), `array_dims` the `[]` count."""
+
+    base: str
+    params: tuple[int, ...] = ()
+    array_dims: int = 0
+    user_defined: bool = False
+
+    def __str__(self) -> str:
+        text = self.base
+        if self.params:
+            text += "(" + ",".join(str(p) for p in self.params) + ")"
+        return text + "[]" * self.array_dims
+
+
+@dataclass(frozen=True)
+class DefaultSpec:
+    sql: str
+    # None when volatility cannot be decided from the expression alone.
+    volatile: bool
+
+
+@dataclass(frozen=True)
+class ForeignKeySpec:
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    type: TypeSpec | None
+    not_null: bool = False
+    default: DefaultSpec | None = None
+    # "identity", "stored" (GENERATED ALWAYS AS (...) STORED) or "virtual" (PostgreSQL 18's default).
+    generated: str | None = None
+    primary_key: bool = False
+    unique: bool = False
+    references: ForeignKeySpec | None = None
+    check: bool = False
+
+    @property
+    def serial(self) -> bool:
+        return self.type is not None and self.type.base in ("serial", "bigserial", "smallserial")
+
+
+@dataclass(frozen=True)
+class ConstraintSpec:
+    name: str | None
+    kind: str  # check | foreign_key | unique | primary_key | exclude | not_null
+    columns: tuple[str, ...] = ()
+    foreign_key: ForeignKeySpec | None = None
+    # For CHECK (col IS NOT NULL): the column it proves non-null.
+    not_null_column: str | None = None
+    using_index: str | None = None
+
+
+@dataclass(frozen=True)
+class Operation:
+    """Base of every operation; `table` is the main table acted on, when there is one."""
+
+    @property
+    def table(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class CreateTable(Operation):
+    name: str
+    columns: tuple[ColumnSpec, ...] = ()
+    constraints: tuple[ConstraintSpec, ...] = ()
+    # CREATE TABLE ... AS SELECT / LIKE / PARTITION OF: reads other tables.
+    reads: tuple[str, ...] = ()
+
+    @property
+    def table(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class DropTable(Operation):
+    name: str
+    cascade: bool = False
+
+    @property
+    def table(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class RenameTable(Operation):
+    name: str
+    new_name: str
+
+    @property
+    def table(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class TableOperation(Operation):
+    """An ALTER TABLE subcommand; `on` is the table."""
+
+    on: str
+
+    @property
+    def table(self) -> str:
+        return self.on
+
+
+@dataclass(frozen=True)
+class AddColumn(TableOperation):
+    column: ColumnSpec = field(default_factory=lambda: ColumnSpec("", None))
+    if_not_exists: bool = False
+
+
+@dataclass(frozen=True)
+class DropColumn(TableOperation):
+    column: str = ""
+
+
+@dataclass(frozen=True)
+class RenameColumn(TableOperation):
+    column: str = ""
+    new_name: str = ""
+
+
+@dataclass(frozen=True)
+class AlterColumnType(TableOperation):
+    column: str = ""
+    new_type: TypeSpec | None = None
+    # False when USING is absent, or is the column itself, possibly cast to the new type.
+    using_expression: bool = False
+
+
+@dataclass(frozen=True)
+class SetNotNull(TableOperation):
+    column: str = ""
+
+
+@dataclass(frozen=True)
+class DropNotNull(TableOperation):
+    column: str = ""
+
+
+@dataclass(frozen=True)
+class SetDefault(TableOperation):
+    column: str = ""
+    default: DefaultSpec | None = None
+
+
+@dataclass(frozen=True)
+class DropDefault(TableOperation):
+    column: str = ""
+
+
+@dataclass(frozen=True)
+class AlterColumnOption(TableOperation):
+    """SET STATISTICS / SET STORAGE / SET (attribute options) / SET COMPRESSION: catalog-only changes."""
+
+    column: str = ""
+    option: str = ""
+
+
+@dataclass(frozen=True)
+class AlterColumnIdentity(TableOperation):
+    """ADD GENERATED ... AS IDENTITY, DROP IDENTITY, SET GENERATED, DROP EXPRESSION."""
+
+    column: str = ""
+    action: str = ""
+
+
+@dataclass(frozen=True)
+class AddConstraint(TableOperation):
+    constraint: ConstraintSpec = field(default_factory=lambda: ConstraintSpec(None, "check"))
+    not_valid: bool = False
+
+
+@dataclass(frozen=True)
+class DropConstraint(TableOperation):
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class RenameConstraint(TableOperation):
+    name: str = ""
+    new_name: str = ""
+
+
+@dataclass(frozen=True)
+class ValidateConstraint(TableOperation):
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class SetLogged(TableOperation):
+    logged: bool = True
+
+
+@dataclass(frozen=True)
+class TableOption(TableOperation):
+    """Other ALTER TABLE subcommands whose lock we know: `lock` is the mode PostgreSQL documents for it."""
+
+    option: str = ""
+    lock: str = "ACCESS_EXCLUSIVE"
+
+
+@dataclass(frozen=True)
+class RowLevelSecurity(TableOperation):
+    action: str = ""
+
+
+@dataclass(frozen=True)
+class Trigger(TableOperation):
+    action: str = ""  # create | drop | enable | disable
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class CreateIndex(Operation):
+    name: str | None
+    on: str
+    unique: bool = False
+    concurrently: bool = False
+    columns: tuple[str, ...] = ()
+
+    @property
+    def table(self) -> str:
+        return self.on
+
+
+@dataclass(frozen=True)
+class DropIndex(Operation):
+    name: str
+    concurrently: bool = False
+
+
+@dataclass(frozen=True)
+class RenameIndex(Operation):
+    name: str
+    new_name: str
+
+
+@dataclass(frozen=True)
+class Reindex(Operation):
+    target: str
+    concurrently: bool = False
+
+
+@dataclass(frozen=True)
+class CreateEnum(Operation):
+    name: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AddEnumValue(Operation):
+    type_name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class RenameEnumValue(Operation):
+    type_name: str
+    value: str
+    new_value: str
+
+
+@dataclass(frozen=True)
+class RenameType(Operation):
+    name: str
+    new_name: str
+
+
+@dataclass(frozen=True)
+class DropType(Operation):
+    name: str
+
+
+@dataclass(frozen=True)
+class CreateView(Operation):
+    name: str
+    materialized: bool = False
+    replace: bool = False
+    reads: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DropView(Operation):
+    name: str
+    materialized: bool = False
+
+
+@dataclass(frozen=True)
+class RefreshMaterializedView(Operation):
+    name: str
+    concurrently: bool = False
+    reads: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Truncate(Operation):
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Maintenance(Operation):
+    """VACUUM [FULL], CLUSTER, ANALYZE on tables (empty `tables`: the whole database)."""
+
+    kind: str  # vacuum | vacuum_full | cluster | analyze
+    tables: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DataChange(Operation):
+    """INSERT / UPDATE / DELETE / MERGE / SELECT run as part of a migration."""
+
+    kind: str  # insert | update | delete | merge | select
+    target: str | None
+    reads: tuple[str, ...] = ()
+    has_where: bool = False
+    # INSERT ... VALUES writes new rows only; it neither scans nor locks existing rows.
+    values_only: bool = False
+
+
+@dataclass(frozen=True)
+class SetSetting(Operation):
+    name: str
+    value: str
+    local: bool = False
+
+
+@dataclass(frozen=True)
+class TransactionControl(Operation):
+    kind: str  # begin | commit | rollback
+
+
+@dataclass(frozen=True)
+class CatalogOnly(Operation):
+    """Statements that take no lock on any table: functions, extensions, schemas, sequences, grants, comments,
+    policies on new objects... `what` names it for the report."""
+
+    what: str
+    # Tables locked weakly (SHARE UPDATE EXCLUSIVE for COMMENT ON, say).
+    weak_locks: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Unrecognized(Operation):
+    reason: str

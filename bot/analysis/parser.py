@@ -1,0 +1,999 @@
+"""Read one statement into operations.
+
+sqlglot (postgres dialect) parses most statements into a syntax tree. For what it leaves as a raw `Command`
+(`ALTER TYPE ... ADD VALUE`, `VALIDATE CONSTRAINT`, `CREATE FUNCTION`, `VACUUM`, ...) or cannot parse at all,
+a token-level recogniser reads the statement's shape instead. What neither understands becomes an
+`Unrecognized` operation, which the rules report as "needs manual review": never silently safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import SqlglotError
+from sqlglot.tokens import Token, TokenType
+
+from bot.analysis import operations as op
+from bot.analysis.splitter import RawStatement
+
+# sqlglot announces every fallback to `Command` on its logger; those lines are for sqlglot's developers.
+logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
+
+_DIALECT = Postgres()
+DEFAULT_SCHEMA = "public"
+
+
+@dataclass(frozen=True)
+class ParsedStatement:
+    kind: str
+    operations: tuple[op.Operation, ...]
+
+
+# ---------------------------------------------------------------------------------------------- names
+
+
+def _ident(node: exp.Expression | str | None) -> str:
+    """An identifier as PostgreSQL stores it: quoted names keep their case, unquoted ones fold to lower."""
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, exp.Identifier):
+        return node.this if node.quoted else node.this.lower()
+    if isinstance(node, (exp.Column, exp.Table)) and isinstance(node.this, exp.Identifier):
+        return _ident(node.this)
+    if isinstance(node, exp.Literal):
+        return str(node.this)
+    return node.name if node.name else node.sql(dialect="postgres")
+
+
+def qualified(name: str, schema: str | None) -> str:
+    """The key zdm uses for a table or type: `User` in the default schema, `auth.users` elsewhere."""
+    if schema and schema != DEFAULT_SCHEMA:
+        return f"{schema}.{name}"
+    return name
+
+
+def _table_key(node: exp.Expression | None) -> str:
+    if node is None:
+        return ""
+    if isinstance(node, exp.Schema):
+        return _table_key(node.this)
+    if isinstance(node, exp.Table):
+        db = node.args.get("db")
+        return qualified(_ident(node.this), _ident(db) if db is not None else None)
+    return _ident(node)
+
+
+# ---------------------------------------------------------------------------------------------- types
+
+_TYPE_ALIASES = {
+    "int": "int4",
+    "integer": "int4",
+    "bigint": "int8",
+    "smallint": "int2",
+    "serial": "serial",
+    "bigserial": "bigserial",
+    "smallserial": "smallserial",
+    "varchar": "varchar",
+    "nvarchar": "varchar",
+    "char": "bpchar",
+    "nchar": "bpchar",
+    "text": "text",
+    "decimal": "numeric",
+    "numeric": "numeric",
+    "double": "float8",
+    "float": "float4",
+    "real": "float4",
+    "boolean": "bool",
+    "timestamp": "timestamp",
+    "timestampntz": "timestamp",
+    "timestamptz": "timestamptz",
+    "timestampltz": "timestamptz",
+    "time": "time",
+    "timetz": "timetz",
+    "varbinary": "bytea",
+    "binary": "bytea",
+    "blob": "bytea",
+    "json": "json",
+    "jsonb": "jsonb",
+    "uuid": "uuid",
+    "date": "date",
+    "interval": "interval",
+    "inet": "inet",
+    "money": "money",
+    "xml": "xml",
+}
+
+
+def type_spec(dtype: exp.Expression | None) -> op.TypeSpec | None:
+    if not isinstance(dtype, exp.DataType):
+        return None
+    dims = 0
+    while dtype.this == exp.DataType.Type.ARRAY and dtype.expressions:
+        dims += 1
+        inner = dtype.expressions[0]
+        if not isinstance(inner, exp.DataType):
+            return None
+        dtype = inner
+    if dtype.this == exp.DataType.Type.USERDEFINED:
+        kind = dtype.args.get("kind")
+        name = _ident(kind) if isinstance(kind, exp.Identifier) else str(kind or dtype.sql(dialect="postgres"))
+        if isinstance(kind, exp.Identifier) and not kind.quoted:
+            name = _normalise_unquoted_type_name(name)
+        return op.TypeSpec(name, (), dims, user_defined=True)
+    raw = dtype.this.name.lower() if hasattr(dtype.this, "name") else str(dtype.this).lower()
+    params: list[int] = []
+    for param in dtype.expressions:
+        value = param.this if isinstance(param, exp.DataTypeParam) else param
+        if isinstance(value, exp.Literal) and not value.is_string:
+            try:
+                params.append(int(str(value.this)))
+            except ValueError:
+                return op.TypeSpec(dtype.sql(dialect="postgres").lower(), (), dims)
+    base = _TYPE_ALIASES.get(raw)
+    if base is None:
+        base = dtype.sql(dialect="postgres").lower().split("(")[0]
+    return op.TypeSpec(base, tuple(params), dims)
+
+
+def _normalise_unquoted_type_name(name: str) -> str:
+    if "." in name:
+        schema, _, bare = name.rpartition(".")
+        return qualified(bare.strip('"'), schema.strip('"'))
+    return name.lower()
+
+
+# ---------------------------------------------------------------------------------------------- defaults
+
+# Functions PostgreSQL marks VOLATILE: a DEFAULT calling one is evaluated per row, so adding such a column
+# rewrites the table. User-defined functions are VOLATILE unless declared otherwise, so unknown names count too.
+_NON_VOLATILE_FUNCTIONS = frozenset(
+    {
+        "now",
+        "current_timestamp",
+        "current_date",
+        "current_time",
+        "localtimestamp",
+        "localtime",
+        "transaction_timestamp",
+        "statement_timestamp",
+        "current_user",
+        "session_user",
+        "current_schema",
+        "lower",
+        "upper",
+        "concat",
+        "coalesce",
+        "to_jsonb",
+        "to_json",
+        "jsonb_build_object",
+        "json_build_object",
+        "jsonb_build_array",
+        "json_build_array",
+        "array",
+        "make_interval",
+        "timezone",
+        "date_trunc",
+        "to_timestamp",
+        "length",
+        "abs",
+        "round",
+        "floor",
+        "ceil",
+        "btrim",
+        "replace",
+    }
+)
+_VOLATILE_NODES: tuple[type[exp.Expression], ...] = (exp.Rand, exp.Uuid)
+
+
+def default_spec(node: exp.Expression | None) -> op.DefaultSpec | None:
+    if node is None:
+        return None
+    return op.DefaultSpec(sql=node.sql(dialect="postgres"), volatile=_is_volatile(node))
+
+
+def _is_volatile(node: exp.Expression) -> bool:
+    for sub in node.walk():
+        if isinstance(sub, _VOLATILE_NODES):
+            return True
+        if isinstance(sub, exp.Anonymous):
+            name = str(sub.this).lower().rsplit(".", 1)[-1].strip('"')
+            if name not in _NON_VOLATILE_FUNCTIONS:
+                return True
+        elif isinstance(sub, (exp.Subquery, exp.Select)):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+
+
+def parse_statement(raw: RawStatement, source: str) -> ParsedStatement:
+    """`source` is the whole file the statement came from: sqlglot slices Command text out of it."""
+    tokens: list[Token]
+    if raw.tokens is not None:
+        tokens = list(raw.tokens)
+        text = source
+    else:
+        try:
+            tokens = _DIALECT.tokenize(raw.text)
+        except (SqlglotError, ValueError, IndexError):
+            return ParsedStatement("unparseable", (op.Unrecognized("the statement could not be tokenized"),))
+        text = raw.text
+    if not tokens:
+        return ParsedStatement("empty", ())
+    try:
+        tree = _parse_tokens(tokens, text)
+    except (SqlglotError, ValueError, IndexError, TypeError, AttributeError, RecursionError):
+        tree = None
+    if tree is not None and not isinstance(tree, exp.Command):
+        try:
+            operations = tuple(_from_tree(tree))
+        except _NotUnderstood as problem:
+            fallback = _from_tokens(tokens, text)
+            if all(not isinstance(o, op.Unrecognized) for o in fallback.operations):
+                return fallback
+            operations = (op.Unrecognized(str(problem)),)
+        if operations:
+            return ParsedStatement(_kind(tree), operations)
+    return _from_tokens(tokens, text)
+
+
+def _parse_tokens(tokens: list[Token], text: str) -> exp.Expression | None:
+    expressions = _DIALECT.parser().parse(tokens, text)
+    real = [e for e in expressions if e is not None]
+    if len(real) != 1:
+        return None
+    return real[0]
+
+
+def _kind(tree: exp.Expression) -> str:
+    if isinstance(tree, (exp.Create, exp.Drop, exp.Alter)):
+        return f"{tree.key} {str(tree.args.get('kind') or '').lower()}".strip()
+    return tree.key
+
+
+class _NotUnderstood(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------- syntax tree
+
+
+def _from_tree(tree: exp.Expression) -> Iterator[op.Operation]:
+    if isinstance(tree, exp.Create):
+        yield from _create(tree)
+    elif isinstance(tree, exp.Alter):
+        yield from _alter(tree)
+    elif isinstance(tree, exp.Drop):
+        yield from _drop(tree)
+    elif isinstance(tree, exp.TruncateTable):
+        yield op.Truncate(tuple(_table_key(t) for t in tree.expressions))
+    elif isinstance(tree, (exp.Update, exp.Delete, exp.Insert, exp.Merge)):
+        yield _data_change(tree)
+    elif isinstance(tree, (exp.Select, exp.Union)):
+        yield op.DataChange("select", None, reads=_reads(tree))
+    elif isinstance(tree, exp.Set):
+        yield from _set(tree)
+    elif isinstance(tree, exp.Transaction):
+        yield op.TransactionControl("begin")
+    elif isinstance(tree, exp.Commit):
+        yield op.TransactionControl("commit")
+    elif isinstance(tree, exp.Rollback):
+        yield op.TransactionControl("rollback")
+    elif isinstance(tree, exp.Comment):
+        yield _comment(tree)
+    elif isinstance(tree, (exp.Grant, exp.Revoke)):
+        yield op.CatalogOnly("privileges")
+    else:
+        raise _NotUnderstood(f"zdm does not know the statement type {tree.key.upper()}")
+
+
+def _create(tree: exp.Create) -> Iterator[op.Operation]:
+    kind = str(tree.args.get("kind") or "").upper()
+    target = tree.this
+    if kind == "TABLE":
+        yield _create_table(tree)
+    elif kind == "INDEX" and isinstance(target, exp.Index):
+        params = target.args.get("params")
+        columns = tuple(c.sql(dialect="postgres") for c in (params.args.get("columns") or [])) if params else ()
+        yield op.CreateIndex(
+            name=_ident(target.this) or None,
+            on=_table_key(target.args.get("table")),
+            unique=bool(tree.args.get("unique")),
+            concurrently=bool(tree.args.get("concurrently")),
+            columns=columns,
+        )
+    elif kind == "TYPE":
+        expression = tree.args.get("expression")
+        name = _table_key(target)
+        if isinstance(expression, exp.DataType) and expression.this == exp.DataType.Type.ENUM:
+            yield op.CreateEnum(name, tuple(str(v.this) for v in expression.expressions))
+        else:
+            yield op.CatalogOnly("type")
+    elif kind == "VIEW":
+        properties = tree.args.get("properties")
+        materialized = bool(properties and properties.find(exp.MaterializedProperty))
+        yield op.CreateView(
+            _table_key(target),
+            materialized=materialized,
+            replace=bool(tree.args.get("replace")),
+            reads=_reads(tree.args.get("expression")),
+        )
+    elif kind == "TRIGGER":
+        trigger = tree.find(exp.TriggerProperties)
+        if trigger is None:
+            raise _NotUnderstood("CREATE TRIGGER without a table")
+        yield op.Trigger(on=_table_key(trigger.args.get("table")), action="create", name=_ident(target))
+    elif kind in ("SCHEMA", "SEQUENCE", "FUNCTION", "PROCEDURE", "DOMAIN", "EXTENSION", "DATABASE", "ROLE"):
+        yield op.CatalogOnly(kind.lower())
+    else:
+        raise _NotUnderstood(f"zdm does not know CREATE {kind}")
+
+
+def _create_table(tree: exp.Create) -> op.CreateTable:
+    target = tree.this
+    columns: list[op.ColumnSpec] = []
+    constraints: list[op.ConstraintSpec] = []
+    if isinstance(target, exp.Schema):
+        for item in target.expressions:
+            if isinstance(item, exp.ColumnDef):
+                columns.append(column_spec(item))
+            elif isinstance(item, exp.Constraint):
+                constraints.extend(_constraints(item))
+            elif isinstance(item, (exp.PrimaryKey, exp.ForeignKey, exp.UniqueColumnConstraint)):
+                constraints.extend(_constraint_parts(None, [item]))
+    reads = _reads(tree.args.get("expression"))
+    like = tree.find(exp.LikeProperty)
+    if like is not None:
+        reads = (*reads, _table_key(like.this))
+    return op.CreateTable(_table_key(target), tuple(columns), tuple(constraints), reads)
+
+
+def column_spec(item: exp.ColumnDef) -> op.ColumnSpec:
+    not_null = primary_key = unique = check = False
+    default: op.DefaultSpec | None = None
+    generated: str | None = None
+    references: op.ForeignKeySpec | None = None
+    name = _ident(item.this)
+    for constraint in item.args.get("constraints") or []:
+        kind = constraint.args.get("kind")
+        if isinstance(kind, exp.NotNullColumnConstraint):
+            not_null = not kind.args.get("allow_null")
+        elif isinstance(kind, exp.DefaultColumnConstraint):
+            default = default_spec(kind.this)
+        elif isinstance(kind, exp.PrimaryKeyColumnConstraint):
+            primary_key = True
+            not_null = True
+        elif isinstance(kind, exp.UniqueColumnConstraint):
+            unique = True
+        elif isinstance(kind, exp.GeneratedAsIdentityColumnConstraint):
+            generated = "identity" if kind.args.get("this") is not None else "stored"
+            if kind.args.get("expression") is not None:
+                generated = "stored"
+            not_null = True
+        elif isinstance(kind, exp.ComputedColumnConstraint):
+            # sqlglot reads `GENERATED ALWAYS AS (...) STORED` here (VIRTUAL falls back to a Command).
+            generated = "stored"
+        elif isinstance(kind, exp.Reference):
+            ref = kind.this
+            ref_cols = tuple(_ident(c) for c in ref.expressions) if isinstance(ref, exp.Schema) else ()
+            references = op.ForeignKeySpec((name,), _table_key(ref), ref_cols)
+        elif isinstance(kind, exp.CheckColumnConstraint):
+            check = True
+        elif isinstance(kind, (exp.CollateColumnConstraint, exp.CommentColumnConstraint)):
+            continue
+        elif kind is not None and not isinstance(kind, exp.NotForReplicationColumnConstraint):
+            # Anything else (compression, storage) is metadata on a column being defined.
+            continue
+    spec = type_spec(item.args.get("kind"))
+    if spec is not None and spec.base in ("serial", "bigserial", "smallserial"):
+        not_null = True
+    return op.ColumnSpec(name, spec, not_null, default, generated, primary_key, unique, references, check)
+
+
+def _constraints(node: exp.Constraint) -> list[op.ConstraintSpec]:
+    return _constraint_parts(_ident(node.this) or None, node.expressions)
+
+
+def _constraint_parts(name: str | None, parts: Sequence[exp.Expression]) -> list[op.ConstraintSpec]:
+    specs: list[op.ConstraintSpec] = []
+    for part in parts:
+        if isinstance(part, exp.ForeignKey):
+            reference = part.args.get("reference")
+            ref = reference.this if reference is not None else None
+            ref_cols = tuple(_ident(c) for c in ref.expressions) if isinstance(ref, exp.Schema) else ()
+            fk = op.ForeignKeySpec(tuple(_ident(c) for c in part.expressions), _table_key(ref), ref_cols)
+            specs.append(op.ConstraintSpec(name, "foreign_key", fk.columns, foreign_key=fk))
+        elif isinstance(part, (exp.PrimaryKey, exp.PrimaryKeyColumnConstraint)):
+            specs.append(op.ConstraintSpec(name, "primary_key", _constraint_columns(part)))
+        elif isinstance(part, exp.UniqueColumnConstraint):
+            specs.append(op.ConstraintSpec(name, "unique", _constraint_columns(part)))
+        elif isinstance(part, exp.CheckColumnConstraint):
+            specs.append(op.ConstraintSpec(name, "check", not_null_column=_proves_not_null(part.this)))
+        elif isinstance(part, exp.ExcludeColumnConstraint):
+            specs.append(op.ConstraintSpec(name, "exclude"))
+        else:
+            raise _NotUnderstood(f"zdm does not know the constraint {part.key.upper()}")
+    return specs
+
+
+def _constraint_columns(part: exp.Expression) -> tuple[str, ...]:
+    target = part.this if isinstance(part.this, exp.Schema) else part
+    return tuple(_ident(c.this if isinstance(c, exp.Ordered) else c) for c in target.expressions)
+
+
+def _proves_not_null(condition: exp.Expression | None) -> str | None:
+    while isinstance(condition, exp.Paren):
+        condition = condition.this
+    if isinstance(condition, exp.Is) and condition.args.get("negate") and isinstance(condition.expression, exp.Null):
+        column = condition.this
+        return _ident(column) if isinstance(column, exp.Column) else None
+    if isinstance(condition, exp.Not) and isinstance(condition.this, exp.Is):
+        inner = condition.this
+        if isinstance(inner.expression, exp.Null) and isinstance(inner.this, exp.Column):
+            return _ident(inner.this)
+    return None
+
+
+def _alter(tree: exp.Alter) -> Iterator[op.Operation]:
+    kind = str(tree.args.get("kind") or "").upper()
+    target = _table_key(tree.this)
+    actions = tree.args.get("actions") or []
+    if kind == "INDEX":
+        for action in actions:
+            if isinstance(action, exp.AlterRename):
+                yield op.RenameIndex(target, _ident(action.this.this if isinstance(action.this, exp.Table) else action.this))
+            else:
+                yield op.CatalogOnly("index option", weak_locks=())
+        return
+    if kind in ("VIEW", "SEQUENCE"):
+        yield op.CatalogOnly(kind.lower())
+        return
+    if kind != "TABLE":
+        raise _NotUnderstood(f"zdm does not know ALTER {kind}")
+    not_valid = bool(tree.args.get("not_valid"))
+    for action in actions:
+        yield from _alter_table_action(target, action, not_valid)
+
+
+def _alter_table_action(table: str, action: exp.Expression, not_valid: bool) -> Iterator[op.Operation]:
+    if isinstance(action, exp.ColumnDef):
+        yield op.AddColumn(table, column_spec(action), if_not_exists=bool(action.args.get("exists")))
+    elif isinstance(action, exp.AddConstraint):
+        for constraint in action.expressions:
+            if isinstance(constraint, exp.Constraint):
+                specs = _constraints(constraint)
+            else:
+                specs = _constraint_parts(None, [constraint])
+            for spec in specs:
+                yield op.AddConstraint(table, spec, not_valid=not_valid)
+    elif isinstance(action, exp.Drop):
+        drop_kind = str(action.args.get("kind") or "").upper()
+        for item in action.args.get("tables") or []:
+            if drop_kind == "COLUMN":
+                yield op.DropColumn(table, _ident(item))
+            elif drop_kind == "CONSTRAINT":
+                yield op.DropConstraint(table, _ident(item))
+            else:
+                raise _NotUnderstood(f"zdm does not know ALTER TABLE DROP {drop_kind}")
+    elif isinstance(action, exp.AlterColumn):
+        yield _alter_column(table, action)
+    elif isinstance(action, exp.RenameColumn):
+        yield op.RenameColumn(table, _ident(action.this), _ident(action.args.get("to")))
+    elif isinstance(action, exp.AlterRename):
+        new = action.this
+        yield op.RenameTable(table, _table_key(new) if isinstance(new, exp.Table) else _ident(new))
+    elif isinstance(action, exp.AlterSet):
+        option = action.args.get("option")
+        word = option.sql().upper() if option is not None else ""
+        if word in ("LOGGED", "UNLOGGED"):
+            yield op.SetLogged(table, logged=word == "LOGGED")
+        else:
+            raise _NotUnderstood(f"zdm does not know ALTER TABLE SET {action.sql()[:40]}")
+    else:
+        raise _NotUnderstood(f"zdm does not know the ALTER TABLE action {action.key.upper()}")
+
+
+def _alter_column(table: str, action: exp.AlterColumn) -> op.Operation:
+    column = _ident(action.this)
+    args = action.args
+    if args.get("dtype") is not None:
+        using = args.get("using") or None  # sqlglot stores an absent USING as False
+        return op.AlterColumnType(
+            table,
+            column,
+            new_type=type_spec(args["dtype"]),
+            using_expression=using is not None and not _trivial_using(using, column),
+        )
+    if args.get("allow_null") is False and not args.get("drop"):
+        return op.SetNotNull(table, column)
+    if args.get("drop") and args.get("allow_null"):
+        return op.DropNotNull(table, column)
+    if args.get("default") is not None:
+        return op.SetDefault(table, column, default_spec(args["default"]))
+    if args.get("drop"):
+        return op.DropDefault(table, column)
+    raise _NotUnderstood(f"zdm does not know ALTER COLUMN {action.sql()[:60]}")
+
+
+def _trivial_using(using: exp.Expression, column: str) -> bool:
+    """USING "col" or USING "col"::newtype changes nothing the plain type change would not."""
+    node = using
+    while isinstance(node, (exp.Paren, exp.Cast)):
+        node = node.this
+    return isinstance(node, exp.Column) and _ident(node) == column and using.find(exp.Cast) is not None or (
+        isinstance(using, exp.Column) and _ident(using) == column
+    )
+
+
+def _drop(tree: exp.Drop) -> Iterator[op.Operation]:
+    kind = str(tree.args.get("kind") or "").upper()
+    cascade = bool(tree.args.get("cascade"))
+    for item in tree.args.get("tables") or []:
+        name = _table_key(item)
+        if kind == "TABLE":
+            yield op.DropTable(name, cascade=cascade)
+        elif kind == "INDEX":
+            yield op.DropIndex(name, concurrently=bool(tree.args.get("concurrently")))
+        elif kind == "TYPE":
+            yield op.DropType(name)
+        elif kind == "VIEW":
+            yield op.DropView(name, materialized=bool(tree.args.get("materialized")))
+        elif kind == "TRIGGER":
+            on = tree.args.get("cluster")
+            if not isinstance(on, exp.OnProperty):
+                raise _NotUnderstood("DROP TRIGGER without a table")
+            yield op.Trigger(on=_table_key(on.this), action="drop", name=_ident(item))
+        elif kind in ("SCHEMA", "SEQUENCE", "FUNCTION", "PROCEDURE", "EXTENSION", "DOMAIN", "ROLE"):
+            yield op.CatalogOnly(f"drop {kind.lower()}")
+        else:
+            raise _NotUnderstood(f"zdm does not know DROP {kind}")
+
+
+def _data_change(tree: exp.Expression) -> op.DataChange:
+    target_node = tree.this
+    target = _table_key(target_node) if target_node is not None else None
+    kind = tree.key
+    where = tree.args.get("where") is not None
+    reads = tuple(t for t in _reads(tree) if t != target)
+    values_only = isinstance(tree, exp.Insert) and isinstance(tree.expression, exp.Values) and not reads
+    return op.DataChange(kind, target, reads=reads, has_where=where, values_only=values_only)
+
+
+def _reads(tree: exp.Expression | None) -> tuple[str, ...]:
+    if tree is None:
+        return ()
+    ctes = {_ident(cte.alias) for cte in tree.find_all(exp.CTE)}
+    seen: dict[str, None] = {}
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue
+        key = _table_key(table)
+        if key and key not in ctes:
+            seen.setdefault(key, None)
+    return tuple(seen)
+
+
+def _set(tree: exp.Set) -> Iterator[op.Operation]:
+    for item in tree.expressions:
+        assignment = item.this
+        local = str(item.args.get("kind") or "").upper() == "LOCAL"
+        if isinstance(assignment, exp.EQ):
+            yield op.SetSetting(_ident(assignment.this).lower(), assignment.expression.sql(dialect="postgres"), local)
+        else:
+            yield op.SetSetting(item.sql(dialect="postgres").lower(), "", local)
+
+
+def _comment(tree: exp.Comment) -> op.Operation:
+    kind = str(tree.args.get("kind") or "").upper()
+    target = tree.this
+    if kind == "TABLE":
+        return op.CatalogOnly("comment", weak_locks=((_table_key(target), "SHARE_UPDATE_EXCLUSIVE"),))
+    if kind == "COLUMN" and isinstance(target, exp.Column):
+        db = target.args.get("db")
+        table = qualified(_ident(target.args.get("table")), _ident(db) if db is not None else None)
+        return op.CatalogOnly("comment", weak_locks=((table, "SHARE_UPDATE_EXCLUSIVE"),))
+    return op.CatalogOnly("comment")
+
+
+# ---------------------------------------------------------------------------------------------- token shapes
+
+
+class _PlainTokenizer(Postgres.Tokenizer):  # type: ignore[misc]
+    # sqlglot turns everything after a "command" keyword (REFRESH, DO, ANALYZE...) into one string token;
+    # the recogniser needs the words.
+    COMMANDS: set[TokenType] = set()
+
+
+class _Words:
+    """A cursor over a statement's tokens, for the shapes sqlglot leaves as raw commands."""
+
+    def __init__(self, tokens: Sequence[Token], source: str) -> None:
+        # Multi-word keywords ("PRIMARY KEY") arrive as one token; the recogniser matches word by word.
+        expanded: list[Token] = []
+        for token in tokens:
+            parts = token.text.split() if token.token_type not in _QUOTED else [token.text]
+            if len(parts) > 1:
+                expanded.extend(
+                    Token(token.token_type, part, token.line, token.col, token.start, token.end) for part in parts
+                )
+            else:
+                expanded.append(token)
+        self.tokens = expanded
+        self.source = source
+        self.pos = 0
+
+    def peek(self, offset: int = 0) -> Token | None:
+        index = self.pos + offset
+        return self.tokens[index] if index < len(self.tokens) else None
+
+    def word(self, offset: int = 0) -> str:
+        token = self.peek(offset)
+        if token is None or token.token_type in (TokenType.IDENTIFIER, TokenType.STRING):
+            return ""
+        return token.text.upper()
+
+    def accept(self, *words: str) -> bool:
+        for i, word in enumerate(words):
+            if self.word(i) != word:
+                return False
+        self.pos += len(words)
+        return True
+
+    def done(self) -> bool:
+        return self.pos >= len(self.tokens)
+
+    def name(self) -> str:
+        """A possibly schema-qualified name, normalised like `_table_key`."""
+        parts = [self._name_part()]
+        while self.word() == "." and self.peek(1) is not None:
+            self.pos += 1
+            parts.append(self._name_part())
+        if len(parts) >= 2:
+            return qualified(parts[-1], parts[-2])
+        return parts[0]
+
+    def _name_part(self) -> str:
+        token = self.peek()
+        if token is None:
+            raise _NotUnderstood("a name was expected")
+        self.pos += 1
+        if token.token_type is TokenType.IDENTIFIER:
+            return str(token.text)
+        if token.token_type is TokenType.STRING:
+            return str(token.text)
+        return str(token.text).lower()
+
+    def string(self) -> str:
+        token = self.peek()
+        if token is None:
+            raise _NotUnderstood("a value was expected")
+        self.pos += 1
+        return str(token.text)
+
+    def rest_text(self) -> str:
+        if self.done():
+            return ""
+        return self.source[self.tokens[self.pos].start : self.tokens[-1].end + 1]
+
+    def skip_if_exists(self) -> None:
+        self.accept("IF", "EXISTS") or self.accept("IF", "NOT", "EXISTS")
+
+
+_QUOTED = (TokenType.IDENTIFIER, TokenType.STRING, TokenType.HEREDOC_STRING, TokenType.NATIONAL_STRING)
+
+
+def _from_tokens(tokens: Sequence[Token], source: str) -> ParsedStatement:
+    if tokens and tokens[0].token_type is TokenType.COMMAND:
+        source = source[tokens[0].start : tokens[-1].end + 1]
+        try:
+            tokens = _PlainTokenizer().tokenize(source)
+        except (SqlglotError, ValueError, IndexError):
+            return ParsedStatement("unparseable", (op.Unrecognized("the statement could not be tokenized"),))
+    words = _Words(tokens, source)
+    head = words.word()
+    try:
+        operations = list(_recognise(words, head))
+    except _NotUnderstood as problem:
+        operations = [op.Unrecognized(str(problem))]
+    return ParsedStatement(f"{head.lower()} (recognised)", tuple(operations))
+
+
+def _recognise(words: _Words, head: str) -> Iterator[op.Operation]:  # noqa: C901 - one branch per shape
+    if words.accept("ALTER", "TYPE"):
+        yield _alter_type(words)
+    elif words.accept("ALTER", "TABLE"):
+        yield from _alter_table_words(words)
+    elif words.word() == "CREATE":
+        yield from _create_words(words)
+    elif words.word() == "DROP":
+        yield from _drop_words(words)
+    elif words.accept("DO"):
+        raise _NotUnderstood("a DO block runs procedural code zdm does not read; review it by hand")
+    elif words.accept("VACUUM"):
+        yield _vacuum_words(words)
+    elif words.accept("ANALYZE") or words.accept("ANALYSE"):
+        yield op.Maintenance("analyze", _name_list(words))
+    elif words.accept("CLUSTER"):
+        if words.done():
+            yield op.Maintenance("cluster")
+        else:
+            yield op.Maintenance("cluster", (words.name(),))
+    elif words.accept("REFRESH", "MATERIALIZED", "VIEW"):
+        concurrently = words.accept("CONCURRENTLY")
+        yield op.RefreshMaterializedView(words.name(), concurrently=concurrently)
+    elif words.accept("REINDEX"):
+        yield _reindex_words(words)
+    elif words.accept("SET") or words.accept("RESET"):
+        local = words.accept("LOCAL") or (words.accept("SESSION") and False)
+        yield op.SetSetting(words.rest_text().lower(), "", local)
+    elif words.accept("ALTER", "SEQUENCE") or words.accept("ALTER", "FUNCTION") or words.accept("ALTER", "SCHEMA"):
+        yield op.CatalogOnly(words.word(-2).lower() if words.pos >= 2 else "object")
+    elif words.accept("ALTER", "EXTENSION") or words.accept("ALTER", "DEFAULT", "PRIVILEGES"):
+        yield op.CatalogOnly("extension or privileges")
+    elif words.accept("ALTER", "ROLE") or words.accept("ALTER", "DATABASE") or words.accept("ALTER", "USER"):
+        yield op.CatalogOnly("role or database setting")
+    elif words.accept("ALTER", "INDEX"):
+        words.skip_if_exists()
+        name = words.name()
+        if words.accept("RENAME", "TO"):
+            yield op.RenameIndex(name, words.name())
+        else:
+            raise _NotUnderstood("zdm does not know this ALTER INDEX form")
+    elif words.accept("ALTER", "POLICY"):
+        words.name()
+        words.accept("ON")
+        yield op.RowLevelSecurity(words.name(), action="alter policy")
+    elif words.accept("ALTER", "MATERIALIZED", "VIEW") or words.accept("ALTER", "VIEW"):
+        yield op.CatalogOnly("view")
+    elif words.accept("ALTER", "TRIGGER"):
+        words.name()
+        words.accept("ON")
+        yield op.Trigger(on=words.name(), action="rename")
+    elif words.accept("COMMENT", "ON") or head in ("GRANT", "REVOKE"):
+        yield op.CatalogOnly("comment or privileges")
+    elif head in ("BEGIN", "START"):
+        yield op.TransactionControl("begin")
+    elif head in ("COMMIT", "END"):
+        yield op.TransactionControl("commit")
+    elif head == "ROLLBACK":
+        yield op.TransactionControl("rollback")
+    else:
+        raise _NotUnderstood(f"zdm does not recognise a statement starting with {head or 'this'}")
+
+
+def _name_list(words: _Words) -> tuple[str, ...]:
+    names: list[str] = []
+    while not words.done():
+        if words.word() in (",", "(", ")"):
+            words.pos += 1
+            continue
+        if words.word() in ("VERBOSE", "FULL", "FREEZE", "ANALYZE", "SKIP_LOCKED"):
+            words.pos += 1
+            continue
+        names.append(words.name())
+        if words.word() == "(":  # a column list: skip it
+            while not words.done() and words.word() != ")":
+                words.pos += 1
+    return tuple(names)
+
+
+def _vacuum_words(words: _Words) -> op.Operation:
+    full = False
+    if words.word() == "(":
+        options = []
+        while not words.done() and words.word() != ")":
+            options.append(words.word())
+            words.pos += 1
+        words.accept(")")
+        full = "FULL" in options
+    while words.word() in ("FULL", "FREEZE", "VERBOSE", "ANALYZE"):
+        full = full or words.word() == "FULL"
+        words.pos += 1
+    return op.Maintenance("vacuum_full" if full else "vacuum", _name_list(words))
+
+
+def _reindex_words(words: _Words) -> op.Operation:
+    if words.word() == "(":
+        while not words.done() and words.word() != ")":
+            words.pos += 1
+        words.accept(")")
+    words.accept("INDEX") or words.accept("TABLE") or words.accept("SCHEMA") or words.accept("DATABASE")
+    concurrently = words.accept("CONCURRENTLY")
+    return op.Reindex(words.name(), concurrently=concurrently)
+
+
+def _alter_type(words: _Words) -> op.Operation:
+    name = words.name()
+    if words.accept("ADD", "VALUE"):
+        words.skip_if_exists()
+        return op.AddEnumValue(name, words.string())
+    if words.accept("RENAME", "VALUE"):
+        old = words.string()
+        words.accept("TO")
+        return op.RenameEnumValue(name, old, words.string())
+    if words.accept("RENAME", "TO"):
+        return op.RenameType(name, words.name())
+    if words.accept("OWNER", "TO") or words.accept("SET", "SCHEMA"):
+        return op.CatalogOnly("type owner or schema")
+    raise _NotUnderstood("zdm does not know this ALTER TYPE form")
+
+
+def _split_top_level(tokens: Sequence[Token]) -> list[list[Token]]:
+    parts: list[list[Token]] = [[]]
+    depth = 0
+    for token in tokens:
+        if token.token_type is TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type is TokenType.R_PAREN:
+            depth -= 1
+        if token.token_type is TokenType.COMMA and depth == 0:
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    return [p for p in parts if p]
+
+
+def _alter_table_words(words: _Words) -> Iterator[op.Operation]:
+    words.skip_if_exists()
+    words.accept("ONLY")
+    table = words.name()
+    words.accept("*")
+    for part in _split_top_level(words.tokens[words.pos :]):
+        yield from _alter_table_subcommand(table, part, words.source)
+
+
+def _alter_table_subcommand(table: str, part: list[Token], source: str) -> Iterator[op.Operation]:
+    sub_text = source[part[0].start : part[-1].end + 1]
+    tree = _reparse_alter(table, sub_text)
+    if tree is not None:
+        try:
+            yield from _alter(tree)
+            return
+        except _NotUnderstood:
+            pass
+    words = _Words(part, source)
+    if words.accept("RENAME", "CONSTRAINT"):
+        old = words.name()
+        words.accept("TO")
+        yield op.RenameConstraint(table, old, words.name())
+    elif words.accept("VALIDATE", "CONSTRAINT"):
+        yield op.ValidateConstraint(table, words.name())
+    elif words.accept("ADD", "CONSTRAINT"):
+        name = words.name()
+        kind = "primary_key" if words.accept("PRIMARY", "KEY") else "unique" if words.accept("UNIQUE") else ""
+        if kind and words.accept("USING", "INDEX"):
+            index = words.name()
+            yield op.AddConstraint(table, op.ConstraintSpec(name, kind, using_index=index))
+        else:
+            raise _NotUnderstood(f"zdm does not know this ADD CONSTRAINT form: {sub_text[:80]}")
+    elif words.word() in ("ENABLE", "DISABLE", "FORCE", "NO"):
+        yield _enable_disable(table, words, sub_text)
+    elif words.accept("OWNER", "TO"):
+        yield op.TableOption(table, option="owner", lock="ACCESS_EXCLUSIVE")
+    elif words.accept("REPLICA", "IDENTITY"):
+        yield op.TableOption(table, option="replica identity", lock="ACCESS_EXCLUSIVE")
+    elif words.accept("CLUSTER", "ON") or words.accept("SET", "WITHOUT", "CLUSTER"):
+        yield op.TableOption(table, option="cluster marker", lock="SHARE_UPDATE_EXCLUSIVE")
+    elif words.accept("SET", "(") or words.accept("RESET", "("):
+        yield op.TableOption(table, option="storage parameters", lock="SHARE_UPDATE_EXCLUSIVE")
+    elif words.accept("SET", "SCHEMA"):
+        yield op.TableOption(table, option="set schema", lock="ACCESS_EXCLUSIVE")
+    elif words.accept("ALTER", "COLUMN") or words.accept("ALTER"):
+        yield _alter_column_words(table, words, sub_text)
+    else:
+        raise _NotUnderstood(f"zdm does not know the ALTER TABLE subcommand: {sub_text[:80]}")
+
+
+def _reparse_alter(table: str, sub_text: str) -> exp.Alter | None:
+    try:
+        tree = _DIALECT.parse(f'ALTER TABLE "{table}" {sub_text}')
+    except (SqlglotError, ValueError, IndexError, TypeError, AttributeError):
+        return None
+    if len(tree) == 1 and isinstance(tree[0], exp.Alter) and tree[0].args.get("actions"):
+        fixed = tree[0]
+        fixed.set("this", exp.Table(this=exp.Identifier(this=table, quoted=True)))
+        return fixed
+    return None
+
+
+def _enable_disable(table: str, words: _Words, sub_text: str) -> op.Operation:
+    text = " ".join(t.text.upper() for t in words.tokens)
+    if "ROW LEVEL SECURITY" in text:
+        return op.RowLevelSecurity(table, action=text.replace(" ROW LEVEL SECURITY", "").lower())
+    if "TRIGGER" in text:
+        return op.Trigger(table, action="enable" if text.startswith("ENABLE") else "disable")
+    if "RULE" in text:
+        return op.TableOption(table, option="rule", lock="SHARE_ROW_EXCLUSIVE")
+    raise _NotUnderstood(f"zdm does not know the ALTER TABLE subcommand: {sub_text[:80]}")
+
+
+def _alter_column_words(table: str, words: _Words, sub_text: str) -> op.Operation:
+    column = words.name()
+    if words.accept("SET", "STATISTICS") or words.accept("SET", "(") or words.accept("RESET", "("):
+        return op.AlterColumnOption(table, column=column, option="statistics or attribute options")
+    if words.accept("SET", "STORAGE") or words.accept("SET", "COMPRESSION"):
+        return op.AlterColumnOption(table, column=column, option="storage")
+    if words.accept("ADD", "GENERATED"):
+        return op.AlterColumnIdentity(table, column=column, action="add identity")
+    if words.accept("DROP", "IDENTITY"):
+        return op.AlterColumnIdentity(table, column=column, action="drop identity")
+    if words.accept("DROP", "EXPRESSION"):
+        return op.AlterColumnIdentity(table, column=column, action="drop expression")
+    if words.word() in ("SET", "RESTART"):
+        return op.AlterColumnIdentity(table, column=column, action="identity options")
+    raise _NotUnderstood(f"zdm does not know the ALTER COLUMN form: {sub_text[:80]}")
+
+
+def _create_words(words: _Words) -> Iterator[op.Operation]:
+    words.accept("CREATE")
+    words.accept("OR", "REPLACE")
+    words.accept("TEMPORARY") or words.accept("TEMP")
+    if words.word() in ("FUNCTION", "PROCEDURE", "AGGREGATE", "OPERATOR", "CAST", "COLLATION", "LANGUAGE"):
+        yield op.CatalogOnly(words.word().lower())
+    elif words.word() in ("EXTENSION", "SCHEMA", "SEQUENCE", "ROLE", "USER", "PUBLICATION", "SUBSCRIPTION"):
+        yield op.CatalogOnly(words.word().lower())
+    elif words.word() in ("TYPE", "DOMAIN"):
+        yield op.CatalogOnly(words.word().lower())
+    elif words.accept("POLICY"):
+        words.name()
+        words.accept("ON")
+        yield op.RowLevelSecurity(words.name(), action="create policy")
+    elif words.accept("CONSTRAINT", "TRIGGER") or words.accept("TRIGGER"):
+        words.name()
+        while not words.done() and words.word() != "ON":
+            words.pos += 1
+        words.accept("ON")
+        yield op.Trigger(on=words.name(), action="create")
+    elif words.word() in ("UNIQUE", "INDEX"):
+        unique = words.accept("UNIQUE")
+        words.accept("INDEX")
+        concurrently = words.accept("CONCURRENTLY")
+        words.skip_if_exists()
+        name = None if words.word() == "ON" else words.name()
+        words.accept("ON")
+        words.accept("ONLY")
+        yield op.CreateIndex(name, words.name(), unique=unique, concurrently=concurrently)
+    elif words.word() in ("MATERIALIZED", "VIEW"):
+        materialized = words.accept("MATERIALIZED")
+        words.accept("VIEW")
+        words.skip_if_exists()
+        yield op.CreateView(words.name(), materialized=materialized, reads=())
+    else:
+        raise _NotUnderstood(f"zdm does not know CREATE {words.word()}")
+
+
+def _drop_words(words: _Words) -> Iterator[op.Operation]:
+    words.accept("DROP")
+    if words.accept("POLICY"):
+        words.skip_if_exists()
+        words.name()
+        words.accept("ON")
+        yield op.RowLevelSecurity(words.name(), action="drop policy")
+    elif words.accept("TRIGGER"):
+        words.skip_if_exists()
+        name = words.name()
+        words.accept("ON")
+        yield op.Trigger(on=words.name(), action="drop", name=name)
+    elif words.accept("INDEX"):
+        concurrently = words.accept("CONCURRENTLY")
+        words.skip_if_exists()
+        for part in _split_top_level(words.tokens[words.pos :]):
+            sub = _Words(part, words.source)
+            name = sub.name()
+            yield op.DropIndex(name, concurrently=concurrently)
+    elif words.word() in ("FUNCTION", "PROCEDURE", "EXTENSION", "SCHEMA", "SEQUENCE", "AGGREGATE", "OPERATOR"):
+        yield op.CatalogOnly(f"drop {words.word().lower()}")
+    elif words.accept("TYPE"):
+        words.skip_if_exists()
+        yield op.DropType(words.name())
+    else:
+        raise _NotUnderstood(f"zdm does not know DROP {words.word()}")

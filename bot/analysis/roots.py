@@ -1,0 +1,139 @@
+"""Find Prisma migration roots and analyse them in Prisma's order.
+
+A root is a folder holding `migration_lock.toml` and `<name>/migration.sql` folders. Prisma applies the
+folders in lexical order of their names; zdm replays them in that order so each file is judged against the
+schema the earlier ones built.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.analysis.config import RepoConfig
+from bot.analysis.engine import Analyzer
+from bot.analysis.model import FileResult
+
+LOCK_FILE = "migration_lock.toml"
+MIGRATION_FILE = "migration.sql"
+_SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", "dist", "build", ".next"}
+
+
+@dataclass(frozen=True)
+class MigrationRoot:
+    path: Path
+    provider: str
+    migrations: tuple[Path, ...]  # migration.sql files, in Prisma's order
+
+
+@dataclass
+class CheckRun:
+    files: list[FileResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def read_provider(lock_file: Path) -> str:
+    try:
+        data = tomllib.loads(lock_file.read_text(encoding="utf-8", errors="replace"))
+    except (tomllib.TOMLDecodeError, OSError):
+        return "unknown"
+    provider = data.get("provider")
+    return provider if isinstance(provider, str) else "unknown"
+
+
+def migrations_of(root: Path) -> tuple[Path, ...]:
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name.encode())
+    return tuple(folder / MIGRATION_FILE for folder in folders if (folder / MIGRATION_FILE).is_file())
+
+
+def find_roots(base: Path) -> list[MigrationRoot]:
+    roots = []
+    for directory, subdirs, files in os.walk(base):
+        subdirs[:] = sorted(d for d in subdirs if d not in _SKIP_DIRS)
+        if LOCK_FILE in files:
+            path = Path(directory)
+            roots.append(MigrationRoot(path, read_provider(path / LOCK_FILE), migrations_of(path)))
+    return roots
+
+
+def root_of(migration_sql: Path) -> MigrationRoot | None:
+    candidate = migration_sql.parent.parent
+    if (candidate / LOCK_FILE).is_file():
+        return MigrationRoot(candidate, read_provider(candidate / LOCK_FILE), migrations_of(candidate))
+    return None
+
+
+def _display(path: Path, relative_to: Path | None) -> str:
+    if relative_to is not None:
+        try:
+            return str(path.resolve().relative_to(relative_to.resolve()))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def check_paths(paths: Sequence[Path], config: RepoConfig, relative_to: Path | None = None) -> CheckRun:
+    """Analyse what the user pointed at: repositories, migration roots, migration folders or .sql files."""
+    run = CheckRun()
+    targets_by_root: dict[Path, tuple[MigrationRoot, set[Path] | None]] = {}
+    loose: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            root = root_of(path) if path.name == MIGRATION_FILE else None
+            if root is None:
+                loose.append(path)
+                continue
+            _, wanted = targets_by_root.setdefault(root.path, (root, set()))
+            if wanted is not None:
+                wanted.add(path.resolve())
+        elif (path / MIGRATION_FILE).is_file():
+            root = root_of(path / MIGRATION_FILE)
+            if root is None:
+                loose.append(path / MIGRATION_FILE)
+                continue
+            _, wanted = targets_by_root.setdefault(root.path, (root, set()))
+            if wanted is not None:
+                wanted.add((path / MIGRATION_FILE).resolve())
+        elif path.is_dir():
+            for root in find_roots(path):
+                targets_by_root[root.path] = (root, None)
+        else:
+            run.notes.append(f"{path}: no such file or directory")
+    for root, wanted in targets_by_root.values():
+        if root.provider != "postgresql":
+            run.notes.append(
+                f"{_display(root.path, relative_to)}: provider is {root.provider!r}, not postgresql; skipped"
+            )
+            continue
+        run.files.extend(analyze_root(root, config, wanted, relative_to))
+    for sql in loose:
+        analyzer = Analyzer(config)
+        text = read_sql(sql)
+        run.files.append(analyzer.analyze(text, _display(sql, relative_to)))
+    return run
+
+
+def analyze_root(
+    root: MigrationRoot, config: RepoConfig, wanted: set[Path] | None = None, relative_to: Path | None = None
+) -> Iterable[FileResult]:
+    """Replay `root` in order; report every file, or only `wanted` ones (stopping after the last)."""
+    analyzer = Analyzer(config)
+    remaining = set(wanted) if wanted is not None else None
+    for sql in root.migrations:
+        if remaining is not None and not remaining:
+            return
+        text = read_sql(sql)
+        if remaining is None or sql.resolve() in remaining:
+            if remaining is not None:
+                remaining.discard(sql.resolve())
+            yield analyzer.analyze(text, _display(sql, relative_to))
+        else:
+            analyzer.replay(text)
+
+
+def read_sql(path: Path) -> str:
+    # Invalid UTF-8 is replaced rather than fatal: the statement around it is then reported, not the file.
+    return path.read_bytes().decode("utf-8", errors="replace")

@@ -1,0 +1,264 @@
+"""An in-memory model of the database schema, built by replaying earlier migrations.
+
+Rules ask it what existed before the migration under review (live tables), what a column's type was, and which
+constraints are known; `apply` moves it forward one operation at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.analysis import operations as op
+
+
+@dataclass
+class Column:
+    type: op.TypeSpec | None
+    not_null: bool = False
+    has_default: bool = False
+
+
+@dataclass
+class Constraint:
+    kind: str
+    validated: bool = True
+    not_null_column: str | None = None
+    ref_table: str | None = None
+    index: str | None = None
+    columns: tuple[str, ...] = ()
+
+
+@dataclass
+class Table:
+    name: str
+    columns: dict[str, Column] = field(default_factory=dict)
+    constraints: dict[str, Constraint] = field(default_factory=dict)
+    # False only for tables the model heard of without seeing their definition (e.g. a rename of an unknown).
+    complete: bool = True
+
+
+@dataclass
+class Schema:
+    tables: dict[str, Table] = field(default_factory=dict)
+    indexes: dict[str, str] = field(default_factory=dict)  # index name -> table
+    enums: dict[str, list[str]] = field(default_factory=dict)
+    views: set[str] = field(default_factory=set)
+    materialized_views: set[str] = field(default_factory=set)
+    view_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Objects created by the migration file being analysed: nothing reads them yet.
+    new_objects: set[str] = field(default_factory=set)
+
+    def begin_file(self) -> None:
+        self.new_objects = set()
+
+    def is_new(self, name: str) -> bool:
+        return name in self.new_objects
+
+    def is_live(self, name: str) -> bool:
+        """A table (or materialized view) that existed before this file; unknown names count as live."""
+        return name not in self.new_objects
+
+    def column(self, table: str, column: str) -> Column | None:
+        model = self.tables.get(table)
+        return model.columns.get(column) if model else None
+
+    def index_table(self, index: str) -> str | None:
+        return self.indexes.get(index) or self.indexes.get(index.rsplit(".", 1)[-1])
+
+    def referencing_tables(self, table: str) -> list[str]:
+        return sorted(
+            other.name
+            for other in self.tables.values()
+            if other.name != table and any(c.ref_table == table for c in other.constraints.values())
+        )
+
+    def has_valid_not_null_check(self, table: str, column: str) -> bool:
+        model = self.tables.get(table)
+        if model is None:
+            return False
+        return any(
+            c.kind == "check" and c.validated and c.not_null_column == column for c in model.constraints.values()
+        )
+
+    def constraint(self, table: str, name: str) -> Constraint | None:
+        model = self.tables.get(table)
+        return model.constraints.get(name) if model else None
+
+    # ------------------------------------------------------------------------------------------ replay
+
+    def apply(self, operation: op.Operation) -> None:
+        handler = getattr(self, "_apply_" + type(operation).__name__, None)
+        if handler is not None:
+            handler(operation)
+
+    def _table(self, name: str) -> Table:
+        model = self.tables.get(name)
+        if model is None:
+            model = self.tables[name] = Table(name, complete=False)
+        return model
+
+    def _apply_CreateTable(self, o: op.CreateTable) -> None:
+        table = Table(o.name)
+        for spec in o.columns:
+            table.columns[spec.name] = _column(spec)
+            if spec.references is not None:
+                table.constraints[f"{o.name}_{spec.name}_fkey"] = Constraint(
+                    "foreign_key", ref_table=spec.references.ref_table, columns=(spec.name,)
+                )
+        for index, constraint in enumerate(o.constraints):
+            name = constraint.name or f"{o.name}_constraint_{index}"
+            table.constraints[name] = _constraint(constraint, validated=True)
+            if constraint.kind in ("primary_key", "unique"):
+                self.indexes[name] = o.name
+                for column in constraint.columns:
+                    if constraint.kind == "primary_key" and column in table.columns:
+                        table.columns[column].not_null = True
+        if not o.columns and not o.constraints and o.reads:
+            table.complete = False
+        self.tables[o.name] = table
+        self.new_objects.add(o.name)
+
+    def _apply_DropTable(self, o: op.DropTable) -> None:
+        self.tables.pop(o.name, None)
+        self.indexes = {i: t for i, t in self.indexes.items() if t != o.name}
+
+    def _apply_RenameTable(self, o: op.RenameTable) -> None:
+        table = self.tables.pop(o.name, None) or Table(o.new_name, complete=False)
+        table.name = o.new_name
+        self.tables[o.new_name] = table
+        self.indexes = {i: (o.new_name if t == o.name else t) for i, t in self.indexes.items()}
+        for other in self.tables.values():
+            for constraint in other.constraints.values():
+                if constraint.ref_table == o.name:
+                    constraint.ref_table = o.new_name
+        if o.name in self.new_objects:
+            self.new_objects.add(o.new_name)
+
+    def _apply_AddColumn(self, o: op.AddColumn) -> None:
+        self._table(o.on).columns[o.column.name] = _column(o.column)
+        if o.column.references is not None:
+            self._table(o.on).constraints[f"{o.on}_{o.column.name}_fkey"] = Constraint(
+                "foreign_key", ref_table=o.column.references.ref_table, columns=(o.column.name,)
+            )
+
+    def _apply_DropColumn(self, o: op.DropColumn) -> None:
+        self._table(o.on).columns.pop(o.column, None)
+
+    def _apply_RenameColumn(self, o: op.RenameColumn) -> None:
+        table = self._table(o.on)
+        column = table.columns.pop(o.column, None) or Column(None)
+        table.columns[o.new_name] = column
+        for constraint in table.constraints.values():
+            if constraint.not_null_column == o.column:
+                constraint.not_null_column = o.new_name
+
+    def _apply_AlterColumnType(self, o: op.AlterColumnType) -> None:
+        column = self._table(o.on).columns.setdefault(o.column, Column(None))
+        column.type = o.new_type
+
+    def _apply_SetNotNull(self, o: op.SetNotNull) -> None:
+        self._table(o.on).columns.setdefault(o.column, Column(None)).not_null = True
+
+    def _apply_DropNotNull(self, o: op.DropNotNull) -> None:
+        self._table(o.on).columns.setdefault(o.column, Column(None)).not_null = False
+
+    def _apply_SetDefault(self, o: op.SetDefault) -> None:
+        self._table(o.on).columns.setdefault(o.column, Column(None)).has_default = True
+
+    def _apply_DropDefault(self, o: op.DropDefault) -> None:
+        self._table(o.on).columns.setdefault(o.column, Column(None)).has_default = False
+
+    def _apply_AddConstraint(self, o: op.AddConstraint) -> None:
+        table = self._table(o.on)
+        name = o.constraint.name or f"{o.on}_constraint_{len(table.constraints)}"
+        table.constraints[name] = _constraint(o.constraint, validated=not o.not_valid)
+        if o.constraint.kind in ("primary_key", "unique"):
+            self.indexes.pop(o.constraint.using_index or "", None)
+            self.indexes[name] = o.on
+            if o.constraint.kind == "primary_key":
+                for column in o.constraint.columns:
+                    table.columns.setdefault(column, Column(None)).not_null = True
+
+    def _apply_DropConstraint(self, o: op.DropConstraint) -> None:
+        table = self._table(o.on)
+        removed = table.constraints.pop(o.name, None)
+        if removed is not None and removed.kind in ("primary_key", "unique"):
+            self.indexes.pop(o.name, None)
+
+    def _apply_RenameConstraint(self, o: op.RenameConstraint) -> None:
+        table = self._table(o.on)
+        constraint = table.constraints.pop(o.name, None)
+        if constraint is not None:
+            table.constraints[o.new_name] = constraint
+            if o.name in self.indexes:
+                self.indexes[o.new_name] = self.indexes.pop(o.name)
+
+    def _apply_ValidateConstraint(self, o: op.ValidateConstraint) -> None:
+        constraint = self.constraint(o.on, o.name)
+        if constraint is not None:
+            constraint.validated = True
+
+    def _apply_CreateIndex(self, o: op.CreateIndex) -> None:
+        if o.name:
+            self.indexes[o.name] = o.on
+            if o.on in self.new_objects:
+                self.new_objects.add(o.name)
+
+    def _apply_DropIndex(self, o: op.DropIndex) -> None:
+        self.indexes.pop(o.name, None)
+        self.indexes.pop(o.name.rsplit(".", 1)[-1], None)
+
+    def _apply_RenameIndex(self, o: op.RenameIndex) -> None:
+        table = self.indexes.pop(o.name, None)
+        if table is not None:
+            self.indexes[o.new_name] = table
+
+    def _apply_CreateEnum(self, o: op.CreateEnum) -> None:
+        self.enums[o.name] = list(o.values)
+        self.new_objects.add(o.name)
+
+    def _apply_AddEnumValue(self, o: op.AddEnumValue) -> None:
+        self.enums.setdefault(o.type_name, []).append(o.value)
+
+    def _apply_RenameEnumValue(self, o: op.RenameEnumValue) -> None:
+        values = self.enums.setdefault(o.type_name, [])
+        self.enums[o.type_name] = [o.new_value if v == o.value else v for v in values]
+
+    def _apply_RenameType(self, o: op.RenameType) -> None:
+        if o.name in self.enums:
+            self.enums[o.new_name] = self.enums.pop(o.name)
+        for table in self.tables.values():
+            for column in table.columns.values():
+                if column.type is not None and column.type.base == o.name:
+                    column.type = op.TypeSpec(o.new_name, column.type.params, column.type.array_dims, True)
+
+    def _apply_DropType(self, o: op.DropType) -> None:
+        self.enums.pop(o.name, None)
+
+    def _apply_CreateView(self, o: op.CreateView) -> None:
+        (self.materialized_views if o.materialized else self.views).add(o.name)
+        self.view_sources[o.name] = o.reads
+        self.new_objects.add(o.name)
+
+    def _apply_DropView(self, o: op.DropView) -> None:
+        self.views.discard(o.name)
+        self.materialized_views.discard(o.name)
+
+
+def _column(spec: op.ColumnSpec) -> Column:
+    return Column(
+        spec.type,
+        not_null=spec.not_null or spec.primary_key,
+        has_default=spec.default is not None or spec.serial or spec.generated is not None,
+    )
+
+
+def _constraint(spec: op.ConstraintSpec, validated: bool) -> Constraint:
+    return Constraint(
+        spec.kind,
+        validated=validated,
+        not_null_column=spec.not_null_column,
+        ref_table=spec.foreign_key.ref_table if spec.foreign_key else None,
+        index=spec.using_index,
+        columns=spec.columns,
+    )

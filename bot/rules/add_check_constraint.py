@@ -1,0 +1,73 @@
+"""add-check-constraint: CHECK without NOT VALID scans the table under ACCESS EXCLUSIVE."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+
+ID = "add-check-constraint"
+
+
+def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
+    if isinstance(o, op.AddColumn):
+        if not o.column.check:
+            return None
+        return claim(
+            ID,
+            ctx,
+            f"The inline CHECK on new column {quoted(o.column.name)} is verified against every row of "
+            f"{quoted(o.on)} under ACCESS EXCLUSIVE.",
+            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            scans=[o.on],
+            alternative="Add the column first, then the CHECK as NOT VALID, then VALIDATE it in a later migration.",
+            table=o.on,
+        )
+    if o.constraint.kind != "check":
+        return None
+    name = quoted(o.constraint.name)
+    if o.not_valid:
+        return claim(
+            ID,
+            ctx,
+            f"CHECK {name} is added NOT VALID: existing rows are not checked, the ACCESS EXCLUSIVE lock on "
+            f"{quoted(o.on)} is brief. Validate it in a later migration.",
+            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            table=o.on,
+        )
+    return claim(
+        ID,
+        ctx,
+        f"Adding CHECK {name} scans all of {quoted(o.on)} to verify existing rows while an ACCESS EXCLUSIVE "
+        "lock blocks every read and write.",
+        {o.on: LockMode.ACCESS_EXCLUSIVE},
+        scans=[o.on],
+        alternative=(
+            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {name} CHECK (...) NOT VALID;\n"
+            f"-- next migration:\nALTER TABLE {quoted(o.on)} VALIDATE CONSTRAINT {name};"
+        ),
+        table=o.on,
+    )
+
+
+RULE = Rule(
+    id=ID,
+    title="CHECK constraint validated while locked",
+    summary="`ADD CONSTRAINT ... CHECK` without `NOT VALID` reads every row under ACCESS EXCLUSIVE.",
+    why=(
+        "Adding a CHECK verifies all existing rows while the table is locked against reads and writes. "
+        "With `NOT VALID` only new writes are checked and the lock is brief; `VALIDATE CONSTRAINT` then "
+        "verifies old rows under SHARE UPDATE EXCLUSIVE, which lets reads and writes continue."
+    ),
+    instead="`ADD CONSTRAINT ... CHECK (...) NOT VALID`, then `VALIDATE CONSTRAINT` in a following migration.",
+    operations=(op.AddConstraint, op.AddColumn),
+    check=check,
+    examples=(
+        Example('ALTER TABLE "User" ADD CONSTRAINT "user_score_pos" CHECK ("score" > 0);', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" ADD CONSTRAINT "user_bio_nn" CHECK ("bio" IS NOT NULL) NOT VALID;',
+            Classification.BRIEF,
+            STANDARD_SETUP,
+        ),
+    ),
+)

@@ -1,0 +1,116 @@
+"""add-foreign-key: FOREIGN KEY without NOT VALID scans the referencing table; both tables are locked."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+
+ID = "add-foreign-key"
+SRE = LockMode.SHARE_ROW_EXCLUSIVE
+
+
+def check(o: op.AddConstraint | op.AddColumn | op.CreateTable, ctx: Context) -> Effect | None:
+    if isinstance(o, op.CreateTable):
+        referenced = [c.foreign_key.ref_table for c in o.constraints if c.foreign_key] + [
+            c.references.ref_table for c in o.columns if c.references
+        ]
+        if not any(ctx.live(t) for t in referenced):
+            return None
+        return claim(
+            ID,
+            ctx,
+            "The new table's foreign keys take a brief SHARE ROW EXCLUSIVE lock on the live referenced "
+            "table(s): writes to them wait for it.",
+            [(t, SRE) for t in referenced],
+            table=o.name,
+        )
+    if isinstance(o, op.AddColumn):
+        if o.column.references is None:
+            return None
+        fk = o.column.references
+        not_valid = False
+        name = f"{o.on}_{o.column.name}_fkey"
+    else:
+        if o.constraint.foreign_key is None:
+            return None
+        fk = o.constraint.foreign_key
+        not_valid = o.not_valid
+        name = o.constraint.name or "..."
+    locks = [(o.on, SRE), (fk.ref_table, SRE)]
+    if not_valid:
+        return claim(
+            ID,
+            ctx,
+            f"Foreign key {quoted(name)} is added NOT VALID: existing rows are not checked and the SHARE ROW "
+            f"EXCLUSIVE locks on {quoted(o.on)} and {quoted(fk.ref_table)} are brief.",
+            locks,
+            table=o.on,
+        )
+    if not ctx.live(o.on):
+        return claim(
+            ID,
+            ctx,
+            f"The foreign key from new table {quoted(o.on)} still takes a brief SHARE ROW EXCLUSIVE lock on "
+            f"{quoted(fk.ref_table)}: writes to it wait for the lock.",
+            locks,
+            table=o.on,
+        )
+    cols = ", ".join(quoted(c) for c in fk.columns)
+    ref_cols = ", ".join(quoted(c) for c in fk.ref_columns)
+    return claim(
+        ID,
+        ctx,
+        f"Adding foreign key {quoted(name)} checks every row of {quoted(o.on)} against {quoted(fk.ref_table)} "
+        "while SHARE ROW EXCLUSIVE locks block writes to both tables.",
+        locks,
+        scans=[o.on],
+        alternative=(
+            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} FOREIGN KEY ({cols}) "
+            f"REFERENCES {quoted(fk.ref_table)}({ref_cols}) ... NOT VALID;\n"
+            f"-- next migration:\nALTER TABLE {quoted(o.on)} VALIDATE CONSTRAINT {quoted(name)};"
+        ),
+        table=o.on,
+    )
+
+
+RULE = Rule(
+    id=ID,
+    title="Foreign key validated while locked",
+    summary="`ADD CONSTRAINT ... FOREIGN KEY` without `NOT VALID` scans the table and blocks writes to both tables.",
+    why=(
+        "PostgreSQL checks every existing row of the referencing table while holding SHARE ROW EXCLUSIVE on "
+        "it and on the referenced table: writes to both wait for the whole scan. A foreign key from a table "
+        "created in the same migration scans nothing, but still locks the live referenced table briefly."
+    ),
+    instead=(
+        "Add the foreign key `NOT VALID` (brief lock), then `VALIDATE CONSTRAINT` in a following migration: "
+        "validation takes SHARE UPDATE EXCLUSIVE, so reads and writes continue."
+    ),
+    operations=(op.AddConstraint, op.AddColumn, op.CreateTable),
+    check=check,
+    examples=(
+        Example(
+            'ALTER TABLE "Tip" DROP CONSTRAINT "Tip_userId_fkey";\n'
+            'ALTER TABLE "Tip" ADD CONSTRAINT "Tip_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User"("id") '
+            "ON DELETE SET NULL ON UPDATE CASCADE;",
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
+        Example(
+            'ALTER TABLE "Tip" DROP CONSTRAINT "Tip_userId_fkey";\n'
+            'ALTER TABLE "Tip" ADD CONSTRAINT "Tip_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User"("id") '
+            "ON DELETE SET NULL ON UPDATE CASCADE NOT VALID;",
+            Classification.BRIEF,
+            STANDARD_SETUP,
+        ),
+        Example(
+            'CREATE TABLE "New" ("id" INTEGER NOT NULL, "userId" INTEGER, CONSTRAINT "New_pkey" PRIMARY KEY ("id"));\n'
+            'ALTER TABLE "New" ADD CONSTRAINT "New_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User"("id") '
+            "ON DELETE RESTRICT ON UPDATE CASCADE;",
+            Classification.BRIEF,
+            STANDARD_SETUP,
+            title="from a table created in the same migration",
+        ),
+    ),
+)

@@ -1,0 +1,76 @@
+"""add-primary-key: PRIMARY KEY constraints build an index (and may set NOT NULL) under ACCESS EXCLUSIVE."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+
+ID = "add-primary-key"
+
+
+def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
+    if isinstance(o, op.AddColumn):
+        if not o.column.primary_key:
+            return None
+        name, columns, using_index = f"{o.on}_pkey", (o.column.name,), None
+    else:
+        if o.constraint.kind != "primary_key":
+            return None
+        name, columns, using_index = o.constraint.name or f"{o.on}_pkey", o.constraint.columns, o.constraint.using_index
+    if using_index:
+        nullable = [c for c in columns if not _known_not_null(ctx, o.on, c)]
+        return claim(
+            ID,
+            ctx,
+            f"Attaching index {quoted(using_index)} as the primary key of {quoted(o.on)} is catalog-only "
+            "when its columns are already NOT NULL, under a brief ACCESS EXCLUSIVE lock.",
+            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            scans=[o.on] if nullable else [],
+            table=o.on,
+        )
+    cols = ", ".join(quoted(c) for c in columns)
+    return claim(
+        ID,
+        ctx,
+        f"Adding primary key {quoted(name)} builds its index (and checks NOT NULL) by reading all of "
+        f"{quoted(o.on)} while an ACCESS EXCLUSIVE lock blocks every read and write.",
+        {o.on: LockMode.ACCESS_EXCLUSIVE},
+        scans=[o.on],
+        alternative=(
+            f"CREATE UNIQUE INDEX CONCURRENTLY {quoted(name)} ON {quoted(o.on)} ({cols});\n"
+            "-- make the columns NOT NULL with the CHECK ... NOT VALID / VALIDATE / SET NOT NULL sequence, then:\n"
+            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} PRIMARY KEY USING INDEX {quoted(name)};"
+        ),
+        table=o.on,
+    )
+
+
+def _known_not_null(ctx: Context, table: str, column: str) -> bool:
+    model = ctx.schema.column(table, column)
+    return model is not None and model.not_null
+
+
+RULE = Rule(
+    id=ID,
+    title="Primary key built while locked",
+    summary="`ADD CONSTRAINT ... PRIMARY KEY` builds an index under ACCESS EXCLUSIVE.",
+    why=(
+        "Like a unique constraint, the primary key's index is built while the table is locked against reads "
+        "and writes; nullable key columns are also scanned to set NOT NULL."
+    ),
+    instead=(
+        "`CREATE UNIQUE INDEX CONCURRENTLY`, make the columns NOT NULL without a long lock, then "
+        "`ADD CONSTRAINT ... PRIMARY KEY USING INDEX ...`."
+    ),
+    operations=(op.AddConstraint, op.AddColumn),
+    check=check,
+    examples=(
+        Example('ALTER TABLE "Log" ADD CONSTRAINT "Log_pkey" PRIMARY KEY ("id");', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "Log" ADD CONSTRAINT "Log_pkey" PRIMARY KEY USING INDEX "Log_id_key";',
+            Classification.BRIEF,
+            STANDARD_SETUP + 'CREATE UNIQUE INDEX "Log_id_key" ON "Log"("id");',
+        ),
+    ),
+)

@@ -1,0 +1,69 @@
+"""add-unique-constraint: UNIQUE (or EXCLUDE) constraints build an index under ACCESS EXCLUSIVE."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+
+ID = "add-unique-constraint"
+
+
+def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
+    if isinstance(o, op.AddColumn):
+        if not o.column.unique or o.column.primary_key:
+            return None
+        name, columns, using_index = f"{o.on}_{o.column.name}_key", (o.column.name,), None
+    else:
+        if o.constraint.kind not in ("unique", "exclude"):
+            return None
+        name, columns, using_index = o.constraint.name or "...", o.constraint.columns, o.constraint.using_index
+    if using_index:
+        return claim(
+            ID,
+            ctx,
+            f"Attaching the already-built index {quoted(using_index)} as a constraint is catalog-only, under a "
+            f"brief ACCESS EXCLUSIVE lock on {quoted(o.on)}.",
+            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            table=o.on,
+        )
+    cols = ", ".join(quoted(c) for c in columns)
+    return claim(
+        ID,
+        ctx,
+        f"Adding unique constraint {quoted(name)} builds its index by reading all of {quoted(o.on)} while an "
+        "ACCESS EXCLUSIVE lock blocks every read and write.",
+        {o.on: LockMode.ACCESS_EXCLUSIVE},
+        scans=[o.on],
+        alternative=(
+            f"CREATE UNIQUE INDEX CONCURRENTLY {quoted(name)} ON {quoted(o.on)} ({cols});\n"
+            f"-- next migration:\nALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} UNIQUE USING INDEX {quoted(name)};"
+        ),
+        table=o.on,
+    )
+
+
+RULE = Rule(
+    id=ID,
+    title="Unique constraint built while locked",
+    summary="`ADD CONSTRAINT ... UNIQUE` builds an index under ACCESS EXCLUSIVE: no reads or writes meanwhile.",
+    why=(
+        "The constraint needs a unique index, and building it inside `ALTER TABLE` holds ACCESS EXCLUSIVE for "
+        "the whole build, which is worse than a plain `CREATE UNIQUE INDEX` (that one at least allows reads)."
+    ),
+    instead=(
+        "Build the index with `CREATE UNIQUE INDEX CONCURRENTLY`, then attach it: "
+        "`ALTER TABLE ... ADD CONSTRAINT ... UNIQUE USING INDEX ...` (catalog-only). Prisma's `@unique` only "
+        "needs the index, so the constraint step is optional."
+    ),
+    operations=(op.AddConstraint, op.AddColumn),
+    check=check,
+    examples=(
+        Example('ALTER TABLE "User" ADD CONSTRAINT "User_discordId_key" UNIQUE ("discordId");', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" ADD CONSTRAINT "User_score_key2" UNIQUE USING INDEX "User_score_key";',
+            Classification.BRIEF,
+            STANDARD_SETUP + 'CREATE UNIQUE INDEX "User_score_key" ON "User"("score");',
+        ),
+    ),
+)

@@ -1,0 +1,162 @@
+"""What a rule is: its id, its user-facing explanation, its detection and lock claim, and its examples.
+
+A rule judges one operation (or, for file rules, a whole file) and returns an `Effect`: the locks the operation
+takes on live tables, whether it rewrites or scans them, and the safe alternative. `claim` derives the
+classification from those facts, so the words a reviewer reads and the locks the tests measure on a real
+PostgreSQL cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode, Severity
+from bot.analysis.schema import Schema
+
+AE = LockMode.ACCESS_EXCLUSIVE
+
+
+@dataclass(frozen=True)
+class Context:
+    schema: Schema
+    postgres_version: int = 15
+
+    def live(self, table: str | None) -> bool:
+        return bool(table) and self.schema.is_live(table or "")
+
+
+@dataclass(frozen=True)
+class Example:
+    """A migration that shows the rule, run for real by the lock-truth tests.
+
+    `setup` is an earlier migration (its tables are live); `sql` is the migration under review.
+    `classification` is the worst classification zdm must give the statements of `sql`.
+    """
+
+    sql: str
+    classification: Classification
+    setup: str = ""
+    title: str = ""
+    min_postgres: int = 11
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    summary: str
+    why: str
+    instead: str
+    operations: tuple[type[op.Operation], ...]
+    check: Callable[[Any, Context], Effect | None]
+    examples: tuple[Example, ...] = ()
+    severity: Severity = Severity.ERROR
+
+
+@dataclass(frozen=True)
+class FileRule:
+    """A rule over a whole file's statements (e.g. a missing lock_timeout)."""
+
+    id: str
+    title: str
+    summary: str
+    why: str
+    instead: str
+    check_file: Callable[[Any], list[tuple[int, Effect]]]
+    examples: tuple[Example, ...] = ()
+    severity: Severity = Severity.WARNING
+    operations: tuple[type[op.Operation], ...] = field(default=())
+
+
+def claim(
+    rule: str,
+    ctx: Context,
+    message: str,
+    locks: Mapping[str | None, LockMode] | Iterable[tuple[str | None, LockMode]],
+    *,
+    rewrites: Iterable[str | None] = (),
+    scans: Iterable[str | None] = (),
+    breaking: bool = False,
+    alternative: str = "",
+    table: str | None = None,
+    classification: Classification | None = None,
+) -> Effect:
+    """An effect restricted to live tables, classified from what it does to them.
+
+    blocking: a lock that blocks writes (SHARE or stronger) held while a live table is rewritten or scanned;
+    brief: such a lock with neither; safe: anything weaker. Objects created in the same file are not live.
+    """
+    pairs = locks.items() if isinstance(locks, Mapping) else locks
+    live_locks: dict[str, LockMode] = {}
+    for name, mode in pairs:
+        if name and ctx.live(name):
+            live_locks[name] = max(mode, live_locks.get(name, mode))
+    live_rewrites = frozenset(t for t in rewrites if t and ctx.live(t))
+    live_scans = frozenset(t for t in scans if t and ctx.live(t))
+    if classification is None:
+        classification = classify(live_locks, live_rewrites, live_scans)
+    touches_live = bool(live_locks) or ctx.live(table)
+    return Effect(
+        rule_id=rule,
+        classification=classification,
+        message=message,
+        locks=live_locks,
+        rewrites=live_rewrites,
+        scans=live_scans,
+        breaking=breaking and touches_live,
+        safe_alternative=alternative,
+        table=table,
+    )
+
+
+def classify(locks: Mapping[str, LockMode], rewrites: frozenset[str], scans: frozenset[str]) -> Classification:
+    strong = {table for table, mode in locks.items() if mode.blocks_writes}
+    if strong & (rewrites | scans):
+        return Classification.BLOCKING
+    if strong:
+        return Classification.BRIEF
+    return Classification.SAFE
+
+
+def quoted(name: str | None) -> str:
+    if not name:
+        return "?"
+    if "." in name:
+        schema, _, bare = name.partition(".")
+        return f'"{schema}"."{bare}"'
+    return f'"{name}"'
+
+
+# The live tables most examples start from: the shapes Prisma writes for a small app.
+STANDARD_SETUP = """
+CREATE TYPE "Role" AS ENUM ('USER', 'ADMIN');
+CREATE TABLE "User" (
+    "id" SERIAL NOT NULL,
+    "email" TEXT,
+    "name" VARCHAR(50),
+    "bio" TEXT,
+    "score" INTEGER,
+    "price" DECIMAL(10,2),
+    "role" "Role" NOT NULL DEFAULT 'USER',
+    "discordId" TEXT,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "User_pkey" PRIMARY KEY ("id")
+);
+CREATE TABLE "Tip" (
+    "id" SERIAL NOT NULL,
+    "userId" INTEGER,
+    "amount" INTEGER,
+    "note" VARCHAR(10),
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "Tip_pkey" PRIMARY KEY ("id")
+);
+CREATE INDEX "Tip_amount_idx" ON "Tip"("amount");
+CREATE INDEX "Tip_note_idx" ON "Tip"("note");
+ALTER TABLE "Tip" ADD CONSTRAINT "Tip_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User"("id") ON DELETE SET NULL ON UPDATE CASCADE;
+CREATE TABLE "Log" ("id" INTEGER NOT NULL, "message" TEXT);
+CREATE TABLE "Old" ("id" INTEGER NOT NULL);
+CREATE MATERIALIZED VIEW "TipTotals" AS SELECT "userId", count(*) AS "tips" FROM "Tip" GROUP BY "userId";
+"""

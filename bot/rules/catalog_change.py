@@ -1,0 +1,73 @@
+"""catalog-change: new tables, types, views, functions, extensions, grants, comments, settings."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+
+ID = "catalog-change"
+
+
+def check(
+    o: op.CreateTable
+    | op.CreateEnum
+    | op.RenameType
+    | op.DropType
+    | op.CreateView
+    | op.DropView
+    | op.CatalogOnly
+    | op.SetSetting
+    | op.TransactionControl,
+    ctx: Context,
+) -> Effect:
+    if isinstance(o, op.CreateTable):
+        return claim(ID, ctx, f"Creates table {quoted(o.name)}.", [(t, LockMode.ACCESS_SHARE) for t in o.reads], scans=o.reads)
+    if isinstance(o, op.CreateView):
+        locks = [(t, LockMode.ACCESS_SHARE) for t in o.reads]
+        if o.replace and ctx.live(o.name):
+            locks.append((o.name, LockMode.ACCESS_EXCLUSIVE))
+        return claim(ID, ctx, f"Creates view {quoted(o.name)}.", locks, scans=o.reads if o.materialized else ())
+    if isinstance(o, op.DropView):
+        return claim(
+            ID,
+            ctx,
+            f"Drops view {quoted(o.name)}; code still reading it fails.",
+            {o.name: LockMode.ACCESS_EXCLUSIVE},
+            breaking=True,
+            table=o.name,
+        )
+    if isinstance(o, op.CatalogOnly):
+        return claim(ID, ctx, f"Catalog change ({o.what}); no table is locked.", [(t, LockMode[m]) for t, m in o.weak_locks])
+    return claim(ID, ctx, "Catalog change; no table is locked.", {})
+
+
+RULE = Rule(
+    id=ID,
+    title="Catalog change (safe)",
+    summary="Creating tables, types, views, functions and extensions, grants, comments and settings lock no live table.",
+    why="These statements change only the catalog or objects nothing uses yet.",
+    instead="Nothing to change.",
+    operations=(
+        op.CreateTable,
+        op.CreateEnum,
+        op.RenameType,
+        op.DropType,
+        op.CreateView,
+        op.DropView,
+        op.CatalogOnly,
+        op.SetSetting,
+        op.TransactionControl,
+    ),
+    check=check,
+    examples=(
+        Example(
+            'CREATE TABLE "New" ("id" INTEGER NOT NULL, CONSTRAINT "New_pkey" PRIMARY KEY ("id"));',
+            Classification.SAFE,
+            STANDARD_SETUP,
+        ),
+        Example('COMMENT ON COLUMN "Tip"."amount" IS \'cents\';', Classification.SAFE, STANDARD_SETUP),
+        Example('CREATE TYPE "Color" AS ENUM (\'RED\', \'BLUE\');', Classification.SAFE, STANDARD_SETUP),
+        Example('CREATE VIEW "BigTips" AS SELECT * FROM "Tip" WHERE "amount" > 100;', Classification.SAFE, STANDARD_SETUP),
+    ),
+)

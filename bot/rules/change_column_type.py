@@ -1,0 +1,130 @@
+"""change-column-type: ALTER COLUMN ... TYPE, judged against the column's previous type."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+
+ID = "change-column-type"
+
+_SERIAL_STORAGE = {"serial": "int4", "bigserial": "int8", "smallserial": "int2"}
+# Types whose modifier can grow (or be dropped) without touching the rows.
+_WIDENABLE = {"varchar", "numeric", "timestamp", "timestamptz", "time", "timetz", "interval", "bit varying", "varbit"}
+# Changes PostgreSQL treats as binary-coercible relabelling (no rewrite, no scan).
+_RELABEL = {("varchar", "text"), ("text", "varchar"), ("cidr", "inet")}
+
+
+def needs_rewrite(old: op.TypeSpec | None, new: op.TypeSpec | None, using_expression: bool) -> bool | None:
+    """True when the change rewrites the table, False when it is catalog-only, None when zdm cannot tell."""
+    if old is None or new is None:
+        return None
+    if using_expression:
+        return True
+    old_base = _SERIAL_STORAGE.get(old.base, old.base)
+    new_base = new.base
+    if old.array_dims != new.array_dims:
+        return True
+    if old_base == new_base and old.params == new.params:
+        return False
+    if old.array_dims:
+        return True
+    if old_base == new_base and old_base in _WIDENABLE:
+        return not _widens(old_base, old.params, new.params)
+    if (old_base, new_base) in _RELABEL:
+        return bool(new.params) and new_base == "varchar"
+    return True
+
+
+def _widens(base: str, old: tuple[int, ...], new: tuple[int, ...]) -> bool:
+    if not new:
+        return True
+    if not old:
+        return False
+    if base == "numeric":
+        old_scale = old[1] if len(old) > 1 else 0
+        new_scale = new[1] if len(new) > 1 else 0
+        return new_scale == old_scale and new[0] >= old[0]
+    return new[0] >= old[0]
+
+
+def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
+    new = o.new_type
+    if new is not None and new.user_defined and ctx.schema.is_new(new.base) and new.base in ctx.schema.enums:
+        return None  # the enum-rebuild rule explains Prisma's enum swap
+    previous = ctx.schema.column(o.on, o.column)
+    old = previous.type if previous else None
+    table, column = quoted(o.on), quoted(o.column)
+    rewrite = needs_rewrite(old, new, o.using_expression)
+    if rewrite is None and ctx.live(o.on):
+        return claim(
+            ID,
+            ctx,
+            f"zdm does not know the previous type of {table}.{column}, so it cannot tell whether changing it "
+            f"to {new} rewrites the table under ACCESS EXCLUSIVE. Check it by hand.",
+            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            table=o.on,
+            classification=Classification.UNKNOWN,
+        )
+    if not rewrite:
+        return claim(
+            ID,
+            ctx,
+            f"Changing {table}.{column} from {old} to {new} is catalog-only (no rewrite), under a brief ACCESS "
+            "EXCLUSIVE lock.",
+            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            table=o.on,
+        )
+    return claim(
+        ID,
+        ctx,
+        f"Changing {table}.{column} from {old} to {new} rewrites the whole table and its indexes while an "
+        "ACCESS EXCLUSIVE lock blocks every read and write.",
+        {o.on: LockMode.ACCESS_EXCLUSIVE},
+        rewrites=[o.on],
+        scans=[o.on],
+        alternative=(
+            "Expand and contract: add a new column of the new type, write both from the application, backfill "
+            "in batches, switch reads, then drop the old column. Where a wider type is enough "
+            "(varchar(n) to varchar(m > n) or text, numeric(p,s) to numeric(q > p, s)), use it: it is catalog-only."
+        ),
+        table=o.on,
+    )
+
+
+RULE = Rule(
+    id=ID,
+    title="Column type change",
+    summary="`ALTER COLUMN ... TYPE` rewrites the table unless the new type is a binary-compatible widening.",
+    why=(
+        "Most type changes (int to bigint, text to varchar(n), timestamp to timestamptz, anything with USING) "
+        "rewrite every row and rebuild every index while holding ACCESS EXCLUSIVE. A few are catalog-only: "
+        "varchar(n) to a longer varchar or text, numeric(p,s) to a larger precision with the same scale, a "
+        "longer timestamp precision. zdm judges the change against the column's type from earlier migrations."
+    ),
+    instead=(
+        "Pick a binary-compatible widening when one exists. Otherwise expand/contract: new column, dual "
+        "writes, batched backfill, switch reads, drop the old column in a later migration."
+    ),
+    operations=(op.AlterColumnType,),
+    check=check,
+    examples=(
+        Example('ALTER TABLE "Tip" ALTER COLUMN "amount" SET DATA TYPE BIGINT;', Classification.BLOCKING, STANDARD_SETUP),
+        Example('ALTER TABLE "Tip" ALTER COLUMN "note" SET DATA TYPE VARCHAR(20);', Classification.BRIEF, STANDARD_SETUP),
+        Example('ALTER TABLE "Tip" ALTER COLUMN "note" SET DATA TYPE TEXT;', Classification.BRIEF, STANDARD_SETUP),
+        Example('ALTER TABLE "User" ALTER COLUMN "name" SET DATA TYPE VARCHAR(20);', Classification.BLOCKING, STANDARD_SETUP),
+        Example('ALTER TABLE "User" ALTER COLUMN "price" SET DATA TYPE DECIMAL(12,2);', Classification.BRIEF, STANDARD_SETUP),
+        Example('ALTER TABLE "User" ALTER COLUMN "price" SET DATA TYPE DECIMAL(12,4);', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "createdAt" SET DATA TYPE TIMESTAMPTZ(3);', Classification.BLOCKING, STANDARD_SETUP
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "createdAt" SET DATA TYPE TIMESTAMP(6);', Classification.BRIEF, STANDARD_SETUP
+        ),
+        Example(
+            'ALTER TABLE "Tip" ALTER COLUMN "amount" SET DATA TYPE TEXT USING ("amount"::text);',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
+    ),
+)

@@ -1,0 +1,65 @@
+"""create-index: CREATE INDEX without CONCURRENTLY on a live table."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+
+ID = "create-index"
+
+
+def check(o: op.CreateIndex, ctx: Context) -> Effect:
+    kind = "unique index" if o.unique else "index"
+    if o.concurrently:
+        return claim(
+            ID,
+            ctx,
+            f"Builds the {kind} on {quoted(o.on)} without blocking writes (SHARE UPDATE EXCLUSIVE).",
+            {o.on: LockMode.SHARE_UPDATE_EXCLUSIVE},
+            scans=[o.on],
+            table=o.on,
+        )
+    statement = f"CREATE {'UNIQUE ' if o.unique else ''}INDEX CONCURRENTLY {quoted(o.name)} ON {quoted(o.on)} (...)"
+    return claim(
+        ID,
+        ctx,
+        f"Building this {kind} holds a SHARE lock on {quoted(o.on)} while it reads the whole table: "
+        "every INSERT, UPDATE and DELETE on it waits until the build finishes, for a time that grows "
+        "with the table.",
+        {o.on: LockMode.SHARE},
+        scans=[o.on],
+        alternative=f"{statement};",
+        table=o.on,
+    )
+
+
+RULE = Rule(
+    id=ID,
+    title="Index built without CONCURRENTLY",
+    summary="`CREATE INDEX` on an existing table blocks writes to it until the index is built.",
+    why=(
+        "A plain `CREATE INDEX` takes a SHARE lock: reads go on, but every write waits while PostgreSQL "
+        "scans the whole table and sorts it. On a table with millions of rows that is minutes of failed "
+        "or queued requests. Indexes on tables created in the same migration are fine: nothing uses them yet."
+    ),
+    instead=(
+        "Build it with `CREATE INDEX CONCURRENTLY` (writes continue; it takes longer and cannot run inside a "
+        "transaction block). Before Prisma 7.4 the statement must be alone in its `migration.sql`; on a large "
+        "table, apply it by hand and mark the migration applied with `npx prisma migrate resolve --applied`."
+    ),
+    operations=(op.CreateIndex,),
+    check=check,
+    examples=(
+        Example('CREATE INDEX "Tip_createdAt_idx" ON "Tip"("createdAt");', Classification.BLOCKING, STANDARD_SETUP),
+        Example('CREATE UNIQUE INDEX "User_email_key" ON "User"("email");', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'CREATE TABLE "New" ("id" INTEGER NOT NULL, "userId" INTEGER);\n'
+            'CREATE INDEX "New_userId_idx" ON "New"("userId");',
+            Classification.SAFE,
+            STANDARD_SETUP,
+            title="an index on a table created in the same migration",
+        ),
+        Example('CREATE INDEX CONCURRENTLY "Tip_userId_idx" ON "Tip"("userId");', Classification.SAFE, STANDARD_SETUP),
+    ),
+)

@@ -1,0 +1,49 @@
+"""drop-index: DROP INDEX without CONCURRENTLY."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+
+ID = "drop-index"
+
+
+def check(o: op.DropIndex, ctx: Context) -> Effect:
+    table = ctx.schema.index_table(o.name)
+    if ctx.schema.is_new(o.name):
+        table = None
+    if o.concurrently:
+        return claim(ID, ctx, "Drops the index without blocking queries.", {table: LockMode.SHARE_UPDATE_EXCLUSIVE})
+    on = f" on {quoted(table)}" if table else ""
+    return claim(
+        ID,
+        ctx,
+        f"Dropping an index takes an ACCESS EXCLUSIVE lock{on}: brief, but it waits behind every running "
+        "query on the table and blocks all reads and writes queued after it.",
+        {table: LockMode.ACCESS_EXCLUSIVE},
+        alternative=f"DROP INDEX CONCURRENTLY {quoted(o.name)};",
+        table=table,
+        classification=None if table else Classification.BRIEF,
+    )
+
+
+RULE = Rule(
+    id=ID,
+    title="Index dropped without CONCURRENTLY",
+    summary="`DROP INDEX` takes an ACCESS EXCLUSIVE lock on the index's table.",
+    why=(
+        "The drop itself is instant, but the ACCESS EXCLUSIVE lock must wait for every transaction using the "
+        "table, and every query that arrives meanwhile queues behind it."
+    ),
+    instead=(
+        "`DROP INDEX CONCURRENTLY`, in a migration of its own: it cannot run in a transaction block, and "
+        "Prisma (even 7.4+) runs a file holding it as one batch."
+    ),
+    operations=(op.DropIndex,),
+    check=check,
+    examples=(
+        Example('DROP INDEX "Tip_amount_idx";', Classification.BRIEF, STANDARD_SETUP),
+        Example('DROP INDEX CONCURRENTLY "Tip_note_idx";', Classification.SAFE, STANDARD_SETUP),
+    ),
+)

@@ -1,0 +1,62 @@
+"""enum-rebuild: Prisma's enum value removal (`X_new` type swap) rewrites every table using the enum."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+
+ID = "enum-rebuild"
+
+
+def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
+    new = o.new_type
+    if new is None or not new.user_defined or not ctx.schema.is_new(new.base) or new.base not in ctx.schema.enums:
+        return None
+    return claim(
+        ID,
+        ctx,
+        f"Moving {quoted(o.on)}.{quoted(o.column)} to the rebuilt enum {quoted(new.base)} rewrites the table "
+        "under ACCESS EXCLUSIVE: this is how Prisma removes an enum value, and every table using the enum "
+        "pays for it.",
+        {o.on: LockMode.ACCESS_EXCLUSIVE},
+        rewrites=[o.on],
+        scans=[o.on],
+        breaking=True,
+        alternative=(
+            "Keep the old value in the database enum (remove it from the Prisma schema's usage only, or leave "
+            "it unused), and forbid it with `CHECK (col <> 'OLD') NOT VALID` + `VALIDATE CONSTRAINT` if needed."
+        ),
+        table=o.on,
+    )
+
+
+RULE = Rule(
+    id=ID,
+    title="Enum value removed by rebuilding the type",
+    summary="Prisma removes an enum value by creating `X_new` and converting every column: a full rewrite of each table.",
+    why=(
+        "PostgreSQL cannot drop a value from an enum, so Prisma creates a new type, converts every column "
+        "with `USING (col::text::\"X_new\")`, and swaps the names. Each conversion rewrites its table under "
+        "ACCESS EXCLUSIVE, and code still writing the removed value fails."
+    ),
+    instead=(
+        "Leave the value in the database type; stop writing it in code. If it must be forbidden, add a "
+        "`CHECK ... NOT VALID` constraint and validate it separately."
+    ),
+    operations=(op.AlterColumnType,),
+    check=check,
+    examples=(
+        Example(
+            'CREATE TYPE "Role_new" AS ENUM (\'USER\');\n'
+            'ALTER TABLE "User" ALTER COLUMN "role" DROP DEFAULT;\n'
+            'ALTER TABLE "User" ALTER COLUMN "role" TYPE "Role_new" USING ("role"::text::"Role_new");\n'
+            'ALTER TYPE "Role" RENAME TO "Role_old";\n'
+            'ALTER TYPE "Role_new" RENAME TO "Role";\n'
+            'DROP TYPE "Role_old";\n'
+            'ALTER TABLE "User" ALTER COLUMN "role" SET DEFAULT \'USER\';',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
+    ),
+)

@@ -1,0 +1,68 @@
+"""set-not-null: ALTER COLUMN ... SET NOT NULL scans the table unless a valid CHECK proves it."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+
+ID = "set-not-null"
+
+
+def check(o: op.SetNotNull, ctx: Context) -> Effect:
+    table, column = quoted(o.on), quoted(o.column)
+    if ctx.postgres_version >= 12 and ctx.schema.has_valid_not_null_check(o.on, o.column):
+        return claim(
+            ID,
+            ctx,
+            f"A validated CHECK ({column} IS NOT NULL) already proves the column: SET NOT NULL skips the scan "
+            f"and holds ACCESS EXCLUSIVE on {table} only briefly.",
+            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            table=o.on,
+        )
+    constraint = f'"{o.on.rsplit(".", 1)[-1]}_{o.column}_not_null"'
+    return claim(
+        ID,
+        ctx,
+        f"SET NOT NULL scans all of {table} to check for NULLs while an ACCESS EXCLUSIVE lock blocks every "
+        "read and write.",
+        {o.on: LockMode.ACCESS_EXCLUSIVE},
+        scans=[o.on],
+        alternative=(
+            f"ALTER TABLE {table} ADD CONSTRAINT {constraint} CHECK ({column} IS NOT NULL) NOT VALID;\n"
+            f"-- next migration:\nALTER TABLE {table} VALIDATE CONSTRAINT {constraint};\n"
+            f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL;\n"
+            f"ALTER TABLE {table} DROP CONSTRAINT {constraint};"
+        ),
+        table=o.on,
+    )
+
+
+RULE = Rule(
+    id=ID,
+    title="SET NOT NULL scans the table",
+    summary="`ALTER COLUMN ... SET NOT NULL` reads every row under ACCESS EXCLUSIVE.",
+    why=(
+        "PostgreSQL must prove that no row holds NULL, and it does so by scanning the table while holding "
+        "ACCESS EXCLUSIVE: no reads or writes until the scan ends. Since PostgreSQL 12 the scan is skipped "
+        "when a validated `CHECK (col IS NOT NULL)` constraint already proves it."
+    ),
+    instead=(
+        "Add `CHECK (col IS NOT NULL) NOT VALID` (brief), `VALIDATE CONSTRAINT` in a later migration (scans "
+        "without blocking writes), then `SET NOT NULL` (no scan) and drop the CHECK."
+    ),
+    operations=(op.SetNotNull,),
+    check=check,
+    examples=(
+        Example('ALTER TABLE "User" ALTER COLUMN "email" SET NOT NULL;', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "bio" SET NOT NULL;',
+            Classification.BRIEF,
+            STANDARD_SETUP
+            + 'ALTER TABLE "User" ADD CONSTRAINT "user_bio_nn" CHECK ("bio" IS NOT NULL) NOT VALID;\n'
+            + 'ALTER TABLE "User" VALIDATE CONSTRAINT "user_bio_nn";',
+            title="after a validated CHECK (col IS NOT NULL)",
+            min_postgres=12,
+        ),
+    ),
+)

@@ -1,0 +1,52 @@
+"""validate-constraint: VALIDATE CONSTRAINT scans without blocking reads or writes."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+
+ID = "validate-constraint"
+
+
+def check(o: op.ValidateConstraint, ctx: Context) -> Effect:
+    constraint = ctx.schema.constraint(o.on, o.name)
+    locks = [(o.on, LockMode.SHARE_UPDATE_EXCLUSIVE)]
+    if constraint is not None and constraint.ref_table:
+        locks.append((constraint.ref_table, LockMode.ROW_SHARE))
+    return claim(
+        ID,
+        ctx,
+        f"Validating {quoted(o.name)} scans {quoted(o.on)} under SHARE UPDATE EXCLUSIVE: reads and writes continue.",
+        locks,
+        scans=[o.on],
+        table=o.on,
+    )
+
+
+RULE = Rule(
+    id=ID,
+    title="Constraint validated online",
+    summary="`VALIDATE CONSTRAINT` checks existing rows without blocking reads or writes.",
+    why=(
+        "This is the second half of the NOT VALID pattern: the scan takes as long as the table is big, but "
+        "under SHARE UPDATE EXCLUSIVE (and ROW SHARE on a referenced table), which blocks only other schema "
+        "changes and VACUUM."
+    ),
+    instead="Nothing to change.",
+    operations=(op.ValidateConstraint,),
+    check=check,
+    examples=(
+        Example(
+            'ALTER TABLE "User" VALIDATE CONSTRAINT "user_bio_nn";',
+            Classification.SAFE,
+            STANDARD_SETUP + 'ALTER TABLE "User" ADD CONSTRAINT "user_bio_nn" CHECK ("bio" IS NOT NULL) NOT VALID;',
+        ),
+        Example(
+            'ALTER TABLE "Tip" VALIDATE CONSTRAINT "Tip_userId_fkey2";',
+            Classification.SAFE,
+            STANDARD_SETUP
+            + 'ALTER TABLE "Tip" ADD CONSTRAINT "Tip_userId_fkey2" FOREIGN KEY ("userId") REFERENCES "User"("id") NOT VALID;',
+        ),
+    ),
+)

@@ -1,0 +1,205 @@
+"""Run a migration on a real server, one statement at a time, and record what each did to live tables.
+
+Method (the same as the lock facts zdm was built on): tables that existed before the file are live. Each
+statement runs in its own transaction; before COMMIT we read our backend's granted relation locks from
+`pg_locks`, compare `pg_class.relfilenode` (changed: the table was rewritten) and read
+`pg_stat_get_xact_numscans` (grew: the table was scanned). Statements that cannot run in a transaction block
+(`CONCURRENTLY`, `VACUUM`) run in autocommit; their locks are read from a second session while a third one
+holds an old snapshot that makes them wait.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from bot.analysis.model import Classification, LockMode
+from bot.analysis.parser import DEFAULT_SCHEMA, qualified
+from bot.analysis.splitter import RawStatement, split_statements
+
+_LIVE_RELATIONS = """
+SELECT c.oid, n.nspname, c.relname, c.relfilenode
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm', 'v')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+"""
+_MY_LOCKS = """
+SELECT relation, mode FROM pg_locks
+WHERE pid = %s AND locktype = 'relation' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+_AUTOCOMMIT_ONLY = re.compile(
+    r"\b(CONCURRENTLY|VACUUM)\b|^\s*(CREATE|DROP)\s+DATABASE\b", re.IGNORECASE
+)
+_TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION)\b", re.IGNORECASE)
+
+
+@dataclass
+class Measurement:
+    line_start: int
+    sql: str
+    locks: dict[str, LockMode] = field(default_factory=dict)
+    rewrites: set[str] = field(default_factory=set)
+    scans: set[str] = field(default_factory=set)
+    # autocommit statements: locks come from another session, scans cannot be read
+    autocommit: bool = False
+    captured: bool = True
+    error: str | None = None
+    skipped: bool = False
+
+    @property
+    def classification(self) -> Classification:
+        """What the measurement says, by the same definitions zdm uses for its claims.
+
+        blocking: a live table rewritten or scanned while this statement holds a lock on it that blocks
+        writes (SHARE or stronger), or while it rewrites existing rows (ROW EXCLUSIVE with a scan of the same
+        table: UPDATE/DELETE, whose row locks block writers of those rows until commit);
+        brief: a write-blocking lock without either; safe: anything weaker.
+        """
+        strong = {t for t, m in self.locks.items() if m.blocks_writes}
+        row_writers = {t for t, m in self.locks.items() if m is LockMode.ROW_EXCLUSIVE}
+        if strong & (self.rewrites | self.scans) or row_writers & self.scans:
+            return Classification.BLOCKING
+        if strong:
+            return Classification.BRIEF
+        return Classification.SAFE
+
+
+def _key(schema: str, name: str) -> str:
+    return qualified(name, schema if schema != DEFAULT_SCHEMA else None)
+
+
+class Probe:
+    """Measures statements on one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn = psycopg.connect(url, autocommit=True)
+        self._identifiers: dict[int, tuple[str, str]] = {}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def execute_script(self, text: str) -> None:
+        """Run earlier migrations (setup) as they are, statement by statement in autocommit."""
+        for raw in split_statements(text):
+            if _TRANSACTION_CONTROL.match(raw.text):
+                continue
+            self.conn.execute(raw.text.encode())  # bytes: no client-side placeholder parsing
+
+    def _relations(self) -> dict[int, tuple[str, int]]:
+        rows = self.conn.execute(_LIVE_RELATIONS).fetchall()
+        self._identifiers = {oid: (nsp, rel) for oid, nsp, rel, _ in rows}
+        return {oid: (_key(nsp, rel), filenode) for oid, nsp, rel, filenode in rows}
+
+    def measure_file(self, text: str, statements: Sequence[RawStatement] | None = None) -> list[Measurement]:
+        live = self._relations()
+        results = []
+        for raw in statements if statements is not None else split_statements(text):
+            results.append(self.measure(raw, live))
+        return results
+
+    def _counters(self, oids: list[int]) -> dict[int, tuple[int, int]]:
+        """relfilenode and this transaction's scan count per relation: sequential scans of the table plus
+        scans of its indexes, since an UPDATE's WHERE may read through an index. Deltas are what count:
+        PostgreSQL 15+ keeps unflushed counts of earlier transactions in the same backend."""
+        if not oids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT c.oid, c.relfilenode, pg_stat_get_xact_numscans(c.oid) + coalesce((SELECT sum("
+            "pg_stat_get_xact_numscans(i.indexrelid)) FROM pg_index i WHERE i.indrelid = c.oid), 0) "
+            "FROM pg_class c WHERE c.oid = ANY(%s)",
+            (oids,),
+        ).fetchall()
+        return {oid: (filenode, scans) for oid, filenode, scans in rows}
+
+    def measure(self, raw: RawStatement, live: dict[int, tuple[str, int]]) -> Measurement:
+        result = Measurement(raw.line_start, raw.text)
+        if _TRANSACTION_CONTROL.match(raw.text):
+            result.skipped = True
+            return result
+        if _AUTOCOMMIT_ONLY.search(raw.text):
+            return self._measure_autocommit(raw, live, result)
+        conn = self.conn
+        oids = list(live)
+        try:
+            conn.execute("BEGIN")
+            before = self._counters(oids)
+            conn.execute(raw.text.encode())
+            pid = conn.info.backend_pid
+            for relation, mode in conn.execute(_MY_LOCKS, (pid,)).fetchall():
+                if relation in live:
+                    name = live[relation][0]
+                    lock = LockMode.from_pg(mode)
+                    result.locks[name] = max(lock, result.locks.get(name, lock))
+            after = self._counters(oids)
+            for oid, (filenode, scans) in after.items():
+                name = live[oid][0]
+                old_filenode, old_scans = before.get(oid, (filenode, scans))
+                if old_filenode and filenode != old_filenode:
+                    result.rewrites.add(name)
+                if scans > old_scans:
+                    result.scans.add(name)
+            conn.execute("COMMIT")
+        except psycopg.Error as error:
+            conn.execute("ROLLBACK")
+            result.error = str(error).strip().splitlines()[0]
+        return result
+
+    def _measure_autocommit(
+        self, raw: RawStatement, live: dict[int, tuple[str, int]], result: Measurement
+    ) -> Measurement:
+        """Run the statement in autocommit while an old snapshot makes it wait, and read its locks meanwhile."""
+        result.autocommit = True
+        result.captured = False
+        filenodes_before = {oid: filenode for oid, (filenode, _) in self._counters(list(live)).items()}
+        blocker = psycopg.connect(self.url, autocommit=False)
+        worker = psycopg.connect(self.url, autocommit=True)
+        try:
+            blocker.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            for oid in live:
+                schema, name = self._identifiers[oid]
+                blocker.execute(
+                    sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(sql.Identifier(schema), sql.Identifier(name))
+                )
+            pid = worker.info.backend_pid
+            errors: list[str] = []
+
+            def run() -> None:
+                try:
+                    worker.execute(raw.text.encode())
+                except psycopg.Error as error:
+                    errors.append(str(error).strip().splitlines()[0])
+
+            thread = threading.Thread(target=run)
+            thread.start()
+            deadline = time.monotonic() + 3.0
+            while thread.is_alive() and time.monotonic() < deadline:
+                waiting = self.conn.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchone()
+                if waiting and waiting[0] == "Lock":
+                    for relation, mode in self.conn.execute(_MY_LOCKS, (pid,)).fetchall():
+                        if relation in live:
+                            name = live[relation][0]
+                            lock = LockMode.from_pg(mode)
+                            result.locks[name] = max(lock, result.locks.get(name, lock))
+                    result.captured = True
+                    break
+                time.sleep(0.005)
+            blocker.rollback()
+            thread.join(timeout=30)
+            if errors:
+                result.error = errors[0]
+            for oid, (filenode, _) in self._counters(list(live)).items():
+                if filenodes_before.get(oid) and filenode != filenodes_before[oid]:
+                    result.rewrites.add(live[oid][0])
+        finally:
+            blocker.close()
+            worker.close()
+        return result
