@@ -237,6 +237,7 @@ class CreateIndex(Operation):
     unique: bool = False
     concurrently: bool = False
     columns: tuple[str, ...] = ()
+    if_not_exists: bool = False
 
     @property
     def table(self) -> str:

@@ -278,6 +278,12 @@ def _from_tree(tree: exp.Expression) -> Iterator[op.Operation]:
         yield op.Truncate(tuple(_table_key(t) for t in tree.expressions))
     elif isinstance(tree, (exp.Update, exp.Delete, exp.Insert, exp.Merge)):
         yield _data_change(tree)
+    elif isinstance(tree, exp.Select) and isinstance(tree.args.get("into"), exp.Into):
+        # SELECT ... INTO creates a table from the query.
+        into = tree.args["into"]
+        query = tree.copy()
+        query.set("into", None)
+        yield op.CreateTable(_table_key(into.this), reads=_reads(query))
     elif isinstance(tree, (exp.Select, exp.Union)):
         yield op.DataChange("select", None, reads=_reads(tree))
     elif isinstance(tree, exp.Set):
@@ -303,13 +309,16 @@ def _create(tree: exp.Create) -> Iterator[op.Operation]:
         yield _create_table(tree)
     elif kind == "INDEX" and isinstance(target, exp.Index):
         params = target.args.get("params")
-        columns = tuple(c.sql(dialect="postgres") for c in (params.args.get("columns") or [])) if params else ()
+        columns = tuple(
+            dict.fromkeys(_ident(c) for element in (params.args.get("columns") or []) for c in element.find_all(exp.Column))
+        ) if params else ()
         yield op.CreateIndex(
             name=_ident(target.this) or None,
             on=_table_key(target.args.get("table")),
             unique=bool(tree.args.get("unique")),
             concurrently=bool(tree.args.get("concurrently")),
             columns=columns,
+            if_not_exists=bool(tree.args.get("exists")),
         )
     elif kind == "TYPE":
         expression = tree.args.get("expression")
@@ -571,13 +580,16 @@ def _data_change(tree: exp.Expression) -> op.DataChange:
 def _reads(tree: exp.Expression | None) -> tuple[str, ...]:
     if tree is None:
         return ()
-    ctes = {_ident(cte.alias) for cte in tree.find_all(exp.CTE)}
+    ctes = set()
+    for cte in tree.find_all(exp.CTE):
+        alias = cte.args.get("alias")
+        ctes.add(_ident(alias.this) if isinstance(alias, exp.TableAlias) else str(cte.alias))
     seen: dict[str, None] = {}
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             continue
         key = _table_key(table)
-        if key and key not in ctes:
+        if key and key not in ctes and not key.startswith(("pg_", "information_schema.", "pg_catalog.")):
             seen.setdefault(key, None)
     return tuple(seen)
 
@@ -957,11 +969,13 @@ def _create_words(words: _Words) -> Iterator[op.Operation]:
         unique = words.accept("UNIQUE")
         words.accept("INDEX")
         concurrently = words.accept("CONCURRENTLY")
-        words.skip_if_exists()
+        if_not_exists = words.accept("IF", "NOT", "EXISTS")
         name = None if words.word() == "ON" else words.name()
         words.accept("ON")
         words.accept("ONLY")
-        yield op.CreateIndex(name, words.name(), unique=unique, concurrently=concurrently)
+        yield op.CreateIndex(
+            name, words.name(), unique=unique, concurrently=concurrently, if_not_exists=if_not_exists
+        )
     elif words.word() in ("MATERIALIZED", "VIEW"):
         materialized = words.accept("MATERIALIZED")
         words.accept("VIEW")

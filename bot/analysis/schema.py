@@ -41,6 +41,7 @@ class Table:
 class Schema:
     tables: dict[str, Table] = field(default_factory=dict)
     indexes: dict[str, str] = field(default_factory=dict)  # index name -> table
+    index_columns: dict[str, frozenset[str]] = field(default_factory=dict)  # index name -> columns it reads
     enums: dict[str, list[str]] = field(default_factory=dict)
     views: set[str] = field(default_factory=set)
     materialized_views: set[str] = field(default_factory=set)
@@ -61,6 +62,11 @@ class Schema:
     def column(self, table: str, column: str) -> Column | None:
         model = self.tables.get(table)
         return model.columns.get(column) if model else None
+
+    def is_indexed(self, table: str, column: str) -> bool:
+        return any(
+            self.indexes.get(name) == table and column in columns for name, columns in self.index_columns.items()
+        )
 
     def index_table(self, index: str) -> str | None:
         return self.indexes.get(index) or self.indexes.get(index.rsplit(".", 1)[-1])
@@ -110,6 +116,7 @@ class Schema:
             table.constraints[name] = _constraint(constraint, validated=True)
             if constraint.kind in ("primary_key", "unique"):
                 self.indexes[name] = o.name
+                self.index_columns[name] = frozenset(constraint.columns)
                 for column in constraint.columns:
                     if constraint.kind == "primary_key" and column in table.columns:
                         table.columns[column].not_null = True
@@ -175,6 +182,7 @@ class Schema:
         if o.constraint.kind in ("primary_key", "unique"):
             self.indexes.pop(o.constraint.using_index or "", None)
             self.indexes[name] = o.on
+            self.index_columns[name] = frozenset(o.constraint.columns)
             if o.constraint.kind == "primary_key":
                 for column in o.constraint.columns:
                     table.columns.setdefault(column, Column(None)).not_null = True
@@ -201,6 +209,7 @@ class Schema:
     def _apply_CreateIndex(self, o: op.CreateIndex) -> None:
         if o.name:
             self.indexes[o.name] = o.on
+            self.index_columns[o.name] = frozenset(o.columns)
             if o.on in self.new_objects:
                 self.new_objects.add(o.name)
 

@@ -12,7 +12,21 @@ _SERIAL_STORAGE = {"serial": "int4", "bigserial": "int8", "smallserial": "int2"}
 # Types whose modifier can grow (or be dropped) without touching the rows.
 _WIDENABLE = {"varchar", "numeric", "timestamp", "timestamptz", "time", "timetz", "interval", "bit varying", "varbit"}
 # Changes PostgreSQL treats as binary-coercible relabelling (no rewrite, no scan).
-_RELABEL = {("varchar", "text"), ("text", "varchar"), ("cidr", "inet")}
+_RELABEL = {
+    ("varchar", "text"),
+    ("text", "varchar"),
+    ("cidr", "inet"),
+    # citext's casts from and to text and varchar are declared WITHOUT FUNCTION.
+    ("text", "citext"),
+    ("varchar", "citext"),
+    ("citext", "text"),
+    ("citext", "varchar"),
+}
+
+
+# Binary-compatible changes that still move indexes on the column to another operator class: the rows stay,
+# the indexes are rebuilt (a scan under ACCESS EXCLUSIVE).
+_REBUILDS_INDEXES = {pair for pair in _RELABEL if "citext" in pair}
 
 
 def needs_rewrite(old: op.TypeSpec | None, new: op.TypeSpec | None, using_expression: bool) -> bool | None:
@@ -65,6 +79,23 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
             {o.on: LockMode.ACCESS_EXCLUSIVE},
             table=o.on,
             classification=Classification.UNKNOWN,
+        )
+    if not rewrite and old is not None and new is not None and ctx.schema.is_indexed(o.on, o.column) and (
+        _SERIAL_STORAGE.get(old.base, old.base),
+        new.base,
+    ) in _REBUILDS_INDEXES:
+        return claim(
+            ID,
+            ctx,
+            f"Changing {table}.{column} from {old} to {new} keeps the rows, but every index on the column is "
+            "rebuilt (new operator class) by reading the whole table under ACCESS EXCLUSIVE.",
+            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            scans=[o.on],
+            alternative=(
+                "Create the new index concurrently on an expression (e.g. `lower(col)`) instead, or do the change "
+                "in a maintenance window."
+            ),
+            table=o.on,
         )
     if not rewrite:
         return claim(

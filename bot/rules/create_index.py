@@ -11,6 +11,10 @@ ID = "create-index"
 
 def check(o: op.CreateIndex, ctx: Context) -> Effect:
     kind = "unique index" if o.unique else "index"
+    if o.if_not_exists and o.name and ctx.schema.index_table(o.name) == o.on:
+        # PostgreSQL still takes the lock before it notices the index exists, then builds nothing.
+        mode = LockMode.SHARE_UPDATE_EXCLUSIVE if o.concurrently else LockMode.SHARE
+        return claim(ID, ctx, f"{quoted(o.name)} already exists: nothing is built.", {o.on: mode}, table=o.on)
     if o.concurrently:
         return claim(
             ID,

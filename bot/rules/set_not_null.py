@@ -11,6 +11,15 @@ ID = "set-not-null"
 
 def check(o: op.SetNotNull, ctx: Context) -> Effect:
     table, column = quoted(o.on), quoted(o.column)
+    known = ctx.schema.column(o.on, o.column)
+    if known is not None and known.not_null:
+        return claim(
+            ID,
+            ctx,
+            f"{table}.{column} is already NOT NULL: nothing is checked, the ACCESS EXCLUSIVE lock is brief.",
+            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            table=o.on,
+        )
     if ctx.postgres_version >= 12 and ctx.schema.has_valid_not_null_check(o.on, o.column):
         return claim(
             ID,

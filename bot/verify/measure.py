@@ -28,6 +28,7 @@ SELECT c.oid, n.nspname, c.relname, c.relfilenode
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'm', 'v')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+  AND n.nspname NOT LIKE 'pg_temp%'
 """
 _MY_LOCKS = """
 SELECT relation, mode FROM pg_locks
@@ -57,13 +58,11 @@ class Measurement:
         """What the measurement says, by the same definitions zdm uses for its claims.
 
         blocking: a live table rewritten or scanned while this statement holds a lock on it that blocks
-        writes (SHARE or stronger), or while it rewrites existing rows (ROW EXCLUSIVE with a scan of the same
-        table: UPDATE/DELETE, whose row locks block writers of those rows until commit);
-        brief: a write-blocking lock without either; safe: anything weaker.
+        writes (SHARE or stronger); brief: a write-blocking lock without either; safe: anything weaker.
+        Row locks taken by UPDATE/DELETE are not table locks and cannot show on the empty tables of a replay.
         """
         strong = {t for t, m in self.locks.items() if m.blocks_writes}
-        row_writers = {t for t, m in self.locks.items() if m is LockMode.ROW_EXCLUSIVE}
-        if strong & (self.rewrites | self.scans) or row_writers & self.scans:
+        if strong & (self.rewrites | self.scans):
             return Classification.BLOCKING
         if strong:
             return Classification.BRIEF
@@ -91,6 +90,17 @@ class Probe:
             if _TRANSACTION_CONTROL.match(raw.text):
                 continue
             self.conn.execute(raw.text.encode())  # bytes: no client-side placeholder parsing
+
+    def install_stand_ins(self) -> None:
+        """Stand-ins for extension functions an embedded server may lack (uuid-ossp is not in every build),
+        so migrations that call them can still be measured. Real extensions win when they exist."""
+        available = {row[0] for row in self.conn.execute("SELECT name FROM pg_available_extensions").fetchall()}
+        if "uuid-ossp" not in available:
+            for name in ("uuid_generate_v4", "uuid_generate_v1", "uuid_generate_v1mc"):
+                self.conn.execute(
+                    f"CREATE OR REPLACE FUNCTION public.{name}() RETURNS uuid LANGUAGE sql VOLATILE "
+                    "AS 'SELECT gen_random_uuid()'"
+                )
 
     def _relations(self) -> dict[int, tuple[str, int]]:
         rows = self.conn.execute(_LIVE_RELATIONS).fetchall()
@@ -164,9 +174,13 @@ class Probe:
             blocker.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             for oid in live:
                 schema, name = self._identifiers[oid]
-                blocker.execute(
-                    sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(sql.Identifier(schema), sql.Identifier(name))
-                )
+                blocker.execute("SAVEPOINT probe")
+                try:
+                    blocker.execute(
+                        sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(sql.Identifier(schema), sql.Identifier(name))
+                    )
+                except psycopg.Error:
+                    blocker.execute("ROLLBACK TO SAVEPOINT probe")
             pid = worker.info.backend_pid
             errors: list[str] = []
 
