@@ -13,7 +13,9 @@ from bot.analysis.roots import analyze_root, find_roots
 from bot.verify.corpus import Agreement, compare_root
 from bot.verify.server import Server
 
-CORPUS = Path(os.environ.get("ZDM_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "prisma"))
+CORPUS = Path(
+    os.environ.get("ZDM_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "prisma")
+)
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS} (set ZDM_CORPUS)")
 
 

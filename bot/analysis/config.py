@@ -50,7 +50,9 @@ class RepoConfig(BaseModel):
 
         unknown = sorted(set(value) - ALL_RULE_IDS)
         if unknown:
-            raise ValueError(f"unknown rule id(s) {', '.join(unknown)}; known: {', '.join(sorted(ALL_RULE_IDS))}")
+            raise ValueError(
+                f"unknown rule id(s) {', '.join(unknown)}; known: {', '.join(sorted(ALL_RULE_IDS))}"
+            )
         return value
 
     def severity_of(self, rule_id: str, default: Severity) -> Severity:
@@ -69,7 +71,9 @@ def parse_config(text: str, source: str = CONFIG_PATH) -> RepoConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of settings at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping of settings at the top level, got {type(data).__name__}"
+        )
     try:
         return RepoConfig.model_validate(data)
     except ValidationError as error:

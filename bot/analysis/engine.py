@@ -76,7 +76,9 @@ class Analyzer:
             for index, effect in file_rule.check_file(views):
                 finding = self._finding(effect, suppressions_for(raws[index]))
                 if finding is not None:
-                    statements[index] = replace(statements[index], findings=(*statements[index].findings, finding))
+                    statements[index] = replace(
+                        statements[index], findings=(*statements[index].findings, finding)
+                    )
         return FileResult(path=path, statements=tuple(statements))
 
     def _effects(self, parsed: ParsedStatement, ctx: Context) -> list[Effect]:
@@ -167,7 +169,9 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
     return unique
 
 
-def analyze_sql(text: str, path: str = "<sql>", *, setup: str = "", config: RepoConfig | None = None) -> FileResult:
+def analyze_sql(
+    text: str, path: str = "<sql>", *, setup: str = "", config: RepoConfig | None = None
+) -> FileResult:
     """Analyse one migration; `setup` is SQL of earlier migrations whose objects count as live."""
     analyzer = Analyzer(config)
     if setup:

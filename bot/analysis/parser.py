@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 from bot.analysis import operations as op
 from bot.analysis.splitter import RawStatement
@@ -44,7 +43,8 @@ def _ident(node: exp.Expression | str | None) -> str:
     if isinstance(node, str):
         return node
     if isinstance(node, exp.Identifier):
-        return node.this if node.quoted else node.this.lower()
+        text = str(node.this)
+        return text if node.quoted else text.lower()
     if isinstance(node, (exp.Column, exp.Table)) and isinstance(node.this, exp.Identifier):
         return _ident(node.this)
     if isinstance(node, exp.Literal):
@@ -123,7 +123,9 @@ def type_spec(dtype: exp.Expression | None) -> op.TypeSpec | None:
         dtype = inner
     if dtype.this == exp.DataType.Type.USERDEFINED:
         kind = dtype.args.get("kind")
-        name = _ident(kind) if isinstance(kind, exp.Identifier) else str(kind or dtype.sql(dialect="postgres"))
+        name = (
+            _ident(kind) if isinstance(kind, exp.Identifier) else str(kind or dtype.sql(dialect="postgres"))
+        )
         if isinstance(kind, exp.Identifier) and not kind.quoted:
             name = _normalise_unquoted_type_name(name)
         return op.TypeSpec(name, (), dims, user_defined=True)
@@ -248,7 +250,7 @@ def parse_statement(raw: RawStatement, source: str) -> ParsedStatement:
 
 def _parse_tokens(tokens: list[Token], text: str) -> exp.Expression | None:
     expressions = _DIALECT.parser().parse(tokens, text)
-    real = [e for e in expressions if e is not None]
+    real = [e for e in expressions if isinstance(e, exp.Expression)]
     if len(real) != 1:
         return None
     return real[0]
@@ -309,9 +311,17 @@ def _create(tree: exp.Create) -> Iterator[op.Operation]:
         yield _create_table(tree)
     elif kind == "INDEX" and isinstance(target, exp.Index):
         params = target.args.get("params")
-        columns = tuple(
-            dict.fromkeys(_ident(c) for element in (params.args.get("columns") or []) for c in element.find_all(exp.Column))
-        ) if params else ()
+        columns = (
+            tuple(
+                dict.fromkeys(
+                    _ident(c)
+                    for element in (params.args.get("columns") or [])
+                    for c in element.find_all(exp.Column)
+                )
+            )
+            if params
+            else ()
+        )
         yield op.CreateIndex(
             name=_ident(target.this) or None,
             on=_table_key(target.args.get("table")),
@@ -442,7 +452,11 @@ def _constraint_columns(part: exp.Expression) -> tuple[str, ...]:
 def _proves_not_null(condition: exp.Expression | None) -> str | None:
     while isinstance(condition, exp.Paren):
         condition = condition.this
-    if isinstance(condition, exp.Is) and condition.args.get("negate") and isinstance(condition.expression, exp.Null):
+    if (
+        isinstance(condition, exp.Is)
+        and condition.args.get("negate")
+        and isinstance(condition.expression, exp.Null)
+    ):
         column = condition.this
         return _ident(column) if isinstance(column, exp.Column) else None
     if isinstance(condition, exp.Not) and isinstance(condition.this, exp.Is):
@@ -459,7 +473,9 @@ def _alter(tree: exp.Alter) -> Iterator[op.Operation]:
     if kind == "INDEX":
         for action in actions:
             if isinstance(action, exp.AlterRename):
-                yield op.RenameIndex(target, _ident(action.this.this if isinstance(action.this, exp.Table) else action.this))
+                yield op.RenameIndex(
+                    target, _ident(action.this.this if isinstance(action.this, exp.Table) else action.this)
+                )
             else:
                 yield op.CatalogOnly("index option", weak_locks=())
         return
@@ -538,7 +554,7 @@ def _trivial_using(using: exp.Expression, column: str) -> bool:
     node = using
     while isinstance(node, (exp.Paren, exp.Cast)):
         node = node.this
-    return isinstance(node, exp.Column) and _ident(node) == column and using.find(exp.Cast) is not None or (
+    return (isinstance(node, exp.Column) and _ident(node) == column and using.find(exp.Cast) is not None) or (
         isinstance(using, exp.Column) and _ident(using) == column
     )
 
@@ -599,7 +615,9 @@ def _set(tree: exp.Set) -> Iterator[op.Operation]:
         assignment = item.this
         local = str(item.args.get("kind") or "").upper() == "LOCAL"
         if isinstance(assignment, exp.EQ):
-            yield op.SetSetting(_ident(assignment.this).lower(), assignment.expression.sql(dialect="postgres"), local)
+            yield op.SetSetting(
+                _ident(assignment.this).lower(), assignment.expression.sql(dialect="postgres"), local
+            )
         else:
             yield op.SetSetting(item.sql(dialect="postgres").lower(), "", local)
 
@@ -619,10 +637,10 @@ def _comment(tree: exp.Comment) -> op.Operation:
 # ---------------------------------------------------------------------------------------------- token shapes
 
 
-class _PlainTokenizer(Postgres.Tokenizer):  # type: ignore[misc]
+class _PlainTokenizer(Postgres.Tokenizer):
     # sqlglot turns everything after a "command" keyword (REFRESH, DO, ANALYZE...) into one string token;
     # the recogniser needs the words.
-    COMMANDS: set[TokenType] = set()
+    COMMANDS = set()  # noqa: RUF012 - overrides sqlglot's class attribute
 
 
 class _Words:
@@ -635,7 +653,8 @@ class _Words:
             parts = token.text.split() if token.token_type not in _QUOTED else [token.text]
             if len(parts) > 1:
                 expanded.extend(
-                    Token(token.token_type, part, token.line, token.col, token.start, token.end) for part in parts
+                    Token(token.token_type, part, token.line, token.col, token.start, token.end)
+                    for part in parts
                 )
             else:
                 expanded.append(token)
@@ -719,7 +738,7 @@ def _from_tokens(tokens: Sequence[Token], source: str) -> ParsedStatement:
     return ParsedStatement(f"{head.lower()} (recognised)", tuple(operations))
 
 
-def _recognise(words: _Words, head: str) -> Iterator[op.Operation]:  # noqa: C901 - one branch per shape
+def _recognise(words: _Words, head: str) -> Iterator[op.Operation]:
     if words.accept("ALTER", "TYPE"):
         yield _alter_type(words)
     elif words.accept("ALTER", "TABLE"):
@@ -747,7 +766,11 @@ def _recognise(words: _Words, head: str) -> Iterator[op.Operation]:  # noqa: C90
     elif words.accept("SET") or words.accept("RESET"):
         local = words.accept("LOCAL") or (words.accept("SESSION") and False)
         yield op.SetSetting(words.rest_text().lower(), "", local)
-    elif words.accept("ALTER", "SEQUENCE") or words.accept("ALTER", "FUNCTION") or words.accept("ALTER", "SCHEMA"):
+    elif (
+        words.accept("ALTER", "SEQUENCE")
+        or words.accept("ALTER", "FUNCTION")
+        or words.accept("ALTER", "SCHEMA")
+    ):
         yield op.CatalogOnly(words.word(-2).lower() if words.pos >= 2 else "object")
     elif words.accept("ALTER", "EXTENSION") or words.accept("ALTER", "DEFAULT", "PRIVILEGES"):
         yield op.CatalogOnly("extension or privileges")
@@ -949,11 +972,11 @@ def _create_words(words: _Words) -> Iterator[op.Operation]:
     words.accept("CREATE")
     words.accept("OR", "REPLACE")
     words.accept("TEMPORARY") or words.accept("TEMP")
-    if words.word() in ("FUNCTION", "PROCEDURE", "AGGREGATE", "OPERATOR", "CAST", "COLLATION", "LANGUAGE"):
-        yield op.CatalogOnly(words.word().lower())
-    elif words.word() in ("EXTENSION", "SCHEMA", "SEQUENCE", "ROLE", "USER", "PUBLICATION", "SUBSCRIPTION"):
-        yield op.CatalogOnly(words.word().lower())
-    elif words.word() in ("TYPE", "DOMAIN"):
+    if (
+        words.word() in ("FUNCTION", "PROCEDURE", "AGGREGATE", "OPERATOR", "CAST", "COLLATION", "LANGUAGE")
+        or words.word() in ("EXTENSION", "SCHEMA", "SEQUENCE", "ROLE", "USER", "PUBLICATION", "SUBSCRIPTION")
+        or words.word() in ("TYPE", "DOMAIN")
+    ):
         yield op.CatalogOnly(words.word().lower())
     elif words.accept("POLICY"):
         words.name()
@@ -1004,7 +1027,15 @@ def _drop_words(words: _Words) -> Iterator[op.Operation]:
             sub = _Words(part, words.source)
             name = sub.name()
             yield op.DropIndex(name, concurrently=concurrently)
-    elif words.word() in ("FUNCTION", "PROCEDURE", "EXTENSION", "SCHEMA", "SEQUENCE", "AGGREGATE", "OPERATOR"):
+    elif words.word() in (
+        "FUNCTION",
+        "PROCEDURE",
+        "EXTENSION",
+        "SCHEMA",
+        "SEQUENCE",
+        "AGGREGATE",
+        "OPERATOR",
+    ):
         yield op.CatalogOnly(f"drop {words.word().lower()}")
     elif words.accept("TYPE"):
         words.skip_if_exists()

@@ -65,7 +65,8 @@ class Schema:
 
     def is_indexed(self, table: str, column: str) -> bool:
         return any(
-            self.indexes.get(name) == table and column in columns for name, columns in self.index_columns.items()
+            self.indexes.get(name) == table and column in columns
+            for name, columns in self.index_columns.items()
         )
 
     def index_table(self, index: str) -> str | None:
@@ -83,7 +84,8 @@ class Schema:
         if model is None:
             return False
         return any(
-            c.kind == "check" and c.validated and c.not_null_column == column for c in model.constraints.values()
+            c.kind == "check" and c.validated and c.not_null_column == column
+            for c in model.constraints.values()
         )
 
     def constraint(self, table: str, name: str) -> Constraint | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 _DIALECT = Postgres()
 

@@ -63,7 +63,11 @@ RULE = Rule(
     operations=(op.AddConstraint, op.AddColumn),
     check=check,
     examples=(
-        Example('ALTER TABLE "User" ADD CONSTRAINT "user_score_pos" CHECK ("score" > 0);', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" ADD CONSTRAINT "user_score_pos" CHECK ("score" > 0);',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
         Example(
             'ALTER TABLE "User" ADD CONSTRAINT "user_bio_nn" CHECK ("bio" IS NOT NULL) NOT VALID;',
             Classification.BRIEF,

@@ -35,7 +35,9 @@ RULE = Rule(
     examples=(
         Example('ALTER TABLE "User" ADD COLUMN "nickname" TEXT;', Classification.BRIEF, STANDARD_SETUP),
         Example(
-            'ALTER TABLE "User" ADD COLUMN "active" BOOLEAN NOT NULL DEFAULT true;', Classification.BRIEF, STANDARD_SETUP
+            'ALTER TABLE "User" ADD COLUMN "active" BOOLEAN NOT NULL DEFAULT true;',
+            Classification.BRIEF,
+            STANDARD_SETUP,
         ),
         Example(
             'ALTER TABLE "User" ADD COLUMN "joined" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP;',

@@ -24,7 +24,7 @@ def check(o: op.AddColumn, ctx: Context) -> Effect | None:
         scans=[o.on],
         breaking=True,
         alternative=(
-            f'ALTER TABLE {quoted(o.on)} ADD COLUMN {quoted(column.name)} {type_sql};\n'
+            f"ALTER TABLE {quoted(o.on)} ADD COLUMN {quoted(column.name)} {type_sql};\n"
             "-- backfill in batches, then add CHECK (...) NOT VALID, VALIDATE it, and SET NOT NULL"
         ),
         table=o.on,
@@ -46,5 +46,9 @@ RULE = Rule(
     ),
     operations=(op.AddColumn,),
     check=check,
-    examples=(Example('ALTER TABLE "User" ADD COLUMN "req" TEXT NOT NULL;', Classification.BLOCKING, STANDARD_SETUP),),
+    examples=(
+        Example(
+            'ALTER TABLE "User" ADD COLUMN "req" TEXT NOT NULL;', Classification.BLOCKING, STANDARD_SETUP
+        ),
+    ),
 )

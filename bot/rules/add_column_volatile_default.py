@@ -14,11 +14,15 @@ def check(o: op.AddColumn, ctx: Context) -> Effect | None:
     volatile = column.default is not None and column.default.volatile
     if not (volatile or column.serial):
         return None
-    what = "a SERIAL column" if column.serial else f"a column with the volatile default {column.default.sql if column.default else ''}"
+    what = (
+        "a SERIAL column"
+        if column.serial
+        else f"a column with the volatile default {column.default.sql if column.default else ''}"
+    )
     type_sql = str(column.type) if column.type else "..."
     alternative = (
-        f'ALTER TABLE {quoted(o.on)} ADD COLUMN {quoted(column.name)} {type_sql};\n'
-        f'ALTER TABLE {quoted(o.on)} ALTER COLUMN {quoted(column.name)} SET DEFAULT {column.default.sql if column.default else "..."};\n'
+        f"ALTER TABLE {quoted(o.on)} ADD COLUMN {quoted(column.name)} {type_sql};\n"
+        f"ALTER TABLE {quoted(o.on)} ALTER COLUMN {quoted(column.name)} SET DEFAULT {column.default.sql if column.default else '...'};\n"
         "-- then backfill existing rows in batches, outside the migration"
     )
     return claim(
@@ -50,8 +54,16 @@ RULE = Rule(
     operations=(op.AddColumn,),
     check=check,
     examples=(
-        Example('ALTER TABLE "User" ADD COLUMN "uuid" UUID DEFAULT gen_random_uuid();', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" ADD COLUMN "uuid" UUID DEFAULT gen_random_uuid();',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
         Example('ALTER TABLE "User" ADD COLUMN "seq" SERIAL;', Classification.BLOCKING, STANDARD_SETUP),
-        Example('ALTER TABLE "User" ADD COLUMN "r" DOUBLE PRECISION DEFAULT random();', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" ADD COLUMN "r" DOUBLE PRECISION DEFAULT random();',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
     ),
 )

@@ -10,6 +10,7 @@ ID = "add-primary-key"
 
 
 def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
+    columns: tuple[str, ...]
     if isinstance(o, op.AddColumn):
         if not o.column.primary_key:
             return None
@@ -17,7 +18,11 @@ def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
     else:
         if o.constraint.kind != "primary_key":
             return None
-        name, columns, using_index = o.constraint.name or f"{o.on}_pkey", o.constraint.columns, o.constraint.using_index
+        name, columns, using_index = (
+            o.constraint.name or f"{o.on}_pkey",
+            o.constraint.columns,
+            o.constraint.using_index,
+        )
     if using_index:
         nullable = [c for c in columns if not _known_not_null(ctx, o.on, c)]
         return claim(
@@ -66,7 +71,11 @@ RULE = Rule(
     operations=(op.AddConstraint, op.AddColumn),
     check=check,
     examples=(
-        Example('ALTER TABLE "Log" ADD CONSTRAINT "Log_pkey" PRIMARY KEY ("id");', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "Log" ADD CONSTRAINT "Log_pkey" PRIMARY KEY ("id");',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
         Example(
             'ALTER TABLE "Log" ADD CONSTRAINT "Log_pkey" PRIMARY KEY USING INDEX "Log_id_key";',
             Classification.BRIEF,

@@ -10,6 +10,7 @@ ID = "add-unique-constraint"
 
 
 def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
+    columns: tuple[str, ...]
     if isinstance(o, op.AddColumn):
         if not o.column.unique or o.column.primary_key:
             return None
@@ -17,7 +18,11 @@ def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
     else:
         if o.constraint.kind not in ("unique", "exclude"):
             return None
-        name, columns, using_index = o.constraint.name or "...", o.constraint.columns, o.constraint.using_index
+        name, columns, using_index = (
+            o.constraint.name or "...",
+            o.constraint.columns,
+            o.constraint.using_index,
+        )
     if using_index:
         return claim(
             ID,
@@ -59,7 +64,11 @@ RULE = Rule(
     operations=(op.AddConstraint, op.AddColumn),
     check=check,
     examples=(
-        Example('ALTER TABLE "User" ADD CONSTRAINT "User_discordId_key" UNIQUE ("discordId");', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" ADD CONSTRAINT "User_discordId_key" UNIQUE ("discordId");',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
         Example(
             'ALTER TABLE "User" ADD CONSTRAINT "User_score_key2" UNIQUE USING INDEX "User_score_key";',
             Classification.BRIEF,

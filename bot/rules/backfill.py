@@ -7,6 +7,13 @@ from bot.analysis.model import Classification, Effect, LockMode
 from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
 
 ID = "backfill"
+# Row locks only exist on rows: the examples need some.
+_WITH_ROWS = (
+    STANDARD_SETUP
+    + """INSERT INTO "User" ("email") SELECT 'u' || g || '@example.com' FROM generate_series(1, 50) AS g;
+INSERT INTO "Tip" ("userId", "amount") SELECT 1 + g % 50, CASE WHEN g % 3 = 0 THEN NULL ELSE g END FROM generate_series(1, 200) AS g;
+"""
+)
 
 
 def check(o: op.DataChange, ctx: Context) -> Effect:
@@ -23,7 +30,9 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
             scans=o.reads,
         )
     if not ctx.live(o.target):
-        return claim(ID, ctx, f"Changes rows of {quoted(o.target)}, created in this migration.", locks, scans=o.reads)
+        return claim(
+            ID, ctx, f"Changes rows of {quoted(o.target)}, created in this migration.", locks, scans=o.reads
+        )
     return claim(
         ID,
         ctx,
@@ -54,8 +63,10 @@ RULE = Rule(
     operations=(op.DataChange,),
     check=check,
     examples=(
-        Example('UPDATE "User" SET "bio" = \'x\' WHERE "bio" IS NULL;', Classification.BLOCKING, STANDARD_SETUP),
-        Example('DELETE FROM "Tip" WHERE "amount" IS NULL;', Classification.BLOCKING, STANDARD_SETUP),
-        Example('INSERT INTO "Log" ("id", "message") VALUES (1, \'hello\');', Classification.SAFE, STANDARD_SETUP),
+        Example('UPDATE "User" SET "bio" = \'x\' WHERE "bio" IS NULL;', Classification.BLOCKING, _WITH_ROWS),
+        Example('DELETE FROM "Tip" WHERE "amount" IS NULL;', Classification.BLOCKING, _WITH_ROWS),
+        Example(
+            'INSERT INTO "Log" ("id", "message") VALUES (1, \'hello\');', Classification.SAFE, STANDARD_SETUP
+        ),
     ),
 )

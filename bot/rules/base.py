@@ -75,7 +75,7 @@ def claim(
     rule: str,
     ctx: Context,
     message: str,
-    locks: Mapping[str | None, LockMode] | Iterable[tuple[str | None, LockMode]],
+    locks: Mapping[str, LockMode] | Mapping[str | None, LockMode] | Iterable[tuple[str | None, LockMode]],
     *,
     rewrites: Iterable[str | None] = (),
     scans: Iterable[str | None] = (),
@@ -89,7 +89,7 @@ def claim(
     blocking: a lock that blocks writes (SHARE or stronger) held while a live table is rewritten or scanned;
     brief: such a lock with neither; safe: anything weaker. Objects created in the same file are not live.
     """
-    pairs = locks.items() if isinstance(locks, Mapping) else locks
+    pairs: Iterable[tuple[str | None, LockMode]] = locks.items() if isinstance(locks, Mapping) else locks
     live_locks: dict[str, LockMode] = {}
     for name, mode in pairs:
         if name and ctx.live(name):
@@ -112,7 +112,9 @@ def claim(
     )
 
 
-def classify(locks: Mapping[str, LockMode], rewrites: frozenset[str], scans: frozenset[str]) -> Classification:
+def classify(
+    locks: Mapping[str, LockMode], rewrites: frozenset[str], scans: frozenset[str]
+) -> Classification:
     strong = {table for table, mode in locks.items() if mode.blocks_writes}
     if strong & (rewrites | scans):
         return Classification.BLOCKING

@@ -22,12 +22,20 @@ def check(
     ctx: Context,
 ) -> Effect:
     if isinstance(o, op.CreateTable):
-        return claim(ID, ctx, f"Creates table {quoted(o.name)}.", [(t, LockMode.ACCESS_SHARE) for t in o.reads], scans=o.reads)
+        return claim(
+            ID,
+            ctx,
+            f"Creates table {quoted(o.name)}.",
+            [(t, LockMode.ACCESS_SHARE) for t in o.reads],
+            scans=o.reads,
+        )
     if isinstance(o, op.CreateView):
         locks = [(t, LockMode.ACCESS_SHARE) for t in o.reads]
         if o.replace and ctx.live(o.name):
             locks.append((o.name, LockMode.ACCESS_EXCLUSIVE))
-        return claim(ID, ctx, f"Creates view {quoted(o.name)}.", locks, scans=o.reads if o.materialized else ())
+        return claim(
+            ID, ctx, f"Creates view {quoted(o.name)}.", locks, scans=o.reads if o.materialized else ()
+        )
     if isinstance(o, op.DropView):
         return claim(
             ID,
@@ -38,7 +46,12 @@ def check(
             table=o.name,
         )
     if isinstance(o, op.CatalogOnly):
-        return claim(ID, ctx, f"Catalog change ({o.what}); no table is locked.", [(t, LockMode[m]) for t, m in o.weak_locks])
+        return claim(
+            ID,
+            ctx,
+            f"Catalog change ({o.what}); no table is locked.",
+            [(t, LockMode[m]) for t, m in o.weak_locks],
+        )
     return claim(ID, ctx, "Catalog change; no table is locked.", {})
 
 
@@ -67,7 +80,11 @@ RULE = Rule(
             STANDARD_SETUP,
         ),
         Example('COMMENT ON COLUMN "Tip"."amount" IS \'cents\';', Classification.SAFE, STANDARD_SETUP),
-        Example('CREATE TYPE "Color" AS ENUM (\'RED\', \'BLUE\');', Classification.SAFE, STANDARD_SETUP),
-        Example('CREATE VIEW "BigTips" AS SELECT * FROM "Tip" WHERE "amount" > 100;', Classification.SAFE, STANDARD_SETUP),
+        Example("CREATE TYPE \"Color\" AS ENUM ('RED', 'BLUE');", Classification.SAFE, STANDARD_SETUP),
+        Example(
+            'CREATE VIEW "BigTips" AS SELECT * FROM "Tip" WHERE "amount" > 100;',
+            Classification.SAFE,
+            STANDARD_SETUP,
+        ),
     ),
 )

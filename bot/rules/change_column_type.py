@@ -10,7 +10,17 @@ ID = "change-column-type"
 
 _SERIAL_STORAGE = {"serial": "int4", "bigserial": "int8", "smallserial": "int2"}
 # Types whose modifier can grow (or be dropped) without touching the rows.
-_WIDENABLE = {"varchar", "numeric", "timestamp", "timestamptz", "time", "timetz", "interval", "bit varying", "varbit"}
+_WIDENABLE = {
+    "varchar",
+    "numeric",
+    "timestamp",
+    "timestamptz",
+    "time",
+    "timetz",
+    "interval",
+    "bit varying",
+    "varbit",
+}
 # Changes PostgreSQL treats as binary-coercible relabelling (no rewrite, no scan).
 _RELABEL = {
     ("varchar", "text"),
@@ -80,10 +90,17 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
             table=o.on,
             classification=Classification.UNKNOWN,
         )
-    if not rewrite and old is not None and new is not None and ctx.schema.is_indexed(o.on, o.column) and (
-        _SERIAL_STORAGE.get(old.base, old.base),
-        new.base,
-    ) in _REBUILDS_INDEXES:
+    if (
+        not rewrite
+        and old is not None
+        and new is not None
+        and ctx.schema.is_indexed(o.on, o.column)
+        and (
+            _SERIAL_STORAGE.get(old.base, old.base),
+            new.base,
+        )
+        in _REBUILDS_INDEXES
+    ):
         return claim(
             ID,
             ctx,
@@ -140,17 +157,43 @@ RULE = Rule(
     operations=(op.AlterColumnType,),
     check=check,
     examples=(
-        Example('ALTER TABLE "Tip" ALTER COLUMN "amount" SET DATA TYPE BIGINT;', Classification.BLOCKING, STANDARD_SETUP),
-        Example('ALTER TABLE "Tip" ALTER COLUMN "note" SET DATA TYPE VARCHAR(20);', Classification.BRIEF, STANDARD_SETUP),
-        Example('ALTER TABLE "Tip" ALTER COLUMN "note" SET DATA TYPE TEXT;', Classification.BRIEF, STANDARD_SETUP),
-        Example('ALTER TABLE "User" ALTER COLUMN "name" SET DATA TYPE VARCHAR(20);', Classification.BLOCKING, STANDARD_SETUP),
-        Example('ALTER TABLE "User" ALTER COLUMN "price" SET DATA TYPE DECIMAL(12,2);', Classification.BRIEF, STANDARD_SETUP),
-        Example('ALTER TABLE "User" ALTER COLUMN "price" SET DATA TYPE DECIMAL(12,4);', Classification.BLOCKING, STANDARD_SETUP),
         Example(
-            'ALTER TABLE "User" ALTER COLUMN "createdAt" SET DATA TYPE TIMESTAMPTZ(3);', Classification.BLOCKING, STANDARD_SETUP
+            'ALTER TABLE "Tip" ALTER COLUMN "amount" SET DATA TYPE BIGINT;',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
         ),
         Example(
-            'ALTER TABLE "User" ALTER COLUMN "createdAt" SET DATA TYPE TIMESTAMP(6);', Classification.BRIEF, STANDARD_SETUP
+            'ALTER TABLE "Tip" ALTER COLUMN "note" SET DATA TYPE VARCHAR(20);',
+            Classification.BRIEF,
+            STANDARD_SETUP,
+        ),
+        Example(
+            'ALTER TABLE "Tip" ALTER COLUMN "note" SET DATA TYPE TEXT;', Classification.BRIEF, STANDARD_SETUP
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "name" SET DATA TYPE VARCHAR(20);',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "price" SET DATA TYPE DECIMAL(12,2);',
+            Classification.BRIEF,
+            STANDARD_SETUP,
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "price" SET DATA TYPE DECIMAL(12,4);',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "createdAt" SET DATA TYPE TIMESTAMPTZ(3);',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "createdAt" SET DATA TYPE TIMESTAMP(6);',
+            Classification.BRIEF,
+            STANDARD_SETUP,
         ),
         Example(
             'ALTER TABLE "Tip" ALTER COLUMN "amount" SET DATA TYPE TEXT USING ("amount"::text);',

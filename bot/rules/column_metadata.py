@@ -14,7 +14,8 @@ _LOCKS = {
 
 
 def check(
-    o: op.DropNotNull | op.SetDefault | op.DropDefault | op.AlterColumnOption | op.AlterColumnIdentity, ctx: Context
+    o: op.DropNotNull | op.SetDefault | op.DropDefault | op.AlterColumnOption | op.AlterColumnIdentity,
+    ctx: Context,
 ) -> Effect:
     mode = LockMode.ACCESS_EXCLUSIVE
     if isinstance(o, op.AlterColumnOption):
@@ -47,9 +48,15 @@ RULE = Rule(
     operations=(op.DropNotNull, op.SetDefault, op.DropDefault, op.AlterColumnOption, op.AlterColumnIdentity),
     check=check,
     examples=(
-        Example('ALTER TABLE "User" ALTER COLUMN "bio" SET DEFAULT \'hi\';', Classification.BRIEF, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "bio" SET DEFAULT \'hi\';', Classification.BRIEF, STANDARD_SETUP
+        ),
         Example('ALTER TABLE "User" ALTER COLUMN "role" DROP DEFAULT;', Classification.BRIEF, STANDARD_SETUP),
-        Example('ALTER TABLE "User" ALTER COLUMN "createdAt" DROP NOT NULL;', Classification.BRIEF, STANDARD_SETUP),
-        Example('ALTER TABLE "User" ALTER COLUMN "bio" SET STATISTICS 200;', Classification.SAFE, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "createdAt" DROP NOT NULL;', Classification.BRIEF, STANDARD_SETUP
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "bio" SET STATISTICS 200;', Classification.SAFE, STANDARD_SETUP
+        ),
     ),
 )

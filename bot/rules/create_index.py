@@ -24,7 +24,9 @@ def check(o: op.CreateIndex, ctx: Context) -> Effect:
             scans=[o.on],
             table=o.on,
         )
-    statement = f"CREATE {'UNIQUE ' if o.unique else ''}INDEX CONCURRENTLY {quoted(o.name)} ON {quoted(o.on)} (...)"
+    statement = (
+        f"CREATE {'UNIQUE ' if o.unique else ''}INDEX CONCURRENTLY {quoted(o.name)} ON {quoted(o.on)} (...)"
+    )
     return claim(
         ID,
         ctx,
@@ -55,8 +57,14 @@ RULE = Rule(
     operations=(op.CreateIndex,),
     check=check,
     examples=(
-        Example('CREATE INDEX "Tip_createdAt_idx" ON "Tip"("createdAt");', Classification.BLOCKING, STANDARD_SETUP),
-        Example('CREATE UNIQUE INDEX "User_email_key" ON "User"("email");', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'CREATE INDEX "Tip_createdAt_idx" ON "Tip"("createdAt");', Classification.BLOCKING, STANDARD_SETUP
+        ),
+        Example(
+            'CREATE UNIQUE INDEX "User_email_key" ON "User"("email");',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+        ),
         Example(
             'CREATE TABLE "New" ("id" INTEGER NOT NULL, "userId" INTEGER);\n'
             'CREATE INDEX "New_userId_idx" ON "New"("userId");',
@@ -64,6 +72,10 @@ RULE = Rule(
             STANDARD_SETUP,
             title="an index on a table created in the same migration",
         ),
-        Example('CREATE INDEX CONCURRENTLY "Tip_userId_idx" ON "Tip"("userId");', Classification.SAFE, STANDARD_SETUP),
+        Example(
+            'CREATE INDEX CONCURRENTLY "Tip_userId_idx" ON "Tip"("userId");',
+            Classification.SAFE,
+            STANDARD_SETUP,
+        ),
     ),
 )

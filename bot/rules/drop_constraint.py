@@ -42,7 +42,8 @@ RULE = Rule(
         Example(
             'ALTER TABLE "User" DROP CONSTRAINT "user_bio_nn";',
             Classification.BRIEF,
-            STANDARD_SETUP + 'ALTER TABLE "User" ADD CONSTRAINT "user_bio_nn" CHECK ("bio" IS NOT NULL) NOT VALID;',
+            STANDARD_SETUP
+            + 'ALTER TABLE "User" ADD CONSTRAINT "user_bio_nn" CHECK ("bio" IS NOT NULL) NOT VALID;',
         ),
     ),
 )

@@ -14,7 +14,9 @@ def check(o: op.DropIndex, ctx: Context) -> Effect:
     if ctx.schema.is_new(o.name):
         table = None
     if o.concurrently:
-        return claim(ID, ctx, "Drops the index without blocking queries.", {table: LockMode.SHARE_UPDATE_EXCLUSIVE})
+        return claim(
+            ID, ctx, "Drops the index without blocking queries.", {table: LockMode.SHARE_UPDATE_EXCLUSIVE}
+        )
     on = f" on {quoted(table)}" if table else ""
     return claim(
         ID,

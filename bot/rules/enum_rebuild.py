@@ -11,7 +11,12 @@ ID = "enum-rebuild"
 
 def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
     new = o.new_type
-    if new is None or not new.user_defined or not ctx.schema.is_new(new.base) or new.base not in ctx.schema.enums:
+    if (
+        new is None
+        or not new.user_defined
+        or not ctx.schema.is_new(new.base)
+        or new.base not in ctx.schema.enums
+    ):
         return None
     return claim(
         ID,
@@ -37,7 +42,7 @@ RULE = Rule(
     summary="Prisma removes an enum value by creating `X_new` and converting every column: a full rewrite of each table.",
     why=(
         "PostgreSQL cannot drop a value from an enum, so Prisma creates a new type, converts every column "
-        "with `USING (col::text::\"X_new\")`, and swaps the names. Each conversion rewrites its table under "
+        'with `USING (col::text::"X_new")`, and swaps the names. Each conversion rewrites its table under '
         "ACCESS EXCLUSIVE, and code still writing the removed value fails."
     ),
     instead=(
@@ -48,7 +53,7 @@ RULE = Rule(
     check=check,
     examples=(
         Example(
-            'CREATE TYPE "Role_new" AS ENUM (\'USER\');\n'
+            "CREATE TYPE \"Role_new\" AS ENUM ('USER');\n"
             'ALTER TABLE "User" ALTER COLUMN "role" DROP DEFAULT;\n'
             'ALTER TABLE "User" ALTER COLUMN "role" TYPE "Role_new" USING ("role"::text::"Role_new");\n'
             'ALTER TYPE "Role" RENAME TO "Role_old";\n'

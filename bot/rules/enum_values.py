@@ -42,7 +42,7 @@ RULE = Rule(
     operations=(op.AddEnumValue, op.RenameEnumValue),
     check=check,
     examples=(
-        Example('ALTER TYPE "Role" ADD VALUE \'OWNER\';', Classification.SAFE, STANDARD_SETUP),
-        Example('ALTER TYPE "Role" RENAME VALUE \'ADMIN\' TO \'SUPER\';', Classification.SAFE, STANDARD_SETUP),
+        Example("ALTER TYPE \"Role\" ADD VALUE 'OWNER';", Classification.SAFE, STANDARD_SETUP),
+        Example("ALTER TYPE \"Role\" RENAME VALUE 'ADMIN' TO 'SUPER';", Classification.SAFE, STANDARD_SETUP),
     ),
 )

@@ -58,5 +58,7 @@ RULE = FileRule(
         "to the migration connection string."
     ),
     check_file=check_file,
-    examples=(Example('ALTER TABLE "User" ADD COLUMN "nickname" TEXT;', Classification.BRIEF, STANDARD_SETUP),),
+    examples=(
+        Example('ALTER TABLE "User" ADD COLUMN "nickname" TEXT;', Classification.BRIEF, STANDARD_SETUP),
+    ),
 )

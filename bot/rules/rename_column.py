@@ -19,7 +19,7 @@ def check(o: op.RenameColumn, ctx: Context) -> Effect:
         {o.on: LockMode.ACCESS_EXCLUSIVE},
         breaking=True,
         alternative=(
-            f"Keep the database name and rename only in Prisma: `{o.new_name} ... @map(\"{o.column}\")`. "
+            f'Keep the database name and rename only in Prisma: `{o.new_name} ... @map("{o.column}")`. '
             "Or expand/contract: add the new column, write both, backfill, switch reads, drop the old one later."
         ),
         table=o.on,
@@ -34,10 +34,14 @@ RULE = Rule(
         "Prisma Client names every column it selects. Between the migration and the end of the deploy, old "
         "instances query a column that no longer exists."
     ),
-    instead="Use `@map(\"old_name\")` on the renamed field, or expand/contract across two deploys.",
+    instead='Use `@map("old_name")` on the renamed field, or expand/contract across two deploys.',
     operations=(op.RenameColumn,),
     check=check,
     examples=(
-        Example('ALTER TABLE "User" RENAME COLUMN "discordId" TO "discord_id";', Classification.BRIEF, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" RENAME COLUMN "discordId" TO "discord_id";',
+            Classification.BRIEF,
+            STANDARD_SETUP,
+        ),
     ),
 )

@@ -30,7 +30,13 @@ RULE = Rule(
     operations=(op.RenameIndex, op.RenameConstraint),
     check=check,
     examples=(
-        Example('ALTER INDEX "Tip_amount_idx" RENAME TO "Tip_amount_index";', Classification.SAFE, STANDARD_SETUP),
-        Example('ALTER TABLE "Tip" RENAME CONSTRAINT "Tip_userId_fkey" TO "Tip_user_fkey";', Classification.BRIEF, STANDARD_SETUP),
+        Example(
+            'ALTER INDEX "Tip_amount_idx" RENAME TO "Tip_amount_index";', Classification.SAFE, STANDARD_SETUP
+        ),
+        Example(
+            'ALTER TABLE "Tip" RENAME CONSTRAINT "Tip_userId_fkey" TO "Tip_user_fkey";',
+            Classification.BRIEF,
+            STANDARD_SETUP,
+        ),
     ),
 )

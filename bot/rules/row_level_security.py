@@ -30,6 +30,10 @@ RULE = Rule(
     check=check,
     examples=(
         Example('ALTER TABLE "Tip" ENABLE ROW LEVEL SECURITY;', Classification.BRIEF, STANDARD_SETUP),
-        Example('CREATE POLICY "tips_read" ON "Tip" FOR SELECT USING (true);', Classification.BRIEF, STANDARD_SETUP),
+        Example(
+            'CREATE POLICY "tips_read" ON "Tip" FOR SELECT USING (true);',
+            Classification.BRIEF,
+            STANDARD_SETUP,
+        ),
     ),
 )

@@ -63,7 +63,9 @@ RULE = Rule(
     operations=(op.SetNotNull,),
     check=check,
     examples=(
-        Example('ALTER TABLE "User" ALTER COLUMN "email" SET NOT NULL;', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "email" SET NOT NULL;', Classification.BLOCKING, STANDARD_SETUP
+        ),
         Example(
             'ALTER TABLE "User" ALTER COLUMN "bio" SET NOT NULL;',
             Classification.BRIEF,

@@ -40,7 +40,8 @@ RULE = Rule(
         Example(
             'ALTER TABLE "User" VALIDATE CONSTRAINT "user_bio_nn";',
             Classification.SAFE,
-            STANDARD_SETUP + 'ALTER TABLE "User" ADD CONSTRAINT "user_bio_nn" CHECK ("bio" IS NOT NULL) NOT VALID;',
+            STANDARD_SETUP
+            + 'ALTER TABLE "User" ADD CONSTRAINT "user_bio_nn" CHECK ("bio" IS NOT NULL) NOT VALID;',
         ),
         Example(
             'ALTER TABLE "Tip" VALIDATE CONSTRAINT "Tip_userId_fkey2";',

@@ -8,11 +8,12 @@ depends on are left out of the comparison and counted as unmeasured.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import Analyzer
-from bot.analysis.model import Classification
+from bot.analysis.model import Classification, LockMode
 from bot.analysis.roots import MigrationRoot, read_sql
 from bot.analysis.splitter import split_statements
 from bot.verify.measure import Probe
@@ -101,7 +102,9 @@ def compare_root(server: Server, root: MigrationRoot, config: RepoConfig | None 
                     if measurement.autocommit and not measurement.captured:
                         agreement.unmeasured_autocommit += 1
                         continue
-                    blocking_rules = {f.rule_id for f in statement.findings if f.classification.value == "blocking"}
+                    blocking_rules = {
+                        f.rule_id for f in statement.findings if f.classification.value == "blocking"
+                    }
                     if blocking_rules == {"backfill"}:
                         agreement.backfills += 1
                         continue
@@ -114,19 +117,21 @@ def compare_root(server: Server, root: MigrationRoot, config: RepoConfig | None 
                         f"scans={sorted(statement.scans)}; measured locks={_fmt(measurement.locks)} "
                         f"rewrites={sorted(measurement.rewrites)} scans={sorted(measurement.scans)}"
                     )
-                    item = Disagreement(str(sql_path), statement.line_start, statement.sql[:300], claimed, measured, detail)
+                    item = Disagreement(
+                        str(sql_path), statement.line_start, statement.sql[:300], claimed, measured, detail
+                    )
                     if measured == "blocking" and claimed in ("safe", "brief"):
                         agreement.missed.append(item)
                     if claimed == "blocking" and measured != "blocking":
                         agreement.false_blocking.append(item)
-                    if claimed != "unknown" and {t: m for t, m in statement.locks.items() if m.blocks_writes} != {
-                        t: m for t, m in measurement.locks.items() if m.blocks_writes
-                    }:
+                    if claimed != "unknown" and {
+                        t: m for t, m in statement.locks.items() if m.blocks_writes
+                    } != {t: m for t, m in measurement.locks.items() if m.blocks_writes}:
                         agreement.lock_mismatches += 1
         finally:
             probe.close()
     return agreement
 
 
-def _fmt(locks: dict[str, object]) -> str:
-    return "{" + ", ".join(f"{t}: {getattr(m, 'sql_name', m)}" for t, m in sorted(locks.items())) + "}"
+def _fmt(locks: Mapping[str, LockMode]) -> str:
+    return "{" + ", ".join(f"{t}: {m.sql_name}" for t, m in sorted(locks.items())) + "}"

@@ -34,9 +34,7 @@ _MY_LOCKS = """
 SELECT relation, mode FROM pg_locks
 WHERE pid = %s AND locktype = 'relation' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
-_AUTOCOMMIT_ONLY = re.compile(
-    r"\b(CONCURRENTLY|VACUUM)\b|^\s*(CREATE|DROP)\s+DATABASE\b", re.IGNORECASE
-)
+_AUTOCOMMIT_ONLY = re.compile(r"\b(CONCURRENTLY|VACUUM)\b|^\s*(CREATE|DROP)\s+DATABASE\b", re.IGNORECASE)
 _TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION)\b", re.IGNORECASE)
 
 
@@ -47,6 +45,8 @@ class Measurement:
     locks: dict[str, LockMode] = field(default_factory=dict)
     rewrites: set[str] = field(default_factory=set)
     scans: set[str] = field(default_factory=set)
+    # live tables with existing rows locked by the statement until commit (UPDATE/DELETE)
+    row_locks: set[str] = field(default_factory=set)
     # autocommit statements: locks come from another session, scans cannot be read
     autocommit: bool = False
     captured: bool = True
@@ -58,10 +58,11 @@ class Measurement:
         """What the measurement says, by the same definitions zdm uses for its claims.
 
         blocking: a live table rewritten or scanned while this statement holds a lock on it that blocks
-        writes (SHARE or stronger); brief: a write-blocking lock without either; safe: anything weaker.
-        Row locks taken by UPDATE/DELETE are not table locks and cannot show on the empty tables of a replay.
+        writes (SHARE or stronger), or while it holds row locks on the existing rows it read (UPDATE/DELETE:
+        writers of those rows wait until commit); brief: a write-blocking lock without either; safe: anything
+        weaker. Row locks need rows: on the empty tables of a corpus replay they cannot show.
         """
-        strong = {t for t, m in self.locks.items() if m.blocks_writes}
+        strong = {t for t, m in self.locks.items() if m.blocks_writes} | self.row_locks
         if strong & (self.rewrites | self.scans):
             return Classification.BLOCKING
         if strong:
@@ -94,7 +95,9 @@ class Probe:
     def install_stand_ins(self) -> None:
         """Stand-ins for extension functions an embedded server may lack (uuid-ossp is not in every build),
         so migrations that call them can still be measured. Real extensions win when they exist."""
-        available = {row[0] for row in self.conn.execute("SELECT name FROM pg_available_extensions").fetchall()}
+        available = {
+            row[0] for row in self.conn.execute("SELECT name FROM pg_available_extensions").fetchall()
+        }
         if "uuid-ossp" not in available:
             for name in ("uuid_generate_v4", "uuid_generate_v1", "uuid_generate_v1mc"):
                 self.conn.execute(
@@ -128,6 +131,29 @@ class Probe:
         ).fetchall()
         return {oid: (filenode, scans) for oid, filenode, scans in rows}
 
+    def _rows_locked_by_others_view(self, oids: list[int]) -> list[int]:
+        """Tables among `oids` where another session finds rows it cannot lock (FOR UPDATE SKIP LOCKED)."""
+        if not oids:
+            return []
+        locked = []
+        with psycopg.connect(self.url, autocommit=True) as observer:
+            observer.execute("SET lock_timeout = '200ms'")
+            for oid in oids:
+                schema, name = self._identifiers[oid]
+                table = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+                try:
+                    row = observer.execute(
+                        sql.SQL(
+                            "SELECT (SELECT count(*) FROM {t}), (SELECT count(*) FROM (SELECT 1 FROM {t} "
+                            "FOR UPDATE SKIP LOCKED) AS free)"
+                        ).format(t=table)
+                    ).fetchone()
+                except psycopg.Error:
+                    continue
+                if row is not None and row[1] < row[0]:
+                    locked.append(oid)
+        return locked
+
     def measure(self, raw: RawStatement, live: dict[int, tuple[str, int]]) -> Measurement:
         result = Measurement(raw.line_start, raw.text)
         if _TRANSACTION_CONTROL.match(raw.text):
@@ -147,6 +173,9 @@ class Probe:
                     name = live[relation][0]
                     lock = LockMode.from_pg(mode)
                     result.locks[name] = max(lock, result.locks.get(name, lock))
+            row_writes = [oid for oid in oids if result.locks.get(live[oid][0]) is LockMode.ROW_EXCLUSIVE]
+            for oid in self._rows_locked_by_others_view(row_writes):
+                result.row_locks.add(live[oid][0])
             after = self._counters(oids)
             for oid, (filenode, scans) in after.items():
                 name = live[oid][0]
@@ -177,7 +206,9 @@ class Probe:
                 blocker.execute("SAVEPOINT probe")
                 try:
                     blocker.execute(
-                        sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(sql.Identifier(schema), sql.Identifier(name))
+                        sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(
+                            sql.Identifier(schema), sql.Identifier(name)
+                        )
                     )
                 except psycopg.Error:
                     blocker.execute("ROLLBACK TO SAVEPOINT probe")

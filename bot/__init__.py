@@ -1,0 +1,1 @@
+"""zdm: stops Prisma migrations from taking PostgreSQL production down."""
