@@ -327,6 +327,14 @@ class Maintenance(Operation):
 
 
 @dataclass(frozen=True)
+class LockTable(Operation):
+    """LOCK TABLE: an explicit lock, held until the transaction ends."""
+
+    names: tuple[str, ...]
+    mode: str = "ACCESS_EXCLUSIVE"
+
+
+@dataclass(frozen=True)
 class DataChange(Operation):
     """INSERT / UPDATE / DELETE / MERGE / SELECT run as part of a migration."""
 

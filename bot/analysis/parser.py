@@ -280,6 +280,10 @@ def _from_tree(tree: exp.Expression) -> Iterator[op.Operation]:
         yield op.Truncate(tuple(_table_key(t) for t in tree.expressions))
     elif isinstance(tree, (exp.Update, exp.Delete, exp.Insert, exp.Merge)):
         yield _data_change(tree)
+        # Data-modifying CTEs (`WITH updated AS (UPDATE ...) INSERT ...`) change rows too.
+        for nested in tree.find_all(exp.Update, exp.Delete, exp.Insert):
+            if nested is not tree:
+                yield _data_change(nested)
     elif isinstance(tree, exp.Select) and isinstance(tree.args.get("into"), exp.Into):
         # SELECT ... INTO creates a table from the query.
         into = tree.args["into"]
@@ -719,11 +723,12 @@ class _Words:
         self.accept("IF", "EXISTS") or self.accept("IF", "NOT", "EXISTS")
 
 
+_COMMAND_TOKENS = frozenset(Postgres.Tokenizer.COMMANDS)
 _QUOTED = (TokenType.IDENTIFIER, TokenType.STRING, TokenType.HEREDOC_STRING, TokenType.NATIONAL_STRING)
 
 
 def _from_tokens(tokens: Sequence[Token], source: str) -> ParsedStatement:
-    if tokens and tokens[0].token_type is TokenType.COMMAND:
+    if tokens and tokens[0].token_type in _COMMAND_TOKENS:
         source = source[tokens[0].start : tokens[-1].end + 1]
         try:
             tokens = _PlainTokenizer().tokenize(source)
@@ -748,7 +753,11 @@ def _recognise(words: _Words, head: str) -> Iterator[op.Operation]:
     elif words.word() == "DROP":
         yield from _drop_words(words)
     elif words.accept("DO"):
-        raise _NotUnderstood("a DO block runs procedural code zdm does not read; review it by hand")
+        yield from _do_block(words)
+    elif words.accept("LOCK"):
+        yield _lock_table(words)
+    elif head in ("INSERT", "UPDATE", "DELETE", "MERGE"):
+        yield _data_change_words(words, head)
     elif words.accept("VACUUM"):
         yield _vacuum_words(words)
     elif words.accept("ANALYZE") or words.accept("ANALYSE"):
@@ -772,6 +781,8 @@ def _recognise(words: _Words, head: str) -> Iterator[op.Operation]:
         or words.accept("ALTER", "SCHEMA")
     ):
         yield op.CatalogOnly(words.word(-2).lower() if words.pos >= 2 else "object")
+    elif words.accept("ALTER", "PUBLICATION") or words.accept("ALTER", "SUBSCRIPTION"):
+        yield op.CatalogOnly("publication")
     elif words.accept("ALTER", "EXTENSION") or words.accept("ALTER", "DEFAULT", "PRIVILEGES"):
         yield op.CatalogOnly("extension or privileges")
     elif words.accept("ALTER", "ROLE") or words.accept("ALTER", "DATABASE") or words.accept("ALTER", "USER"):
@@ -971,7 +982,12 @@ def _alter_column_words(table: str, words: _Words, sub_text: str) -> op.Operatio
 def _create_words(words: _Words) -> Iterator[op.Operation]:
     words.accept("CREATE")
     words.accept("OR", "REPLACE")
-    words.accept("TEMPORARY") or words.accept("TEMP")
+    words.accept("TEMPORARY") or words.accept("TEMP") or words.accept("UNLOGGED")
+    if words.accept("TABLE"):
+        words.skip_if_exists()
+        name = words.name()
+        yield op.CreateTable(name, reads=_reads_after_as(words))
+        return
     if (
         words.word() in ("FUNCTION", "PROCEDURE", "AGGREGATE", "OPERATOR", "CAST", "COLLATION", "LANGUAGE")
         or words.word() in ("EXTENSION", "SCHEMA", "SEQUENCE", "ROLE", "USER", "PUBLICATION", "SUBSCRIPTION")
@@ -1006,6 +1022,130 @@ def _create_words(words: _Words) -> Iterator[op.Operation]:
         yield op.CreateView(words.name(), materialized=materialized, reads=())
     else:
         raise _NotUnderstood(f"zdm does not know CREATE {words.word()}")
+
+
+def _reads_after_as(words: _Words) -> tuple[str, ...]:
+    """Tables read by the query of `CREATE TABLE ... AS <query>`, when sqlglot can parse the query."""
+    depth = 0
+    while not words.done():
+        word = words.word()
+        depth += word == "("
+        depth -= word == ")"
+        words.pos += 1
+        if word == "AS" and depth == 0:
+            try:
+                return _reads(_DIALECT.parse_one(words.rest_text()))
+            except (SqlglotError, ValueError, IndexError, TypeError, AttributeError):
+                return ()
+    return ()
+
+
+_LOCK_MODES = {
+    "ACCESS SHARE": "ACCESS_SHARE",
+    "ROW SHARE": "ROW_SHARE",
+    "ROW EXCLUSIVE": "ROW_EXCLUSIVE",
+    "SHARE UPDATE EXCLUSIVE": "SHARE_UPDATE_EXCLUSIVE",
+    "SHARE": "SHARE",
+    "SHARE ROW EXCLUSIVE": "SHARE_ROW_EXCLUSIVE",
+    "EXCLUSIVE": "EXCLUSIVE",
+    "ACCESS EXCLUSIVE": "ACCESS_EXCLUSIVE",
+}
+
+
+def _lock_table(words: _Words) -> op.Operation:
+    words.accept("TABLE")
+    words.accept("ONLY")
+    names = []
+    while not words.done() and words.word() not in ("IN", "NOWAIT"):
+        if words.word() == ",":
+            words.pos += 1
+            continue
+        names.append(words.name())
+    mode_words = []
+    if words.accept("IN"):
+        while not words.done() and words.word() != "MODE":
+            mode_words.append(words.word())
+            words.pos += 1
+    mode = _LOCK_MODES.get(" ".join(mode_words), "ACCESS_EXCLUSIVE")
+    return op.LockTable(tuple(names), mode)
+
+
+def _data_change_words(words: _Words, head: str) -> op.Operation:
+    """INSERT/UPDATE/DELETE sqlglot cannot parse: the target is enough to judge it; reads stay unknown."""
+    words.pos += 1
+    words.accept("INTO") or words.accept("FROM")
+    words.accept("ONLY")
+    target = words.name()
+    return op.DataChange(head.lower(), target, has_where=True)
+
+
+# Statements that may appear inside a DO block's procedural code, and the words after which one can start.
+_STATEMENT_STARTS = {
+    "CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "COMMENT", "GRANT", "REVOKE",
+    "REFRESH", "VACUUM", "CLUSTER", "REINDEX", "LOCK", "MERGE",
+}  # fmt: skip
+_CONTROL_WORDS = {"THEN", "ELSE", "LOOP", "BEGIN"}
+
+
+def _do_block(words: _Words) -> Iterator[op.Operation]:
+    """Read the SQL inside `DO $$ ... $$`: plain statements after BEGIN/THEN/ELSE/LOOP are judged like any
+    other; dynamic SQL (EXECUTE) or a statement nested in an expression cannot be, and is reported."""
+    words.accept("LANGUAGE") and words.name()
+    body_token = words.peek()
+    if body_token is None or body_token.token_type not in _QUOTED:
+        raise _NotUnderstood("a DO block without a body zdm can read")
+    body = str(body_token.text)
+    if body.startswith("$"):
+        body = body[body.index("$", 1) + 1 : body.rindex("$", 0, body.rindex("$"))]
+    try:
+        tokens = _PlainTokenizer().tokenize(body)
+    except (SqlglotError, ValueError, IndexError):
+        raise _NotUnderstood("the DO block's body could not be tokenized") from None
+    found = False
+    for piece in _split_on_semicolons(tokens):
+        upper = [t.text.upper() if t.token_type not in _QUOTED else "" for t in piece]
+        if "EXECUTE" in upper:
+            raise _NotUnderstood("the DO block runs dynamic SQL (EXECUTE); review it by hand")
+        start = _statement_start(piece, upper)
+        if start is None:
+            if any(word in _STATEMENT_STARTS for word in upper):
+                raise _NotUnderstood(
+                    "the DO block nests a statement inside procedural code; review it by hand"
+                )
+            continue
+        text = body[piece[start].start : piece[-1].end + 1]
+        from bot.analysis.splitter import split_statements
+
+        for raw in split_statements(text):
+            for operation in parse_statement(raw, text).operations:
+                if isinstance(operation, op.Unrecognized):
+                    raise _NotUnderstood(f"inside the DO block: {operation.reason}")
+                found = True
+                yield operation
+    if not found:
+        yield op.CatalogOnly("procedural checks")
+
+
+def _split_on_semicolons(tokens: Sequence[Token]) -> list[list[Token]]:
+    pieces: list[list[Token]] = [[]]
+    for token in tokens:
+        if token.token_type is TokenType.SEMICOLON:
+            pieces.append([])
+        else:
+            pieces[-1].append(token)
+    return [p for p in pieces if p]
+
+
+def _statement_start(piece: list[Token], upper: list[str]) -> int | None:
+    depth = 0
+    for index, word in enumerate(upper):
+        if word == "(":
+            depth += 1
+        elif word == ")":
+            depth -= 1
+        elif depth == 0 and word in _STATEMENT_STARTS and (index == 0 or upper[index - 1] in _CONTROL_WORDS):
+            return index
+    return None
 
 
 def _drop_words(words: _Words) -> Iterator[op.Operation]:
