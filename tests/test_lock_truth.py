@@ -37,7 +37,8 @@ def _measured(measurement: Measurement) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("example", CASES)
-def test_rule_example_claims_match_postgresql(pg_server: Server, example: Example) -> None:
+def test_rule_example_claims_match_postgresql(any_pg_server: Server, example: Example) -> None:
+    pg_server = any_pg_server
     if pg_server.major_version < example.min_postgres:
         pytest.skip(f"needs PostgreSQL {example.min_postgres}+")
     config = RepoConfig(postgres_version=pg_server.major_version)

@@ -1009,11 +1009,11 @@ def _create_words(words: _Words) -> Iterator[op.Operation]:
         words.accept("INDEX")
         concurrently = words.accept("CONCURRENTLY")
         if_not_exists = words.accept("IF", "NOT", "EXISTS")
-        name = None if words.word() == "ON" else words.name()
+        index_name: str | None = None if words.word() == "ON" else words.name()
         words.accept("ON")
         words.accept("ONLY")
         yield op.CreateIndex(
-            name, words.name(), unique=unique, concurrently=concurrently, if_not_exists=if_not_exists
+            index_name, words.name(), unique=unique, concurrently=concurrently, if_not_exists=if_not_exists
         )
     elif words.word() in ("MATERIALIZED", "VIEW"):
         materialized = words.accept("MATERIALIZED")
@@ -1034,7 +1034,8 @@ def _reads_after_as(words: _Words) -> tuple[str, ...]:
         words.pos += 1
         if word == "AS" and depth == 0:
             try:
-                return _reads(_DIALECT.parse_one(words.rest_text()))
+                trees = _DIALECT.parse(words.rest_text())
+                return _reads(trees[0]) if len(trees) == 1 and isinstance(trees[0], exp.Expression) else ()
             except (SqlglotError, ValueError, IndexError, TypeError, AttributeError):
                 return ()
     return ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,10 @@ from pathlib import Path
 import psycopg
 
 ENV_URL = "ZDM_TEST_DATABASE_URL"
+# Extra PostgreSQL installations to measure on, as `bin` folders separated by ":"; by default every
+# Debian-style /usr/lib/postgresql/<major>/bin found on the machine.
+ENV_BIN_DIRS = "ZDM_TEST_PG_BIN_DIRS"
+_SERVICE_USER = "zdm_postgres"
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,67 @@ def _major(url: str) -> int:
         row = conn.execute("SHOW server_version_num").fetchone()
     assert row is not None
     return int(row[0]) // 10000
+
+
+def extra_bin_dirs() -> list[Path]:
+    configured = os.environ.get(ENV_BIN_DIRS)
+    if configured is not None:
+        return [Path(p) for p in configured.split(":") if p]
+    return sorted(p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").is_file())
+
+
+def _as_service_user() -> dict[str, object]:
+    """initdb and postgres refuse to run as root: run them as an unprivileged user of our own."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    try:
+        pwd.getpwnam(_SERVICE_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", _SERVICE_USER], check=True, capture_output=True)
+    return {"user": _SERVICE_USER}
+
+
+@contextmanager
+def server_from_binaries(bin_dir: Path) -> Iterator[Server]:
+    """Start a throwaway server from a PostgreSQL installation's `bin` folder (Debian's packages, say)."""
+    base = Path(tempfile.mkdtemp(prefix="zdm-pg-"))
+    data, sockets = base / "data", base / "sockets"
+    sockets.mkdir()
+    run_as = _as_service_user()
+    if run_as:
+        base.chmod(0o755)
+        shutil.chown(base, str(run_as["user"]))
+        shutil.chown(sockets, str(run_as["user"]))
+    log = base / "server.log"
+    try:
+        subprocess.run(
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8"],
+            check=True,
+            capture_output=True,
+            **run_as,  # type: ignore[arg-type]
+        )
+        subprocess.run(
+            [
+                str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
+                f"-k {sockets} -c listen_addresses='' -c fsync=off", "start",
+            ],
+            check=True,
+            capture_output=True,
+            **run_as,  # type: ignore[arg-type]
+        )  # fmt: skip
+        url = f"postgresql://postgres@/postgres?host={sockets}"
+        try:
+            yield Server(url, _major(url))
+        finally:
+            subprocess.run(
+                [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                **run_as,  # type: ignore[arg-type]
+            )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @contextmanager
