@@ -58,56 +58,45 @@ def extra_bin_dirs() -> list[Path]:
     return sorted(p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").is_file())
 
 
-def _as_service_user() -> dict[str, object]:
-    """initdb and postgres refuse to run as root: run them as an unprivileged user of our own."""
+def _service_user() -> str | None:
+    """initdb and postgres refuse to run as root: as root, run them as an unprivileged user of our own."""
     if os.geteuid() != 0:
-        return {}
+        return None
     import pwd
 
     try:
         pwd.getpwnam(_SERVICE_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", _SERVICE_USER], check=True, capture_output=True)
-    return {"user": _SERVICE_USER}
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", _SERVICE_USER], check=True, capture_output=True
+        )
+    return _SERVICE_USER
 
 
 @contextmanager
 def server_from_binaries(bin_dir: Path) -> Iterator[Server]:
     """Start a throwaway server from a PostgreSQL installation's `bin` folder (Debian's packages, say)."""
     base = Path(tempfile.mkdtemp(prefix="zdm-pg-"))
-    data, sockets = base / "data", base / "sockets"
+    data, sockets, log = base / "data", base / "sockets", base / "server.log"
     sockets.mkdir()
-    run_as = _as_service_user()
-    if run_as:
+    user = _service_user()
+    if user:
         base.chmod(0o755)
-        shutil.chown(base, str(run_as["user"]))
-        shutil.chown(sockets, str(run_as["user"]))
-    log = base / "server.log"
+        for path in (base, sockets):
+            shutil.chown(path, user)
+
+    def run(*args: str, check: bool = True) -> None:
+        subprocess.run([str(bin_dir / args[0]), *args[1:]], check=check, capture_output=True, user=user)
+
     try:
-        subprocess.run(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8"],
-            check=True,
-            capture_output=True,
-            **run_as,  # type: ignore[arg-type]
-        )
-        subprocess.run(
-            [
-                str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
-                f"-k {sockets} -c listen_addresses='' -c fsync=off", "start",
-            ],
-            check=True,
-            capture_output=True,
-            **run_as,  # type: ignore[arg-type]
-        )  # fmt: skip
+        run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8")
+        options = f"-k {sockets} -c listen_addresses='' -c fsync=off"
+        run("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-o", options, "start")
         url = f"postgresql://postgres@/postgres?host={sockets}"
         try:
             yield Server(url, _major(url))
         finally:
-            subprocess.run(
-                [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                capture_output=True,
-                **run_as,  # type: ignore[arg-type]
-            )
+            run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop", check=False)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
