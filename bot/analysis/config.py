@@ -6,7 +6,7 @@ turns a rule off.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -31,8 +31,9 @@ class RuleSettings(BaseModel):
 class RepoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Globs (relative to the repository) of migration folders; each holds a migration_lock.toml.
-    migrations: tuple[str, ...] = ("**/migrations",)
+    # Globs (relative to the repository) of the migration folders to check; empty: every folder holding a
+    # migration_lock.toml.
+    migrations: tuple[str, ...] = ()
     postgres_version: Annotated[int, Field(ge=11, le=18)] = 15
     # Overrides the version read from package.json (e.g. "6.19.0").
     prisma_version: str | None = None
@@ -54,6 +55,16 @@ class RepoConfig(BaseModel):
                 f"unknown rule id(s) {', '.join(unknown)}; known: {', '.join(sorted(ALL_RULE_IDS))}"
             )
         return value
+
+    def known_small(self, table: str) -> bool:
+        """True when a size hint says the table stays under `large_table_rows`; unknown sizes count as large."""
+        rows = self.table_rows.get(table)
+        return rows is not None and rows < self.large_table_rows and table not in self.large_tables
+
+    def wants_root(self, relative_path: str) -> bool:
+        return not self.migrations or any(
+            PurePosixPath(relative_path).match(glob) for glob in self.migrations
+        )
 
     def severity_of(self, rule_id: str, default: Severity) -> Severity:
         setting = self.rules.get(rule_id)

@@ -133,6 +133,15 @@ class Analyzer:
         severity = self.config.severity_of(effect.rule_id, _RULE_SEVERITY.get(effect.rule_id, Severity.ERROR))
         if severity is Severity.OFF:
             return None
+        message = effect.message
+        touched = set(effect.locks) | effect.rewrites | effect.scans
+        if severity is Severity.ERROR and touched and all(self.config.known_small(t) for t in touched):
+            # The duration of a blocking lock grows with the table: on tables known to stay small it is a warning.
+            severity = Severity.WARNING
+            sizes = ", ".join(f"{t}: ~{self.config.table_rows[t]:,} rows" for t in sorted(touched))
+            message = (
+                f"{message} ({sizes} by .github/zdm.yml, under {self.config.large_table_rows:,}: a warning.)"
+            )
         reason = None
         for suppression in suppressions:
             if effect.rule_id in suppression.rule_ids and suppression.reason:
@@ -141,7 +150,7 @@ class Analyzer:
             rule_id=effect.rule_id,
             classification=effect.classification,
             severity=severity,
-            message=effect.message,
+            message=message,
             safe_alternative=effect.safe_alternative,
             breaking=effect.breaking,
             table=effect.table,

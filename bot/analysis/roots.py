@@ -99,7 +99,8 @@ def check_paths(paths: Sequence[Path], config: RepoConfig, relative_to: Path | N
                 wanted.add((path / MIGRATION_FILE).resolve())
         elif path.is_dir():
             for root in find_roots(path):
-                targets_by_root[root.path] = (root, None)
+                if config.wants_root(_display(root.path, relative_to or path)):
+                    targets_by_root[root.path] = (root, None)
         else:
             run.notes.append(f"{path}: no such file or directory")
     for root, wanted in targets_by_root.values():
