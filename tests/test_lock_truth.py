@@ -41,7 +41,7 @@ def test_rule_example_claims_match_postgresql(any_pg_server: Server, example: Ex
     pg_server = any_pg_server
     if pg_server.major_version < example.min_postgres:
         pytest.skip(f"needs PostgreSQL {example.min_postgres}+")
-    config = RepoConfig(postgres_version=pg_server.major_version)
+    config = RepoConfig(postgres_version=pg_server.major_version, prisma_version=example.prisma)
     result = analyze_sql(example.sql, setup=example.setup, config=config)
     assert worst([s.classification for s in result.statements]) is example.classification
 

@@ -19,11 +19,11 @@ from bot.analysis.model import (
     worst,
 )
 from bot.analysis.parser import ParsedStatement, parse_statement
+from bot.analysis.prisma import PrismaVersion
 from bot.analysis.schema import Schema
 from bot.analysis.splitter import RawStatement, split_statements
 from bot.rules import FILE_RULES, RULES
-from bot.rules.base import Context, Rule
-from bot.rules.lock_timeout_missing import StatementView
+from bot.rules.base import Context, FileContext, Rule, StatementView
 
 _SUPPRESSION = re.compile(r"--\s*zdm:ignore\s+(?P<rules>[\w,\-]+)[ \t]*(?P<reason>[^\n]*)")
 _RULES_BY_OPERATION: dict[type[op.Operation], list[Rule]] = {}
@@ -50,9 +50,17 @@ def suppressions_for(raw: RawStatement) -> list[Suppression]:
 class Analyzer:
     """Holds the schema of one migrations root while its files are analysed in Prisma's order."""
 
-    def __init__(self, config: RepoConfig | None = None, schema: Schema | None = None) -> None:
+    def __init__(
+        self,
+        config: RepoConfig | None = None,
+        schema: Schema | None = None,
+        prisma: PrismaVersion | None = None,
+    ) -> None:
         self.config = config or RepoConfig()
         self.schema = schema or Schema()
+        # The configured version wins over the one read from the repository.
+        configured = PrismaVersion.parse(self.config.prisma_version) if self.config.prisma_version else None
+        self.prisma = configured or prisma
 
     def replay(self, text: str) -> None:
         """Apply an earlier migration to the schema without reporting on it."""
@@ -71,9 +79,23 @@ class Analyzer:
             parsed = parse_statement(raw, text)
             effects = self._effects(parsed, ctx)
             statements.append(self._statement(index, raw, parsed, effects))
-            views.append(StatementView(parsed.operations, statements[-1].locks))
+            views.append(
+                StatementView(
+                    raw.line_start,
+                    raw.text,
+                    parsed.operations,
+                    statements[-1].locks,
+                    statements[-1].classification,
+                )
+            )
+        file = FileContext(
+            tuple(views),
+            header=raws[0].leading if raws else text,
+            prisma=self.prisma,
+            postgres_version=self.config.postgres_version,
+        )
         for file_rule in FILE_RULES:
-            for index, effect in file_rule.check_file(views):
+            for index, effect in file_rule.check_file(file):
                 finding = self._finding(effect, suppressions_for(raws[index]))
                 if finding is not None:
                     statements[index] = replace(
@@ -113,7 +135,7 @@ class Analyzer:
             if finding is None:
                 continue
             classes.append(effect.classification)
-            if effect.classification is not Classification.SAFE or effect.breaking:
+            if effect.classification is not Classification.SAFE or effect.breaking or effect.fails_migration:
                 findings.append(finding)
         return StatementResult(
             index=index,
@@ -155,6 +177,7 @@ class Analyzer:
             breaking=effect.breaking,
             table=effect.table,
             suppressed_reason=reason,
+            fails_migration=effect.fails_migration,
         )
 
 

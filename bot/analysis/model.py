@@ -93,6 +93,8 @@ class Effect:
     breaking: bool = False
     safe_alternative: str = ""
     table: str | None = None
+    # The statement makes `prisma migrate deploy` fail (e.g. CONCURRENTLY inside Prisma's transaction).
+    fails_migration: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Finding:
     breaking: bool
     table: str | None
     suppressed_reason: str | None = None
+    fails_migration: bool = False
 
     @property
     def suppressed(self) -> bool:
@@ -116,7 +119,11 @@ class Finding:
     def fails_check(self) -> bool:
         # Breaking changes are reported loudly but gate nothing on their own: dropping a column the code no
         # longer reads is the normal end of an expand/contract sequence.
-        return not self.suppressed and self.severity is Severity.ERROR and self.classification.needs_review
+        return (
+            not self.suppressed
+            and self.severity is Severity.ERROR
+            and (self.classification.needs_review or self.fails_migration)
+        )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import Analyzer
 from bot.analysis.model import FileResult
+from bot.analysis.prisma import detect_version
 
 LOCK_FILE = "migration_lock.toml"
 MIGRATION_FILE = "migration.sql"
@@ -121,7 +122,7 @@ def analyze_root(
     root: MigrationRoot, config: RepoConfig, wanted: set[Path] | None = None, relative_to: Path | None = None
 ) -> Iterable[FileResult]:
     """Replay `root` in order; report every file, or only `wanted` ones (stopping after the last)."""
-    analyzer = Analyzer(config)
+    analyzer = Analyzer(config, prisma=detect_version(root.path, relative_to or root.path))
     remaining = set(wanted) if wanted is not None else None
     for sql in root.migrations:
         if remaining is not None and not remaining:

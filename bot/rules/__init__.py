@@ -21,9 +21,13 @@ from bot.rules import (
     drop_index,
     drop_table,
     enum_rebuild,
+    enum_value_used_too_early,
     enum_values,
     explicit_lock,
     lock_timeout_missing,
+    locks_held_until_commit,
+    needs_own_migration,
+    prisma_warnings,
     refresh_materialized_view,
     rename_column,
     rename_index_or_constraint,
@@ -74,6 +78,12 @@ RULES: tuple[Rule, ...] = (
     unrecognized_statement.RULE,
 )
 
-FILE_RULES: tuple[FileRule, ...] = (lock_timeout_missing.RULE,)
+FILE_RULES: tuple[FileRule, ...] = (
+    needs_own_migration.RULE,
+    enum_value_used_too_early.RULE,
+    locks_held_until_commit.RULE,
+    prisma_warnings.RULE,
+    lock_timeout_missing.RULE,
+)
 
 ALL_RULE_IDS: frozenset[str] = frozenset(r.id for r in RULES) | frozenset(r.id for r in FILE_RULES)

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode, Severity
+from bot.analysis.prisma import PrismaVersion
 from bot.analysis.schema import Schema
 
 AE = LockMode.ACCESS_EXCLUSIVE
@@ -41,6 +42,8 @@ class Example:
     setup: str = ""
     title: str = ""
     min_postgres: int = 11
+    # For rules that depend on Prisma's execution model: the version the example assumes.
+    prisma: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,15 +60,35 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class StatementView:
+    """What file rules see of each statement: its text, operations and the locks zdm claims for it."""
+
+    line_start: int
+    sql: str
+    operations: tuple[op.Operation, ...]
+    locks: dict[str, LockMode]
+    classification: Classification
+
+
+@dataclass(frozen=True)
+class FileContext:
+    statements: tuple[StatementView, ...]
+    # Comments before the first statement: where Prisma writes its `/* Warnings: */` block.
+    header: str = ""
+    prisma: PrismaVersion | None = None
+    postgres_version: int = 15
+
+
+@dataclass(frozen=True)
 class FileRule:
-    """A rule over a whole file's statements (e.g. a missing lock_timeout)."""
+    """A rule over a whole file's statements (a missing lock_timeout, Prisma's transaction model)."""
 
     id: str
     title: str
     summary: str
     why: str
     instead: str
-    check_file: Callable[[Any], list[tuple[int, Effect]]]
+    check_file: Callable[[FileContext], list[tuple[int, Effect]]]
     examples: tuple[Example, ...] = ()
     severity: Severity = Severity.WARNING
     operations: tuple[type[op.Operation], ...] = field(default=())

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Example, FileRule, quoted
+from bot.analysis.model import Classification, Effect
+from bot.rules.base import STANDARD_SETUP, Example, FileContext, FileRule, quoted
 
 ID = "lock-timeout-missing"
 
 
-@dataclass(frozen=True)
-class StatementView:
-    """What this rule needs of each statement: its operations and the locks zdm claims for it."""
-
-    operations: tuple[op.Operation, ...]
-    locks: dict[str, LockMode]
-
-
-def check_file(statements: Sequence[StatementView]) -> list[tuple[int, Effect]]:
+def check_file(file: FileContext) -> list[tuple[int, Effect]]:
     timeout_set = False
-    for index, statement in enumerate(statements):
+    for index, statement in enumerate(file.statements):
         for operation in statement.operations:
             if isinstance(operation, op.SetSetting) and "lock_timeout" in operation.name:
                 timeout_set = True

@@ -105,6 +105,22 @@ class Probe:
                     "AS 'SELECT gen_random_uuid()'"
                 )
 
+    def apply_like_prisma(self, text: str, splits_statements: bool) -> str | None:
+        """Apply a migration file the way Prisma does and return the SQLSTATE it fails with, if any.
+
+        Before 7.4 the file goes as one simple-query batch (one implicit transaction); from 7.4 each statement
+        runs on its own.
+        """
+        try:
+            if splits_statements:
+                for raw in split_statements(text):
+                    self.conn.execute(raw.text.encode())
+            else:
+                self.conn.execute(text.encode())
+        except psycopg.Error as error:
+            return error.sqlstate or "unknown"
+        return None
+
     def _relations(self) -> dict[int, tuple[str, int]]:
         rows = self.conn.execute(_LIVE_RELATIONS).fetchall()
         self._identifiers = {oid: (nsp, rel) for oid, nsp, rel, _ in rows}

@@ -1,0 +1,144 @@
+"""What zdm knows about Prisma itself: its versions' execution models and the warnings it writes.
+
+Before Prisma 7.4 the schema engine sends a whole `migration.sql` as one simple-query batch, which PostgreSQL
+runs as one implicit transaction. From 7.4 it splits the file and runs each statement in its own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SPLITS_STATEMENTS_FROM = (7, 4, 0)
+
+
+@dataclass(frozen=True, order=True)
+class PrismaVersion:
+    major: int
+    minor: int
+    patch: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> PrismaVersion | None:
+        match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+        if match is None:
+            return None
+        return cls(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+
+    @property
+    def splits_statements(self) -> bool:
+        """7.4+: each statement runs in its own transaction; the file is no longer atomic."""
+        return (self.major, self.minor, self.patch) >= SPLITS_STATEMENTS_FROM
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+
+_PACKAGES = ("prisma", "@prisma/client")
+
+
+def version_from_package_json(text: str) -> PrismaVersion | None:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for section in ("devDependencies", "dependencies"):
+        deps = data.get(section)
+        if isinstance(deps, dict):
+            for package in _PACKAGES:
+                spec = deps.get(package)
+                if isinstance(spec, str) and (version := PrismaVersion.parse(spec)):
+                    return version
+    return None
+
+
+def version_from_lockfile(name: str, text: str) -> PrismaVersion | None:
+    """The installed version, from package-lock.json, pnpm-lock.yaml or yarn.lock."""
+    if name == "package-lock.json":
+        try:
+            packages = json.loads(text).get("packages", {})
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        for package in _PACKAGES:
+            entry = packages.get(f"node_modules/{package}") if isinstance(packages, dict) else None
+            if isinstance(entry, dict) and isinstance(entry.get("version"), str):
+                return PrismaVersion.parse(entry["version"])
+        return None
+    if name == "pnpm-lock.yaml":
+        match = re.search(r"^\s+'?/?prisma@(\d+\.\d+\.\d+)", text, re.MULTILINE)
+        return PrismaVersion.parse(match.group(1)) if match else None
+    if name == "yarn.lock":
+        match = re.search(r'^"?prisma@[^\n]*:\n\s+version:? "?(\d+\.\d+\.\d+)', text, re.MULTILINE)
+        return PrismaVersion.parse(match.group(1)) if match else None
+    return None
+
+
+def detect_version(start: Path, stop: Path) -> PrismaVersion | None:
+    """The Prisma version of the package owning `start`: a lockfile's exact version, else package.json's range,
+    looking in `start` and its parents up to `stop` (monorepos keep the lockfile at the top)."""
+    found: PrismaVersion | None = None
+    directory = start.resolve()
+    stop = stop.resolve()
+    while True:
+        for lockfile in ("package-lock.json", "pnpm-lock.yaml", "yarn.lock"):
+            path = directory / lockfile
+            if path.is_file() and (version := version_from_lockfile(lockfile, _read(path))):
+                return version
+        package_json = directory / "package.json"
+        if found is None and package_json.is_file():
+            found = version_from_package_json(_read(package_json))
+        if directory == stop or directory.parent == directory:
+            return found
+        directory = directory.parent
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class PrismaWarning:
+    """One item of the `/* Warnings: ... */` header `prisma migrate dev` writes."""
+
+    text: str
+    kind: str  # data-loss | required-column | unique | enum-values | other
+    table: str | None = None
+    column: str | None = None
+
+
+_WARNING_SHAPES = (
+    (re.compile(r"drop the column `(?P<column>[^`]+)` on the `(?P<table>[^`]+)` table"), "data-loss"),
+    (re.compile(r"drop the `(?P<table>[^`]+)` table"), "data-loss"),
+    (
+        re.compile(r"Added the required column `(?P<column>[^`]+)` to the `(?P<table>[^`]+)` table"),
+        "required-column",
+    ),
+    (re.compile(r"unique constraint covering the columns `[^`]*` on the table `(?P<table>[^`]+)`"), "unique"),
+    (re.compile(r"values \[[^\]]*\] on the enum `(?P<table>[^`]+)` will be removed"), "enum-values"),
+    (re.compile(r"alter the column `(?P<column>[^`]+)` on the `(?P<table>[^`]+)` table"), "data-loss"),
+)
+
+
+def header_warnings(text: str) -> list[PrismaWarning]:
+    match = re.match(r"\s*/\*\s*Warnings:(?P<body>.*?)\*/", text, re.DOTALL)
+    if match is None:
+        return []
+    warnings = []
+    for item in re.split(r"\n\s*-\s+", "\n" + match.group("body")):
+        item = " ".join(item.split())
+        if not item:
+            continue
+        kind, table, column = "other", None, None
+        for pattern, shape in _WARNING_SHAPES:
+            found = pattern.search(item)
+            if found:
+                kind = shape
+                table = found.groupdict().get("table")
+                column = found.groupdict().get("column")
+                break
+        warnings.append(PrismaWarning(item, kind, table, column))
+    return warnings

@@ -1,0 +1,40 @@
+"""Shared facts about how Prisma runs a migration file, for the rules that depend on it."""
+
+from __future__ import annotations
+
+from bot.analysis import operations as op
+from bot.rules.base import FileContext, StatementView
+
+
+def runs_as_one_transaction(file: FileContext) -> bool:
+    """Before Prisma 7.4 (or when the version is unknown) the whole file is one implicit transaction."""
+    return file.prisma is None or not file.prisma.splits_statements
+
+
+def version_words(file: FileContext) -> str:
+    if file.prisma is None:
+        return "Prisma before 7.4 (zdm found no Prisma version: set `prisma_version` in .github/zdm.yml)"
+    return f"Prisma {file.prisma}"
+
+
+def is_transaction_control(statement: StatementView) -> bool:
+    return all(isinstance(o, op.TransactionControl) for o in statement.operations) and bool(
+        statement.operations
+    )
+
+
+def real_statements(file: FileContext) -> list[int]:
+    return [i for i, s in enumerate(file.statements) if not is_transaction_control(s)]
+
+
+def inside_explicit_transaction(file: FileContext) -> set[int]:
+    """Indexes of statements between a BEGIN and its COMMIT written in the file itself."""
+    inside: set[int] = set()
+    depth = 0
+    for index, statement in enumerate(file.statements):
+        for operation in statement.operations:
+            if isinstance(operation, op.TransactionControl):
+                depth = 1 if operation.kind == "begin" else 0
+        if depth and not is_transaction_control(statement):
+            inside.add(index)
+    return inside
