@@ -13,6 +13,7 @@ from bot.analysis.model import (
     Effect,
     FileResult,
     Finding,
+    Fix,
     LockMode,
     Severity,
     StatementResult,
@@ -103,24 +104,26 @@ class Analyzer:
                     )
         return FileResult(path=path, statements=tuple(statements))
 
-    def _effects(self, parsed: ParsedStatement, ctx: Context) -> list[Effect]:
-        effects: list[Effect] = []
-        for operation in parsed.operations:
+    def _effects(self, parsed: ParsedStatement, ctx: Context) -> list[list[Effect]]:
+        """The effects of each operation, in order; the schema moves forward after each one."""
+        per_operation: list[list[Effect]] = []
+        for index, operation in enumerate(parsed.operations):
+            op_ctx = replace(ctx, sql=parsed.parts[index]) if parsed.parts is not None else ctx
             produced = [
                 effect
                 for rule in _RULES_BY_OPERATION.get(type(operation), ())
-                if (effect := rule.check(operation, ctx)) is not None
+                if (effect := rule.check(operation, op_ctx)) is not None
             ]
-            if not produced:
-                produced = [_uncovered(operation)]
-            effects.extend(produced)
+            per_operation.append(produced or [_uncovered(operation)])
             self.schema.apply(operation)
-        return effects
+        return per_operation
 
     def _statement(
-        self, index: int, raw: RawStatement, parsed: ParsedStatement, effects: list[Effect]
+        self, index: int, raw: RawStatement, parsed: ParsedStatement, per_operation: list[list[Effect]]
     ) -> StatementResult:
         suppressions = suppressions_for(raw)
+        effects = [effect for produced in per_operation for effect in produced]
+        fixes = tuple(self._fix_of(produced, suppressions) for produced in per_operation)
         locks: dict[str, LockMode] = {}
         rewrites: set[str] = set()
         scans: set[str] = set()
@@ -149,7 +152,21 @@ class Analyzer:
             scans=frozenset(scans),
             findings=tuple(_dedupe(findings)),
             kind=parsed.kind,
+            parts=parsed.parts,
+            fixes=fixes if parsed.parts is not None else (),
         )
+
+    def _fix_of(self, effects: list[Effect], suppressions: list[Suppression]) -> Fix | None:
+        """The first fix offered for an operation by a finding that is neither suppressed nor turned off."""
+        for effect in effects:
+            if effect.fix is None or (
+                effect.classification is Classification.SAFE and not effect.fails_migration
+            ):
+                continue
+            finding = self._finding(effect, suppressions)
+            if finding is not None and not finding.suppressed:
+                return effect.fix
+        return None
 
     def _finding(self, effect: Effect, suppressions: Iterable[Suppression]) -> Finding | None:
         severity = self.config.severity_of(effect.rule_id, _RULE_SEVERITY.get(effect.rule_id, Severity.ERROR))

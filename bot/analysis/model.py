@@ -81,6 +81,24 @@ class Severity(Enum):
 
 
 @dataclass(frozen=True)
+class Fix:
+    """A safe rewrite of one operation, in Prisma's terms: what replaces it in its own migration, what must run
+    alone (outside any transaction), what waits for a following migration, and what no migration should do."""
+
+    summary: str
+    in_place: tuple[str, ...] = ()
+    # Statements that cannot run in a transaction block (CONCURRENTLY): each in a migration of its own before
+    # Prisma 7.4; `alone_always` when even 7.4 runs their file as one batch (DROP INDEX CONCURRENTLY).
+    alone: tuple[str, ...] = ()
+    alone_always: bool = False
+    # Done by hand or by a job between migrations (a batched backfill), before `later`.
+    manual: tuple[str, ...] = ()
+    later: tuple[str, ...] = ()
+    # The application must be deployed (writing the new column, say) before `later` runs.
+    deploy_before_later: bool = False
+
+
+@dataclass(frozen=True)
 class Effect:
     """One rule's claim about one operation: the locks it takes on live tables and what it makes them do."""
 
@@ -95,6 +113,7 @@ class Effect:
     table: str | None = None
     # The statement makes `prisma migrate deploy` fail (e.g. CONCURRENTLY inside Prisma's transaction).
     fails_migration: bool = False
+    fix: Fix | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +158,13 @@ class StatementResult:
     scans: frozenset[str]
     findings: tuple[Finding, ...]
     kind: str
+    # The statement's operations as standalone SQL, and the fix for each (None: keep it), when it can be split.
+    parts: tuple[str, ...] | None = None
+    fixes: tuple[Fix | None, ...] = ()
+
+    @property
+    def has_fix(self) -> bool:
+        return any(f is not None for f in self.fixes)
 
     @property
     def rule_ids(self) -> list[str]:

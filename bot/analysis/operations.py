@@ -52,6 +52,8 @@ class ColumnSpec:
     unique: bool = False
     references: ForeignKeySpec | None = None
     check: bool = False
+    # The type as written (`VARCHAR(50)`, `"Role"`), for rewrites.
+    type_sql: str = ""
 
     @property
     def serial(self) -> bool:

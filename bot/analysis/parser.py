@@ -31,6 +31,8 @@ DEFAULT_SCHEMA = "public"
 class ParsedStatement:
     kind: str
     operations: tuple[op.Operation, ...]
+    # Each operation as a statement of its own, when the statement can be split (for rewrites); else None.
+    parts: tuple[str, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------- names
@@ -219,6 +221,13 @@ def _is_volatile(node: exp.Expression) -> bool:
 
 def parse_statement(raw: RawStatement, source: str) -> ParsedStatement:
     """`source` is the whole file the statement came from: sqlglot slices Command text out of it."""
+    parsed = _parse_statement(raw, source)
+    if len(parsed.operations) == 1 and parsed.parts is None:
+        return ParsedStatement(parsed.kind, parsed.operations, (raw.text.rstrip().rstrip(";").rstrip(),))
+    return parsed
+
+
+def _parse_statement(raw: RawStatement, source: str) -> ParsedStatement:
     tokens: list[Token]
     if raw.tokens is not None:
         tokens = list(raw.tokens)
@@ -244,8 +253,25 @@ def parse_statement(raw: RawStatement, source: str) -> ParsedStatement:
                 return fallback
             operations = (op.Unrecognized(str(problem)),)
         if operations:
-            return ParsedStatement(_kind(tree), operations)
+            return ParsedStatement(_kind(tree), operations, _split_parts(tree, operations))
     return _from_tokens(tokens, text)
+
+
+def _split_parts(tree: exp.Expression, operations: tuple[op.Operation, ...]) -> tuple[str, ...] | None:
+    """`ALTER TABLE t a, b, c` as `ALTER TABLE t a`, `ALTER TABLE t b`...: Prisma's multi-column changes."""
+    if not isinstance(tree, exp.Alter) or len(operations) < 2:
+        return None
+    actions = tree.args.get("actions") or []
+    if tree.args.get("not_valid") and not all(isinstance(a, exp.AddConstraint) for a in actions):
+        return None  # sqlglot keeps NOT VALID on the statement, not on the constraint it belongs to
+    if len(actions) != len(operations):
+        return None
+    parts = []
+    for action in actions:
+        single = tree.copy()
+        single.set("actions", [action.copy()])
+        parts.append(single.sql(dialect="postgres", comments=False))
+    return tuple(parts)
 
 
 def _parse_tokens(tokens: list[Token], text: str) -> exp.Expression | None:
@@ -419,7 +445,11 @@ def column_spec(item: exp.ColumnDef) -> op.ColumnSpec:
     spec = type_spec(item.args.get("kind"))
     if spec is not None and spec.base in ("serial", "bigserial", "smallserial"):
         not_null = True
-    return op.ColumnSpec(name, spec, not_null, default, generated, primary_key, unique, references, check)
+    dtype = item.args.get("kind")
+    type_sql = dtype.sql(dialect="postgres") if isinstance(dtype, exp.Expression) else ""
+    return op.ColumnSpec(
+        name, spec, not_null, default, generated, primary_key, unique, references, check, type_sql
+    )
 
 
 def _constraints(node: exp.Constraint) -> list[op.ConstraintSpec]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
+from bot.analysis.model import Classification, Effect, Fix, LockMode
 from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
 
 ID = "add-check-constraint"
@@ -47,6 +47,17 @@ def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
             f"-- next migration:\nALTER TABLE {quoted(o.on)} VALIDATE CONSTRAINT {name};"
         ),
         table=o.on,
+        fix=_not_valid_then_validate(ctx.sql, o.on, o.constraint.name),
+    )
+
+
+def _not_valid_then_validate(sql: str, table: str, name: str | None) -> Fix | None:
+    if not sql or not name:
+        return None
+    return Fix(
+        "Add the constraint NOT VALID now; validate it in the next migration without blocking writes.",
+        in_place=(f"{sql} NOT VALID",),
+        later=(f"ALTER TABLE {quoted(table)} VALIDATE CONSTRAINT {quoted(name)}",),
     )
 
 

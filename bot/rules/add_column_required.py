@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.analysis.model import Classification, Effect, Fix, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, not_null_steps, quoted
 
 ID = "add-column-required"
 
@@ -28,6 +28,22 @@ def check(o: op.AddColumn, ctx: Context) -> Effect | None:
             "-- backfill in batches, then add CHECK (...) NOT VALID, VALIDATE it, and SET NOT NULL"
         ),
         table=o.on,
+        fix=_fix(o),
+    )
+
+
+def _fix(o: op.AddColumn) -> Fix | None:
+    column = o.column
+    if not column.type_sql or column.references or column.unique or column.primary_key or column.check:
+        return None
+    table, name = quoted(o.on), quoted(column.name)
+    check_now, check_later = not_null_steps(o.on, column.name)
+    return Fix(
+        "Add the column nullable; deploy code that writes it; backfill; then make it NOT NULL without a long lock.",
+        in_place=(f"ALTER TABLE {table} ADD COLUMN {name} {column.type_sql}", *check_now),
+        manual=(f"Backfill {table}.{name} for existing rows in batches outside the migration.",),
+        later=check_later,
+        deploy_before_later=True,
     )
 
 

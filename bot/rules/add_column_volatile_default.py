@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.analysis.model import Classification, Effect, Fix, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, bare, claim, not_null_steps, quoted
 
 ID = "add-column-volatile-default"
 
@@ -35,6 +35,52 @@ def check(o: op.AddColumn, ctx: Context) -> Effect | None:
         scans=[o.on],
         alternative=alternative,
         table=o.on,
+        fix=_fix(o),
+    )
+
+
+_SEQUENCE_TYPES = {"serial": "integer", "bigserial": "bigint", "smallserial": "smallint"}
+
+
+def _fix(o: op.AddColumn) -> Fix | None:
+    """Add the column plain, set the default for new rows, backfill old rows in batches, then NOT NULL."""
+    column = o.column
+    table, name = quoted(o.on), quoted(column.name)
+    if column.references or column.unique or column.primary_key or column.check or column.generated:
+        return None
+    now: list[str] = []
+    if column.serial and column.type is not None:
+        sequence_type = _SEQUENCE_TYPES[column.type.base]
+        sequence = quoted(f"{bare(o.on)}_{column.name}_seq")
+        now += [
+            f"CREATE SEQUENCE {sequence} AS {sequence_type}",
+            f"ALTER TABLE {table} ADD COLUMN {name} {sequence_type}",
+            f"ALTER TABLE {table} ALTER COLUMN {name} SET DEFAULT nextval('{sequence}')",
+            f"ALTER SEQUENCE {sequence} OWNED BY {table}.{name}",
+        ]
+        default_sql = f"nextval('{sequence}')"
+    elif column.default is not None and column.type_sql:
+        now += [
+            f"ALTER TABLE {table} ADD COLUMN {name} {column.type_sql}",
+            f"ALTER TABLE {table} ALTER COLUMN {name} SET DEFAULT {column.default.sql}",
+        ]
+        default_sql = column.default.sql
+    else:
+        return None
+    later: tuple[str, ...] = ()
+    if column.not_null:
+        check_now, later = not_null_steps(o.on, column.name)
+        now += check_now
+    return Fix(
+        "Add the column without a default, set the default for new rows, backfill old rows in batches, "
+        + ("then make it NOT NULL without a long lock." if column.not_null else "done."),
+        in_place=tuple(now),
+        manual=(
+            f"Backfill in batches outside the migration, e.g. repeat until it updates no row:\n"
+            f"UPDATE {table} SET {name} = {default_sql} WHERE ctid IN "
+            f"(SELECT ctid FROM {table} WHERE {name} IS NULL LIMIT 5000);",
+        ),
+        later=later,
     )
 
 

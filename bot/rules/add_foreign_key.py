@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
+from bot.rules.add_check_constraint import _not_valid_then_validate
 from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
 
 ID = "add-foreign-key"
@@ -71,6 +72,7 @@ def check(o: op.AddConstraint | op.AddColumn | op.CreateTable, ctx: Context) -> 
             f"-- next migration:\nALTER TABLE {quoted(o.on)} VALIDATE CONSTRAINT {quoted(name)};"
         ),
         table=o.on,
+        fix=_not_valid_then_validate(ctx.sql, o.on, name) if isinstance(o, op.AddConstraint) else None,
     )
 
 

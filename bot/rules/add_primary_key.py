@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.analysis.model import Classification, Effect, Fix, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, not_null_steps, quoted
 
 ID = "add-primary-key"
 
@@ -48,6 +48,30 @@ def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
             f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} PRIMARY KEY USING INDEX {quoted(name)};"
         ),
         table=o.on,
+        fix=_fix(o, ctx, name, columns),
+    )
+
+
+def _fix(o: op.AddConstraint | op.AddColumn, ctx: Context, name: str, columns: tuple[str, ...]) -> Fix | None:
+    if isinstance(o, op.AddColumn) or not columns:
+        return None
+    now: list[str] = []
+    later: list[str] = []
+    for column in columns:
+        if not _known_not_null(ctx, o.on, column):
+            check_now, check_later = not_null_steps(o.on, column)
+            now.extend(check_now)
+            later.extend(check_later)
+    cols = ", ".join(quoted(c) for c in columns)
+    return Fix(
+        "Build the unique index CONCURRENTLY, make the columns NOT NULL without a long lock, then attach the index "
+        "as the primary key.",
+        in_place=tuple(now),
+        alone=(f"CREATE UNIQUE INDEX CONCURRENTLY {quoted(name)} ON {quoted(o.on)} ({cols})",),
+        later=(
+            *later,
+            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} PRIMARY KEY USING INDEX {quoted(name)}",
+        ),
     )
 
 

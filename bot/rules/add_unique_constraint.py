@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
+from bot.analysis.model import Classification, Effect, Fix, LockMode
 from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
 
 ID = "add-unique-constraint"
@@ -45,6 +45,19 @@ def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
             f"-- next migration:\nALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} UNIQUE USING INDEX {quoted(name)};"
         ),
         table=o.on,
+        fix=_fix(o, name, cols),
+    )
+
+
+def _fix(o: op.AddConstraint | op.AddColumn, name: str, cols: str) -> Fix | None:
+    if isinstance(o, op.AddColumn) or o.constraint.kind != "unique" or not o.constraint.name or not cols:
+        return None
+    return Fix(
+        "Build the unique index CONCURRENTLY, then attach it as the constraint (catalog-only).",
+        alone=(f"CREATE UNIQUE INDEX CONCURRENTLY {quoted(name)} ON {quoted(o.on)} ({cols})",),
+        later=(
+            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} UNIQUE USING INDEX {quoted(name)}",
+        ),
     )
 
 

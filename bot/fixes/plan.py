@@ -1,0 +1,180 @@
+"""Turn a file's fixes into Prisma migrations: the ordered directories that replace it, and the deploys and
+manual steps between them.
+
+Statements keep their order. A statement that must run outside a transaction (`CONCURRENTLY`) gets a
+migration directory of its own when the Prisma version runs a file as one transaction (before 7.4), and
+always for `DROP INDEX CONCURRENTLY`. Follow-up statements (`VALIDATE CONSTRAINT`, `SET NOT NULL` after a
+valid CHECK) go into one migration after everything else, preceded by the application deploy and the
+backfills they need.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bot.analysis.model import FileResult, StatementResult
+from bot.analysis.prisma import PrismaVersion
+
+LOCK_TIMEOUT = "SET lock_timeout = '5s';"
+_OUTSIDE_TRANSACTION = re.compile(r"\bCONCURRENTLY\b|^\s*VACUUM\b", re.IGNORECASE)
+_SPLITS_BEFORE = {"enum-value-used-too-early", "locks-held-until-commit"}
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+    # Holds one statement that cannot run in a transaction block.
+    alone: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # migration | deploy | manual
+    text: str
+    migration: Migration | None = None
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    original: str
+    steps: tuple[Step, ...]
+    summaries: tuple[str, ...] = ()
+
+    @property
+    def migrations(self) -> tuple[Migration, ...]:
+        return tuple(s.migration for s in self.steps if s.migration is not None)
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.summaries)
+
+    def render(self) -> str:
+        lines = []
+        for number, step in enumerate(self.steps, 1):
+            if step.migration is not None:
+                lines.append(f"{number}. migration {step.migration.name}: {step.text}")
+            else:
+                lines.append(f"{number}. {step.kind}: {step.text}")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Segments:
+    base: str
+    items: list[tuple[list[str], bool]] = field(default_factory=list)
+    current: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.current:
+            self.items.append((self.current, False))
+            self.current = []
+
+    def alone(self, sql: str) -> None:
+        self.close()
+        self.items.append(([sql], True))
+
+
+def _statement_sql(sql: str) -> str:
+    return sql.strip().rstrip(";").rstrip() + ";"
+
+
+def _runs_outside_transaction(statement: StatementResult) -> bool:
+    return statement.kind != "empty" and bool(_OUTSIDE_TRANSACTION.search(statement.sql))
+
+
+def plan_file(
+    migration_name: str, result: FileResult, prisma: PrismaVersion | None, add_lock_timeout: bool = True
+) -> FilePlan:
+    splits = prisma is not None and prisma.splits_statements
+    segments = _Segments(migration_name)
+    later: list[str] = []
+    manual: list[str] = []
+    summaries: list[str] = []
+    deploy = False
+    real = [s for s in result.statements if s.kind not in ("transaction", "commit", "rollback")]
+    needs_timeout = add_lock_timeout and any(
+        f.rule_id == "lock-timeout-missing" for s in result.statements for f in s.findings
+    )
+    for statement in result.statements:
+        rules = {f.rule_id for f in statement.findings if not f.suppressed}
+        if rules & _SPLITS_BEFORE and not splits:
+            segments.close()
+            summaries.append(
+                f"line {statement.line_start}: starts a new migration ({', '.join(sorted(rules & _SPLITS_BEFORE))})"
+            )
+        if not statement.has_fix or statement.parts is None:
+            if (
+                _runs_outside_transaction(statement)
+                and len(real) > 1
+                and (not splits or _drops_concurrently(statement))
+            ):
+                segments.alone(_statement_sql(statement.sql))
+                summaries.append(f"line {statement.line_start}: moved to a migration of its own")
+            else:
+                segments.current.append(_statement_sql(statement.sql))
+            continue
+        for part, fix in zip(statement.parts, statement.fixes, strict=True):
+            if fix is None:
+                segments.current.append(_statement_sql(part))
+                continue
+            summaries.append(f"line {statement.line_start}: {fix.summary}")
+            segments.current.extend(_statement_sql(s) for s in fix.in_place)
+            for sql in fix.alone:
+                if splits and not fix.alone_always:
+                    segments.current.append(_statement_sql(sql))
+                else:
+                    segments.alone(_statement_sql(sql))
+            manual.extend(fix.manual)
+            later.extend(_statement_sql(s) for s in fix.later)
+            deploy = deploy or fix.deploy_before_later
+    segments.close()
+    if needs_timeout:
+        summaries.append("every migration that locks tables starts with SET lock_timeout")
+    return FilePlan(
+        original=migration_name,
+        steps=_steps(segments, later, manual, deploy, needs_timeout),
+        summaries=tuple(summaries),
+    )
+
+
+def _drops_concurrently(statement: StatementResult) -> bool:
+    return bool(re.search(r"^\s*DROP\s+INDEX\s+CONCURRENTLY\b", statement.sql, re.IGNORECASE))
+
+
+def _steps(
+    segments: _Segments, later: list[str], manual: list[str], deploy: bool, needs_timeout: bool
+) -> tuple[Step, ...]:
+    items = list(segments.items)
+    steps: list[Step] = []
+    names = _names(segments.base, len(items) + (1 if later else 0))
+    for (statements, alone), name in zip(items, names, strict=False):
+        steps.append(_migration_step(name, statements, alone, needs_timeout))
+    if deploy:
+        steps.append(Step("deploy", "deploy the application version that writes the new column(s)"))
+    steps.extend(Step("manual", text) for text in manual)
+    if later:
+        steps.append(_migration_step(names[len(items)], later, False, needs_timeout))
+    return tuple(steps)
+
+
+def _migration_step(name: str, statements: list[str], alone: bool, needs_timeout: bool) -> Step:
+    concurrently = any(_OUTSIDE_TRANSACTION.search(s) for s in statements)
+    body = list(statements)
+    # A lock_timeout would make a waiting CONCURRENTLY build fail and leave an invalid index behind.
+    if needs_timeout and not alone and not concurrently:
+        body.insert(0, LOCK_TIMEOUT)
+    sql = "\n\n".join(body) + "\n"
+    if alone:
+        text = "alone: it cannot run inside a transaction"
+    elif any(s.upper().startswith("ALTER TABLE") and "VALIDATE CONSTRAINT" in s.upper() for s in statements):
+        text = "validate and finish, once the earlier migrations are applied"
+    else:
+        text = f"{len(statements)} statement(s)"
+    return Step("migration", text, Migration(name, sql, alone))
+
+
+def _names(base: str, count: int) -> list[str]:
+    """The original name first, then names that sort right after it (Prisma applies folders in lexical order)."""
+    return [base] + [f"{base}_{n:02d}_zdm" for n in range(1, count)]
