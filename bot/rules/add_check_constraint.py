@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "add-check-constraint"
 
@@ -16,7 +16,7 @@ def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
         return claim(
             ID,
             ctx,
-            f"The inline CHECK on new column {quoted(o.column.name)} is verified against every row of "
+            f"The inline CHECK on new column {quoted_name(o.column.name)} is verified against every row of "
             f"{quoted(o.on)} under ACCESS EXCLUSIVE.",
             {o.on: LockMode.ACCESS_EXCLUSIVE},
             scans=[o.on],
@@ -25,7 +25,7 @@ def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
         )
     if o.constraint.kind != "check":
         return None
-    name = quoted(o.constraint.name)
+    name = quoted_name(o.constraint.name)
     if o.not_valid:
         return claim(
             ID,
@@ -57,7 +57,7 @@ def _not_valid_then_validate(sql: str, table: str, name: str | None) -> Fix | No
     return Fix(
         "Add the constraint NOT VALID now; validate it in the next migration without blocking writes.",
         in_place=(f"{sql} NOT VALID",),
-        later=(f"ALTER TABLE {quoted(table)} VALIDATE CONSTRAINT {quoted(name)}",),
+        later=(f"ALTER TABLE {quoted(table)} VALIDATE CONSTRAINT {quoted_name(name)}",),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "add-column"
 
@@ -13,7 +13,7 @@ def check(o: op.AddColumn, ctx: Context) -> Effect:
     return claim(
         ID,
         ctx,
-        f"Adding column {quoted(o.column.name)} is metadata-only but takes a brief ACCESS EXCLUSIVE lock on "
+        f"Adding column {quoted_name(o.column.name)} is metadata-only but takes a brief ACCESS EXCLUSIVE lock on "
         f"{quoted(o.on)}.",
         {o.on: LockMode.ACCESS_EXCLUSIVE},
         table=o.on,

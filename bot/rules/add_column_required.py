@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, not_null_steps, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, not_null_steps, quoted, quoted_name
 
 ID = "add-column-required"
 
@@ -17,14 +17,14 @@ def check(o: op.AddColumn, ctx: Context) -> Effect | None:
     return claim(
         ID,
         ctx,
-        f"Adding required column {quoted(column.name)} with no default scans {quoted(o.on)} under ACCESS "
+        f"Adding required column {quoted_name(column.name)} with no default scans {quoted(o.on)} under ACCESS "
         "EXCLUSIVE, and fails outright if the table has any row. Running code that inserts rows without "
         "the new column breaks as soon as it applies.",
         {o.on: LockMode.ACCESS_EXCLUSIVE},
         scans=[o.on],
         breaking=True,
         alternative=(
-            f"ALTER TABLE {quoted(o.on)} ADD COLUMN {quoted(column.name)} {type_sql};\n"
+            f"ALTER TABLE {quoted(o.on)} ADD COLUMN {quoted_name(column.name)} {type_sql};\n"
             "-- backfill in batches, then add CHECK (...) NOT VALID, VALIDATE it, and SET NOT NULL"
         ),
         table=o.on,
@@ -36,7 +36,7 @@ def _fix(o: op.AddColumn) -> Fix | None:
     column = o.column
     if not column.type_sql or column.references or column.unique or column.primary_key or column.check:
         return None
-    table, name = quoted(o.on), quoted(column.name)
+    table, name = quoted(o.on), quoted_name(column.name)
     check_now, check_later = not_null_steps(o.on, column.name)
     return Fix(
         "Add the column nullable; deploy code that writes it; backfill; then make it NOT NULL without a long lock.",

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, bare, claim, not_null_steps, quoted
+from bot.rules.base import (
+    STANDARD_SETUP,
+    Context,
+    Example,
+    Rule,
+    bare,
+    claim,
+    not_null_steps,
+    quoted,
+    quoted_name,
+)
 
 ID = "add-column-volatile-default"
 
@@ -21,8 +31,8 @@ def check(o: op.AddColumn, ctx: Context) -> Effect | None:
     )
     type_sql = str(column.type) if column.type else "..."
     alternative = (
-        f"ALTER TABLE {quoted(o.on)} ADD COLUMN {quoted(column.name)} {type_sql};\n"
-        f"ALTER TABLE {quoted(o.on)} ALTER COLUMN {quoted(column.name)} SET DEFAULT {column.default.sql if column.default else '...'};\n"
+        f"ALTER TABLE {quoted(o.on)} ADD COLUMN {quoted_name(column.name)} {type_sql};\n"
+        f"ALTER TABLE {quoted(o.on)} ALTER COLUMN {quoted_name(column.name)} SET DEFAULT {column.default.sql if column.default else '...'};\n"
         "-- then backfill existing rows in batches, outside the migration"
     )
     return claim(
@@ -45,13 +55,13 @@ _SEQUENCE_TYPES = {"serial": "integer", "bigserial": "bigint", "smallserial": "s
 def _fix(o: op.AddColumn) -> Fix | None:
     """Add the column plain, set the default for new rows, backfill old rows in batches, then NOT NULL."""
     column = o.column
-    table, name = quoted(o.on), quoted(column.name)
+    table, name = quoted(o.on), quoted_name(column.name)
     if column.references or column.unique or column.primary_key or column.check or column.generated:
         return None
     now: list[str] = []
     if column.serial and column.type is not None:
         sequence_type = _SEQUENCE_TYPES[column.type.base]
-        sequence = quoted(f"{bare(o.on)}_{column.name}_seq")
+        sequence = quoted_name(f"{bare(o.on)}_{column.name}_seq")
         now += [
             f"CREATE SEQUENCE {sequence} AS {sequence_type}",
             f"ALTER TABLE {table} ADD COLUMN {name} {sequence_type}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
 from bot.rules.add_check_constraint import _not_valid_then_validate
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "add-foreign-key"
 SRE = LockMode.SHARE_ROW_EXCLUSIVE
@@ -43,7 +43,7 @@ def check(o: op.AddConstraint | op.AddColumn | op.CreateTable, ctx: Context) -> 
         return claim(
             ID,
             ctx,
-            f"Foreign key {quoted(name)} is added NOT VALID: existing rows are not checked and the SHARE ROW "
+            f"Foreign key {quoted_name(name)} is added NOT VALID: existing rows are not checked and the SHARE ROW "
             f"EXCLUSIVE locks on {quoted(o.on)} and {quoted(fk.ref_table)} are brief.",
             locks,
             table=o.on,
@@ -57,22 +57,25 @@ def check(o: op.AddConstraint | op.AddColumn | op.CreateTable, ctx: Context) -> 
             locks,
             table=o.on,
         )
-    cols = ", ".join(quoted(c) for c in fk.columns)
-    ref_cols = ", ".join(quoted(c) for c in fk.ref_columns)
+    cols = ", ".join(quoted_name(c) for c in fk.columns)
+    ref_cols = ", ".join(quoted_name(c) for c in fk.ref_columns)
     return claim(
         ID,
         ctx,
-        f"Adding foreign key {quoted(name)} checks every row of {quoted(o.on)} against {quoted(fk.ref_table)} "
+        f"Adding foreign key {quoted_name(name)} checks every row of {quoted(o.on)} against {quoted(fk.ref_table)} "
         "while SHARE ROW EXCLUSIVE locks block writes to both tables.",
         locks,
         scans=[o.on],
         alternative=(
-            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} FOREIGN KEY ({cols}) "
+            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted_name(name)} FOREIGN KEY ({cols}) "
             f"REFERENCES {quoted(fk.ref_table)}({ref_cols}) ... NOT VALID;\n"
-            f"-- next migration:\nALTER TABLE {quoted(o.on)} VALIDATE CONSTRAINT {quoted(name)};"
+            f"-- next migration:\nALTER TABLE {quoted(o.on)} VALIDATE CONSTRAINT {quoted_name(name)};"
         ),
         table=o.on,
-        fix=_not_valid_then_validate(ctx.sql, o.on, name) if isinstance(o, op.AddConstraint) else None,
+        # An unnamed constraint gets a generated name VALIDATE cannot know in advance: no rewrite then.
+        fix=_not_valid_then_validate(ctx.sql, o.on, o.constraint.name)
+        if isinstance(o, op.AddConstraint)
+        else None,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, not_null_steps, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, not_null_steps, quoted, quoted_name
 
 ID = "add-primary-key"
 
@@ -28,24 +28,24 @@ def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
         return claim(
             ID,
             ctx,
-            f"Attaching index {quoted(using_index)} as the primary key of {quoted(o.on)} is catalog-only "
+            f"Attaching index {quoted_name(using_index)} as the primary key of {quoted(o.on)} is catalog-only "
             "when its columns are already NOT NULL, under a brief ACCESS EXCLUSIVE lock.",
             {o.on: LockMode.ACCESS_EXCLUSIVE},
             scans=[o.on] if nullable else [],
             table=o.on,
         )
-    cols = ", ".join(quoted(c) for c in columns)
+    cols = ", ".join(quoted_name(c) for c in columns)
     return claim(
         ID,
         ctx,
-        f"Adding primary key {quoted(name)} builds its index (and checks NOT NULL) by reading all of "
+        f"Adding primary key {quoted_name(name)} builds its index (and checks NOT NULL) by reading all of "
         f"{quoted(o.on)} while an ACCESS EXCLUSIVE lock blocks every read and write.",
         {o.on: LockMode.ACCESS_EXCLUSIVE},
         scans=[o.on],
         alternative=(
-            f"CREATE UNIQUE INDEX CONCURRENTLY {quoted(name)} ON {quoted(o.on)} ({cols});\n"
+            f"CREATE UNIQUE INDEX CONCURRENTLY {quoted_name(name)} ON {quoted(o.on)} ({cols});\n"
             "-- make the columns NOT NULL with the CHECK ... NOT VALID / VALIDATE / SET NOT NULL sequence, then:\n"
-            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} PRIMARY KEY USING INDEX {quoted(name)};"
+            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted_name(name)} PRIMARY KEY USING INDEX {quoted_name(name)};"
         ),
         table=o.on,
         fix=_fix(o, ctx, name, columns),
@@ -62,15 +62,15 @@ def _fix(o: op.AddConstraint | op.AddColumn, ctx: Context, name: str, columns: t
             check_now, check_later = not_null_steps(o.on, column)
             now.extend(check_now)
             later.extend(check_later)
-    cols = ", ".join(quoted(c) for c in columns)
+    cols = ", ".join(quoted_name(c) for c in columns)
     return Fix(
         "Build the unique index CONCURRENTLY, make the columns NOT NULL without a long lock, then attach the index "
         "as the primary key.",
         in_place=tuple(now),
-        alone=(f"CREATE UNIQUE INDEX CONCURRENTLY {quoted(name)} ON {quoted(o.on)} ({cols})",),
+        alone=(f"CREATE UNIQUE INDEX CONCURRENTLY {quoted_name(name)} ON {quoted(o.on)} ({cols})",),
         later=(
             *later,
-            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} PRIMARY KEY USING INDEX {quoted(name)}",
+            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted_name(name)} PRIMARY KEY USING INDEX {quoted_name(name)}",
         ),
     )
 

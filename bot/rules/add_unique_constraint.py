@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "add-unique-constraint"
 
@@ -27,22 +27,22 @@ def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
         return claim(
             ID,
             ctx,
-            f"Attaching the already-built index {quoted(using_index)} as a constraint is catalog-only, under a "
+            f"Attaching the already-built index {quoted_name(using_index)} as a constraint is catalog-only, under a "
             f"brief ACCESS EXCLUSIVE lock on {quoted(o.on)}.",
             {o.on: LockMode.ACCESS_EXCLUSIVE},
             table=o.on,
         )
-    cols = ", ".join(quoted(c) for c in columns)
+    cols = ", ".join(quoted_name(c) for c in columns)
     return claim(
         ID,
         ctx,
-        f"Adding unique constraint {quoted(name)} builds its index by reading all of {quoted(o.on)} while an "
+        f"Adding unique constraint {quoted_name(name)} builds its index by reading all of {quoted(o.on)} while an "
         "ACCESS EXCLUSIVE lock blocks every read and write.",
         {o.on: LockMode.ACCESS_EXCLUSIVE},
         scans=[o.on],
         alternative=(
-            f"CREATE UNIQUE INDEX CONCURRENTLY {quoted(name)} ON {quoted(o.on)} ({cols});\n"
-            f"-- next migration:\nALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} UNIQUE USING INDEX {quoted(name)};"
+            f"CREATE UNIQUE INDEX CONCURRENTLY {quoted_name(name)} ON {quoted(o.on)} ({cols});\n"
+            f"-- next migration:\nALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted_name(name)} UNIQUE USING INDEX {quoted_name(name)};"
         ),
         table=o.on,
         fix=_fix(o, name, cols),
@@ -54,9 +54,9 @@ def _fix(o: op.AddConstraint | op.AddColumn, name: str, cols: str) -> Fix | None
         return None
     return Fix(
         "Build the unique index CONCURRENTLY, then attach it as the constraint (catalog-only).",
-        alone=(f"CREATE UNIQUE INDEX CONCURRENTLY {quoted(name)} ON {quoted(o.on)} ({cols})",),
+        alone=(f"CREATE UNIQUE INDEX CONCURRENTLY {quoted_name(name)} ON {quoted(o.on)} ({cols})",),
         later=(
-            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted(name)} UNIQUE USING INDEX {quoted(name)}",
+            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted_name(name)} UNIQUE USING INDEX {quoted_name(name)}",
         ),
     )
 

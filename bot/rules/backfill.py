@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted_name
 
 ID = "backfill"
 # Row locks only exist on rows: the examples need some.
@@ -25,18 +25,22 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
         return claim(
             ID,
             ctx,
-            f"Inserts rows into {quoted(o.target)}; writes by others continue.",
+            f"Inserts rows into {quoted_name(o.target)}; writes by others continue.",
             locks,
             scans=o.reads,
         )
     if not ctx.live(o.target):
         return claim(
-            ID, ctx, f"Changes rows of {quoted(o.target)}, created in this migration.", locks, scans=o.reads
+            ID,
+            ctx,
+            f"Changes rows of {quoted_name(o.target)}, created in this migration.",
+            locks,
+            scans=o.reads,
         )
     return claim(
         ID,
         ctx,
-        f"This {o.kind.upper()} rewrites existing rows of {quoted(o.target)} inside the migration: each row it "
+        f"This {o.kind.upper()} rewrites existing rows of {quoted_name(o.target)} inside the migration: each row it "
         "touches stays locked against other writes until the migration's transaction ends, and on a big table "
         "it runs as one long transaction.",
         locks,

@@ -151,7 +151,16 @@ def classify(
     return Classification.SAFE
 
 
+def quoted_name(name: str | None) -> str:
+    """A column, index or constraint name as SQL. Unlike table keys these are never schema-qualified, and
+    Prisma 2 named indexes `Table.column_unique`: the dot is part of the name."""
+    if not name:
+        return "?"
+    return '"' + name.replace('"', '""') + '"'
+
+
 def quoted(name: str | None) -> str:
+    """A table or type key (`User`, `auth.users`) as SQL."""
     if not name:
         return "?"
     if "." in name:
@@ -203,8 +212,8 @@ def not_null_steps(table: str, column: str) -> tuple[tuple[str, ...], tuple[str,
     SET NOT NULL (PostgreSQL 12+ skips its scan thanks to the valid CHECK), then drop the CHECK.
     """
     # Not `<table>_<column>_not_null`: PostgreSQL 18 gives that name to the NOT NULL constraint itself.
-    check = quoted(f"{bare(table)}_{column}_not_null_check"[:63])
-    t, c = quoted(table), quoted(column)
+    check = quoted_name(f"{bare(table)}_{column}_not_null_check"[:63])
+    t, c = quoted(table), quoted_name(column)
     return (
         (f"ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID",),
         (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "change-column-type"
 
@@ -78,7 +78,7 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
         return None  # the enum-rebuild rule explains Prisma's enum swap
     previous = ctx.schema.column(o.on, o.column)
     old = previous.type if previous else None
-    table, column = quoted(o.on), quoted(o.column)
+    table, column = quoted(o.on), quoted_name(o.column)
     rewrite = needs_rewrite(old, new, o.using_expression)
     if rewrite is None and ctx.live(o.on):
         return claim(

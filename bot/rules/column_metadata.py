@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "column-metadata"
 
@@ -28,7 +28,7 @@ def check(
     return claim(
         ID,
         ctx,
-        f"{what} on {quoted(o.on)}.{quoted(o.column)} changes only the catalog, under a brief "
+        f"{what} on {quoted(o.on)}.{quoted_name(o.column)} changes only the catalog, under a brief "
         f"{mode.sql_name} lock.",
         {o.on: mode},
         table=o.on,

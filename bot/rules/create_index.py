@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, with_concurrently
+from bot.rules.base import (
+    STANDARD_SETUP,
+    Context,
+    Example,
+    Rule,
+    claim,
+    quoted,
+    quoted_name,
+    with_concurrently,
+)
 
 ID = "create-index"
 
@@ -14,7 +23,9 @@ def check(o: op.CreateIndex, ctx: Context) -> Effect:
     if o.if_not_exists and o.name and ctx.schema.index_table(o.name) == o.on:
         # PostgreSQL still takes the lock before it notices the index exists, then builds nothing.
         mode = LockMode.SHARE_UPDATE_EXCLUSIVE if o.concurrently else LockMode.SHARE
-        return claim(ID, ctx, f"{quoted(o.name)} already exists: nothing is built.", {o.on: mode}, table=o.on)
+        return claim(
+            ID, ctx, f"{quoted_name(o.name)} already exists: nothing is built.", {o.on: mode}, table=o.on
+        )
     if o.concurrently:
         return claim(
             ID,
@@ -24,9 +35,7 @@ def check(o: op.CreateIndex, ctx: Context) -> Effect:
             scans=[o.on],
             table=o.on,
         )
-    statement = (
-        f"CREATE {'UNIQUE ' if o.unique else ''}INDEX CONCURRENTLY {quoted(o.name)} ON {quoted(o.on)} (...)"
-    )
+    statement = f"CREATE {'UNIQUE ' if o.unique else ''}INDEX CONCURRENTLY {quoted_name(o.name)} ON {quoted(o.on)} (...)"
     return claim(
         ID,
         ctx,

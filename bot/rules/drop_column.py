@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "drop-column"
 
@@ -19,7 +19,7 @@ def check(o: op.DropColumn, ctx: Context) -> Effect:
     return claim(
         ID,
         ctx,
-        f"Dropping {quoted(o.on)}.{quoted(o.column)} is catalog-only, but the application version still "
+        f"Dropping {quoted(o.on)}.{quoted_name(o.column)} is catalog-only, but the application version still "
         "running selects it (Prisma Client names every column) and fails until the new code is everywhere. "
         "The data is gone for good.",
         locks,

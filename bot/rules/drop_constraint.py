@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "drop-constraint"
 
@@ -19,7 +19,7 @@ def check(o: op.DropConstraint, ctx: Context) -> Effect:
     return claim(
         ID,
         ctx,
-        f"Dropping {quoted(o.name)} is catalog-only but takes ACCESS EXCLUSIVE on {quoted(o.on)}{also}: "
+        f"Dropping {quoted_name(o.name)} is catalog-only but takes ACCESS EXCLUSIVE on {quoted(o.on)}{also}: "
         "brief, yet it waits behind running queries and blocks everything queued after it.",
         locks,
         table=o.on,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "drop-index"
 
@@ -24,14 +26,24 @@ def check(o: op.DropIndex, ctx: Context) -> Effect:
         f"Dropping an index takes an ACCESS EXCLUSIVE lock{on}: brief, but it waits behind every running "
         "query on the table and blocks all reads and writes queued after it.",
         {table: LockMode.ACCESS_EXCLUSIVE},
-        alternative=f"DROP INDEX CONCURRENTLY {quoted(o.name)};",
+        alternative=f"DROP INDEX CONCURRENTLY {quoted_name(o.name)};",
         table=table,
-        fix=Fix(
-            "Drop the index CONCURRENTLY, alone in its migration (Prisma runs such a file as one batch).",
-            alone=(f"DROP INDEX CONCURRENTLY IF EXISTS {quoted(o.name)}",),
-            alone_always=True,
-        ),
+        fix=_fix(ctx.sql),
         classification=None if table else Classification.BRIEF,
+    )
+
+
+_DROP_INDEX = re.compile(r"^(\s*DROP\s+INDEX)\s+(?!CONCURRENTLY\b)", re.IGNORECASE)
+
+
+def _fix(sql: str) -> Fix | None:
+    concurrent, count = _DROP_INDEX.subn(r"\1 CONCURRENTLY ", sql, count=1)
+    if not count or "," in sql:
+        return None
+    return Fix(
+        "Drop the index CONCURRENTLY, alone in its migration (Prisma runs such a file as one batch).",
+        alone=(concurrent,),
+        alone_always=True,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "enum-rebuild"
 
@@ -21,7 +21,7 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
     return claim(
         ID,
         ctx,
-        f"Moving {quoted(o.on)}.{quoted(o.column)} to the rebuilt enum {quoted(new.base)} rewrites the table "
+        f"Moving {quoted(o.on)}.{quoted_name(o.column)} to the rebuilt enum {quoted(new.base)} rewrites the table "
         "under ACCESS EXCLUSIVE: this is how Prisma removes an enum value, and every table using the enum "
         "pays for it.",
         {o.on: LockMode.ACCESS_EXCLUSIVE},

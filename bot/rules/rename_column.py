@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "rename-column"
 
@@ -13,7 +13,7 @@ def check(o: op.RenameColumn, ctx: Context) -> Effect:
     return claim(
         ID,
         ctx,
-        f"Renaming {quoted(o.on)}.{quoted(o.column)} to {quoted(o.new_name)} is instant, but the running "
+        f"Renaming {quoted(o.on)}.{quoted_name(o.column)} to {quoted_name(o.new_name)} is instant, but the running "
         "application still selects the old name: its queries fail from the moment the migration applies "
         "until the new code is deployed everywhere.",
         {o.on: LockMode.ACCESS_EXCLUSIVE},

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "rename-index-or-constraint"
 
 
 def check(o: op.RenameIndex | op.RenameConstraint, ctx: Context) -> Effect:
     if isinstance(o, op.RenameIndex):
-        return claim(ID, ctx, f"Renaming index {quoted(o.name)} does not lock its table.", {})
+        return claim(ID, ctx, f"Renaming index {quoted_name(o.name)} does not lock its table.", {})
     return claim(
         ID,
         ctx,
-        f"Renaming constraint {quoted(o.name)} takes a brief ACCESS EXCLUSIVE lock on {quoted(o.on)}.",
+        f"Renaming constraint {quoted_name(o.name)} takes a brief ACCESS EXCLUSIVE lock on {quoted(o.on)}.",
         {o.on: LockMode.ACCESS_EXCLUSIVE},
         table=o.on,
     )

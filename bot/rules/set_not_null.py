@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, bare, claim, not_null_steps, quoted
+from bot.rules.base import (
+    STANDARD_SETUP,
+    Context,
+    Example,
+    Rule,
+    bare,
+    claim,
+    not_null_steps,
+    quoted,
+    quoted_name,
+)
 
 ID = "set-not-null"
 
 
 def check(o: op.SetNotNull, ctx: Context) -> Effect:
-    table, column = quoted(o.on), quoted(o.column)
+    table, column = quoted(o.on), quoted_name(o.column)
     known = ctx.schema.column(o.on, o.column)
     if known is not None and known.not_null:
         return claim(
@@ -29,7 +39,7 @@ def check(o: op.SetNotNull, ctx: Context) -> Effect:
             {o.on: LockMode.ACCESS_EXCLUSIVE},
             table=o.on,
         )
-    constraint = quoted(f"{bare(o.on)}_{o.column}_not_null_check"[:63])
+    constraint = quoted_name(f"{bare(o.on)}_{o.column}_not_null_check"[:63])
     return claim(
         ID,
         ctx,

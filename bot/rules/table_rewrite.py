@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "table-rewrite"
 
@@ -32,7 +32,7 @@ def check(o: op.Maintenance | op.SetLogged | op.Reindex, ctx: Context) -> Effect
             f"REINDEX blocks writes to {quoted(table)} (and reads that use the index) for the whole rebuild.",
             {table: LockMode.SHARE},
             scans=[table],
-            alternative=f"REINDEX INDEX CONCURRENTLY {quoted(o.target)};",
+            alternative=f"REINDEX INDEX CONCURRENTLY {quoted_name(o.target)};",
             table=table,
         )
     if o.kind in ("vacuum", "analyze"):

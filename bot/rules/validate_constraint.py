@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "validate-constraint"
 
@@ -17,7 +17,7 @@ def check(o: op.ValidateConstraint, ctx: Context) -> Effect:
     return claim(
         ID,
         ctx,
-        f"Validating {quoted(o.name)} scans {quoted(o.on)} under SHARE UPDATE EXCLUSIVE: reads and writes continue.",
+        f"Validating {quoted_name(o.name)} scans {quoted(o.on)} under SHARE UPDATE EXCLUSIVE: reads and writes continue.",
         locks,
         scans=[o.on],
         table=o.on,

@@ -41,7 +41,7 @@ def check_fix(
         try:
             probe.install_stand_ins()
             for text in earlier:
-                probe.execute_script(text)
+                probe.execute_script(text, strict=False)
             for statement in probe.measure_file(original):
                 if statement.error is not None and check.original_error is None:
                     check.original_error = statement.error
@@ -53,7 +53,7 @@ def check_fix(
         try:
             probe.install_stand_ins()
             for text in earlier:
-                probe.execute_script(text)
+                probe.execute_script(text, strict=False)
             for migration in plan.migrations:
                 sqlstate = probe.apply_like_prisma(migration.sql, splits_statements=splits or migration.alone)
                 if sqlstate is not None:
@@ -66,7 +66,7 @@ def check_fix(
         try:
             probe.install_stand_ins()
             for text in earlier:
-                probe.execute_script(text)
+                probe.execute_script(text, strict=False)
             live = probe.snapshot()
             for migration in plan.migrations:
                 for measured in probe.measure_file(migration.sql, live=live):

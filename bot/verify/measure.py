@@ -85,12 +85,20 @@ class Probe:
     def close(self) -> None:
         self.conn.close()
 
-    def execute_script(self, text: str) -> None:
-        """Run earlier migrations (setup) as they are, statement by statement in autocommit."""
+    def execute_script(self, text: str, *, strict: bool = True) -> list[str]:
+        """Run earlier migrations (setup) as they are, statement by statement in autocommit. Not strict: a
+        statement the server refuses (a missing extension, say) is skipped and its error returned."""
+        errors = []
         for raw in split_statements(text):
             if _TRANSACTION_CONTROL.match(raw.text):
                 continue
-            self.conn.execute(raw.text.encode())  # bytes: no client-side placeholder parsing
+            try:
+                self.conn.execute(raw.text.encode())  # bytes: no client-side placeholder parsing
+            except psycopg.Error as error:
+                if strict:
+                    raise
+                errors.append(str(error).strip().splitlines()[0])
+        return errors
 
     def install_stand_ins(self) -> None:
         """Stand-ins for extension functions an embedded server may lack (uuid-ossp is not in every build),
