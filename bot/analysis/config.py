@@ -98,8 +98,16 @@ def parse_config(text: str, source: str = CONFIG_PATH) -> RepoConfig:
         raise ConfigError(f"{source}: " + "; ".join(problems)) from error
 
 
+STATS_PATH = ".github/zdm-stats.yml"
+
+
 def load_config(repo_root: Path) -> RepoConfig:
+    """`.github/zdm.yml`, with the row estimates `zdm stats` wrote to `.github/zdm-stats.yml` under it
+    (hints written by hand in zdm.yml win)."""
     path = repo_root / CONFIG_PATH
-    if not path.is_file():
-        return RepoConfig()
-    return parse_config(path.read_text(encoding="utf-8"), str(path))
+    config = parse_config(path.read_text(encoding="utf-8"), str(path)) if path.is_file() else RepoConfig()
+    stats = repo_root / STATS_PATH
+    if stats.is_file():
+        measured = parse_config(stats.read_text(encoding="utf-8"), str(stats))
+        config = config.model_copy(update={"table_rows": {**measured.table_rows, **config.table_rows}})
+    return config

@@ -180,3 +180,27 @@ def _migration_step(name: str, statements: list[str], alone: bool, needs_timeout
 def _names(base: str, count: int) -> list[str]:
     """The original name first, then names that sort right after it (Prisma applies folders in lexical order)."""
     return [base] + [f"{base}_{n:02d}_zdm" for n in range(1, count)]
+
+
+def plan_as_data(plan: FilePlan) -> dict[str, object]:
+    """The plan for `--format json`: the migration folders that replace the file, in order, and what must
+    happen between them."""
+    return {
+        "replaces": plan.original,
+        "steps": [
+            {"kind": step.kind, "text": step.text}
+            | (
+                {
+                    "migration": {
+                        "name": step.migration.name,
+                        "sql": step.migration.sql,
+                        "alone": step.migration.alone,
+                    }
+                }
+                if step.migration is not None
+                else {}
+            )
+            for step in plan.steps
+        ],
+        "summary": list(plan.summaries),
+    }
