@@ -94,8 +94,8 @@ class Fix:
     # Done by hand or by a job between migrations (a batched backfill), before `later`.
     manual: tuple[str, ...] = ()
     later: tuple[str, ...] = ()
-    # The application must be deployed (writing the new column, say) before `later` runs.
-    deploy_before_later: bool = False
+    # What the application deploy between this migration and `later` must contain; empty: no deploy needed.
+    deploy_first: str = ""
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def plan_file(
     later: list[str] = []
     manual: list[str] = []
     summaries: list[str] = []
-    deploy = False
+    deploys: list[str] = []
     real = [s for s in result.statements if s.kind not in ("transaction", "commit", "rollback")]
     needs_timeout = add_lock_timeout and any(
         f.rule_id == "lock-timeout-missing" for s in result.statements for f in s.findings
@@ -130,13 +130,14 @@ def plan_file(
                     segments.alone(_statement_sql(sql))
             manual.extend(fix.manual)
             later.extend(_statement_sql(s) for s in fix.later)
-            deploy = deploy or fix.deploy_before_later
+            if fix.deploy_first and fix.deploy_first not in deploys:
+                deploys.append(fix.deploy_first)
     segments.close()
     if needs_timeout:
         summaries.append("every migration that locks tables starts with SET lock_timeout")
     return FilePlan(
         original=migration_name,
-        steps=_steps(segments, later, manual, deploy, needs_timeout),
+        steps=_steps(segments, later, manual, deploys, needs_timeout),
         summaries=tuple(summaries),
     )
 
@@ -146,15 +147,15 @@ def _drops_concurrently(statement: StatementResult) -> bool:
 
 
 def _steps(
-    segments: _Segments, later: list[str], manual: list[str], deploy: bool, needs_timeout: bool
+    segments: _Segments, later: list[str], manual: list[str], deploys: list[str], needs_timeout: bool
 ) -> tuple[Step, ...]:
     items = list(segments.items)
     steps: list[Step] = []
     names = _names(segments.base, len(items) + (1 if later else 0))
     for (statements, alone), name in zip(items, names, strict=False):
         steps.append(_migration_step(name, statements, alone, needs_timeout))
-    if deploy:
-        steps.append(Step("deploy", "deploy the application version that writes the new column(s)"))
+    if deploys:
+        steps.append(Step("deploy", "deploy the application: " + "; ".join(deploys)))
     steps.extend(Step("manual", text) for text in manual)
     if later:
         steps.append(_migration_step(names[len(items)], later, False, needs_timeout))

@@ -43,7 +43,7 @@ def _fix(o: op.AddColumn) -> Fix | None:
         in_place=(f"ALTER TABLE {table} ADD COLUMN {name} {column.type_sql}", *check_now),
         manual=(f"Backfill {table}.{name} for existing rows in batches outside the migration.",),
         later=check_later,
-        deploy_before_later=True,
+        deploy_first=f"code that writes {table}.{name} on every insert",
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
+from bot.analysis.model import Classification, Effect, Fix, LockMode
 from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "drop-column"
@@ -29,6 +29,13 @@ def check(o: op.DropColumn, ctx: Context) -> Effect:
             "schema and ship it), then drop the column in a later migration."
         ),
         table=o.on,
+        fix=Fix(
+            "Drop the column in a later migration, after the code that stopped using it is deployed.",
+            later=(ctx.sql,),
+            deploy_first=f"code that no longer reads or writes {quoted(o.on)}.{quoted_name(o.column)}",
+        )
+        if ctx.sql
+        else None,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
+from bot.analysis.model import Classification, Effect, Fix, LockMode
 from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
 
 ID = "drop-table"
@@ -21,6 +21,13 @@ def check(o: op.DropTable, ctx: Context) -> Effect:
         breaking=True,
         alternative="Deploy code that no longer uses the table first, then drop it in a later migration.",
         table=o.name,
+        fix=Fix(
+            "Drop the table in a later migration, after the code that stopped using it is deployed.",
+            later=(ctx.sql,),
+            deploy_first=f"code that no longer uses {quoted(o.name)}",
+        )
+        if ctx.sql
+        else None,
     )
 
 
