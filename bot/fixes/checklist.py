@@ -1,0 +1,96 @@
+"""The pre-deployment checklist, tailored to what a change does, with the queries to watch it run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.analysis.model import Classification, FileResult
+from bot.analysis.prisma import PrismaVersion
+
+ACTIVE_TRANSACTIONS = """SELECT pid, now() - xact_start AS running_for, state, left(query, 80) AS query
+FROM pg_stat_activity
+WHERE datname = current_database() AND xact_start IS NOT NULL
+ORDER BY xact_start
+LIMIT 20;"""
+
+BLOCKED_QUERIES = """SELECT blocked.pid, left(blocked.query, 60) AS waiting, blocking.pid AS blocker, left(blocking.query, 60) AS holding
+FROM pg_stat_activity blocked
+JOIN pg_stat_activity blocking ON blocking.pid = ANY(pg_blocking_pids(blocked.pid))
+WHERE blocked.datname = current_database();"""
+
+INDEX_PROGRESS = """SELECT pid, relid::regclass AS table_name, phase, blocks_done, blocks_total, tuples_done, tuples_total
+FROM pg_stat_progress_create_index;"""
+
+TABLE_SIZES = """SELECT relname, n_live_tup, pg_size_pretty(pg_total_relation_size(relid)) AS size
+FROM pg_stat_user_tables WHERE relname IN ({tables});"""
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    text: str
+    query: str = ""
+
+
+def checklist(files: Sequence[FileResult], prisma: PrismaVersion | None = None) -> list[ChecklistItem]:
+    statements = [s for f in files for s in f.statements]
+    blocking = [s for s in statements if s.classification is Classification.BLOCKING]
+    locking = [s for s in statements if any(m.blocks_writes for m in s.locks.values())]
+    breaking = [s for s in statements if s.breaking]
+    builds_index = any("INDEX" in s.sql.upper() and s.scans for s in statements)
+    items: list[ChecklistItem] = []
+    if blocking:
+        tables = sorted({t for s in blocking for t in (*s.locks, *s.rewrites, *s.scans)})
+        names = ", ".join(f"'{t.rsplit('.', 1)[-1]}'" for t in tables)
+        items.append(
+            ChecklistItem(
+                f"Estimate the migration time on production-sized data: {len(blocking)} statement(s) hold a "
+                f"blocking lock for as long as they read {', '.join(tables)}.",
+                TABLE_SIZES.format(tables=names),
+            )
+        )
+    if locking:
+        items.append(
+            ChecklistItem(
+                "Check active connections and long transactions just before deploying: every lock above waits "
+                "behind them, and blocks the queries queued after it.",
+                ACTIVE_TRANSACTIONS,
+            )
+        )
+    if breaking:
+        items.append(
+            ChecklistItem(
+                f"Verify a recent backup (or point-in-time recovery) is restorable: {len(breaking)} statement(s) drop "
+                "or rename data the running code uses."
+            )
+        )
+    if locking or breaking:
+        rollback = (
+            "Prisma 7.4+ applies statements one by one: a failure half-way leaves the earlier ones applied; "
+            "recover with `npx prisma migrate resolve --rolled-back <migration>` after undoing them by hand."
+            if prisma is not None and prisma.splits_statements
+            else "A failed migration blocks later deploys (P3009) until `npx prisma migrate resolve` marks it."
+        )
+        items.append(ChecklistItem(f"Write down the rollback plan. {rollback}"))
+    if locking:
+        query = INDEX_PROGRESS if builds_index else BLOCKED_QUERIES
+        items.append(ChecklistItem("Monitor locks and progress while it runs.", query))
+    if blocking or breaking:
+        items.append(
+            ChecklistItem(
+                "Tell the team when it runs: expect slow or failing requests on the tables above meanwhile."
+            )
+        )
+    return items
+
+
+def render_checklist(items: Sequence[ChecklistItem]) -> str:
+    """As GitHub task-list items, with each query in a collapsed block."""
+    lines = []
+    for item in items:
+        lines.append(f"- [ ] {item.text}")
+        if item.query:
+            lines.append(
+                f"  <details><summary>query</summary>\n\n  ```sql\n{item.query}\n  ```\n  </details>"
+            )
+    return "\n".join(lines)
