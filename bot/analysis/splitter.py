@@ -68,7 +68,13 @@ def _split_tokens(text: str, tokens: list[Any]) -> list[RawStatement]:
 
 
 def _statement(text: str, lines: _Lines, chunk: list[Any], end: int, previous_end: int) -> RawStatement:
-    start = _leading_comment_free_start(text, previous_end, chunk[0].start)
+    # sqlglot's first token of `/* c */ SELECT` starts at SELECT; the statement starts there too.
+    return _raw(text, lines, max(chunk[0].start, previous_end), end, previous_end, tuple(chunk))
+
+
+def _raw(
+    text: str, lines: _Lines, start: int, end: int, previous_end: int, tokens: tuple[Any, ...] | None
+) -> RawStatement:
     return RawStatement(
         text=text[start:end],
         start=start,
@@ -77,13 +83,8 @@ def _statement(text: str, lines: _Lines, chunk: list[Any], end: int, previous_en
         line_end=lines.line_of(max(start, end - 1)),
         leading=text[previous_end:start],
         trailing=_rest_of_line(text, end),
-        tokens=tuple(chunk),
+        tokens=tokens,
     )
-
-
-def _leading_comment_free_start(text: str, previous_end: int, token_start: int) -> int:
-    # sqlglot's first token of `/* c */ SELECT` starts at SELECT; the statement starts there too.
-    return token_start if token_start >= previous_end else previous_end
 
 
 def _rest_of_line(text: str, end: int) -> str:
@@ -118,7 +119,7 @@ def _split_by_scanner(text: str) -> list[RawStatement]:
             continue
         if kind == "semicolon":
             if first is not None:
-                statements.append(_scanned(text, lines, first, match.end(), previous_end))
+                statements.append(_raw(text, lines, first, match.end(), previous_end, None))
             previous_end = match.end()
             first = None
             continue
@@ -126,18 +127,5 @@ def _split_by_scanner(text: str) -> list[RawStatement]:
             first = match.start()
         last = match.end()
     if first is not None:
-        statements.append(_scanned(text, lines, first, last, previous_end))
+        statements.append(_raw(text, lines, first, last, previous_end, None))
     return statements
-
-
-def _scanned(text: str, lines: _Lines, start: int, end: int, previous_end: int) -> RawStatement:
-    return RawStatement(
-        text=text[start:end],
-        start=start,
-        end=end,
-        line_start=lines.line_of(start),
-        line_end=lines.line_of(max(start, end - 1)),
-        leading=text[previous_end:start],
-        trailing=_rest_of_line(text, end),
-        tokens=None,
-    )

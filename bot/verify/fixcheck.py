@@ -3,7 +3,8 @@ runs it, and no step blocks a live table."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from bot.analysis.model import Classification
@@ -31,47 +32,40 @@ class FixCheck:
         return self.same_schema and not self.failures and not self.blocking and self.original_error is None
 
 
+@contextmanager
+def _database_after(server: Server, earlier: Sequence[str]) -> Iterator[tuple[str, Probe]]:
+    """A fresh database where the earlier migrations have run."""
+    with server.fresh_database() as url:
+        probe = Probe(url)
+        try:
+            probe.install_stand_ins()
+            for text in earlier:
+                probe.execute_script(text, strict=False)
+            yield url, probe
+        finally:
+            probe.close()
+
+
 def check_fix(
     server: Server, earlier: Sequence[str], original: str, plan: FilePlan, splits: bool
 ) -> FixCheck:
     """`earlier`: the migrations before the one being fixed (their tables are live)."""
     check = FixCheck()
-    with server.fresh_database() as url:
-        probe = Probe(url)
-        try:
-            probe.install_stand_ins()
-            for text in earlier:
-                probe.execute_script(text, strict=False)
-            for statement in probe.measure_file(original):
-                if statement.error is not None and check.original_error is None:
-                    check.original_error = statement.error
-            check.original_schema = server.pg_dump_schema(url)
-        finally:
-            probe.close()
-    with server.fresh_database() as url:
-        probe = Probe(url)
-        try:
-            probe.install_stand_ins()
-            for text in earlier:
-                probe.execute_script(text, strict=False)
-            for migration in plan.migrations:
-                sqlstate = probe.apply_like_prisma(migration.sql, splits_statements=splits or migration.alone)
-                if sqlstate is not None:
-                    check.failures[migration.name] = sqlstate
-            check.fixed_schema = server.pg_dump_schema(url)
-        finally:
-            probe.close()
-    with server.fresh_database() as url:
-        probe = Probe(url)
-        try:
-            probe.install_stand_ins()
-            for text in earlier:
-                probe.execute_script(text, strict=False)
-            live = probe.snapshot()
-            for migration in plan.migrations:
-                for measured in probe.measure_file(migration.sql, live=live):
-                    if measured.classification is Classification.BLOCKING:
-                        check.blocking.append(f"{migration.name}: {measured.sql}")
-        finally:
-            probe.close()
+    with _database_after(server, earlier) as (url, probe):
+        for statement in probe.measure_file(original):
+            if statement.error is not None and check.original_error is None:
+                check.original_error = statement.error
+        check.original_schema = server.pg_dump_schema(url)
+    with _database_after(server, earlier) as (url, probe):
+        for migration in plan.migrations:
+            sqlstate = probe.apply_like_prisma(migration.sql, splits_statements=splits or migration.alone)
+            if sqlstate is not None:
+                check.failures[migration.name] = sqlstate
+        check.fixed_schema = server.pg_dump_schema(url)
+    with _database_after(server, earlier) as (url, probe):
+        live = probe.snapshot()
+        for migration in plan.migrations:
+            for measured in probe.measure_file(migration.sql, live=live):
+                if measured.classification is Classification.BLOCKING:
+                    check.blocking.append(f"{migration.name}: {measured.sql}")
     return check
