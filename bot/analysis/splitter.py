@@ -96,7 +96,7 @@ _SCANNER = re.compile(
     r"""
       (?P<line_comment>--[^\n]*)
     | (?P<block_comment>/\*.*?(?:\*/|\Z))
-    | (?P<dollar>\$(?P<tag>[A-Za-z_][A-Za-z_0-9]*)?\$.*?(?:\$(?P=tag)\$|\Z))
+    | (?P<dollar>\$(?P<tag>[A-Za-z_][A-Za-z_0-9]*|)\$.*?(?:\$(?P=tag)\$|\Z))
     | (?P<single>'(?:[^']|'')*(?:'|\Z))
     | (?P<double>"(?:[^"]|"")*(?:"|\Z))
     | (?P<semicolon>;)
