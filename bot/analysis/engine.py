@@ -102,7 +102,9 @@ class Analyzer:
                     statements[index] = replace(
                         statements[index], findings=(*statements[index].findings, finding)
                     )
-        return FileResult(path=path, statements=tuple(statements))
+        return FileResult(
+            path=path, statements=tuple(statements), prisma_version=str(self.prisma) if self.prisma else None
+        )
 
     def _effects(self, parsed: ParsedStatement, ctx: Context) -> list[list[Effect]]:
         """The effects of each operation, in order; the schema moves forward after each one."""

@@ -180,6 +180,8 @@ class FileResult:
     path: str
     statements: tuple[StatementResult, ...]
     notes: tuple[str, ...] = ()
+    # The Prisma version the file was judged for (configured or read from the repository), if known.
+    prisma_version: str | None = None
     file_findings: tuple[Finding, ...] = ()
 
     @property

@@ -86,4 +86,5 @@ FILE_RULES: tuple[FileRule, ...] = (
     lock_timeout_missing.RULE,
 )
 
-ALL_RULE_IDS: frozenset[str] = frozenset(r.id for r in RULES) | frozenset(r.id for r in FILE_RULES)
+ALL_RULES: tuple[Rule | FileRule, ...] = (*RULES, *FILE_RULES)
+ALL_RULE_IDS: frozenset[str] = frozenset(r.id for r in ALL_RULES)

@@ -1,0 +1,1 @@
+"""Findings into words and formats: text, JSON, SARIF, GitHub workflow annotations, rule documentation (pure)."""

@@ -1,0 +1,81 @@
+"""`zdm check --format sarif`: SARIF 2.1.0, as GitHub code scanning reads it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from bot.analysis.model import Classification, FileResult, Finding, Severity
+from bot.rules import ALL_RULES
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def level(finding: Finding) -> str:
+    if finding.fails_check:
+        return "error"
+    if finding.severity is Severity.INFO or (
+        finding.classification is Classification.SAFE and not finding.breaking
+    ):
+        return "note"
+    return "warning"
+
+
+def render_sarif(files: Sequence[FileResult], version: str = "0.1.0") -> str:
+    rules = [
+        {
+            "id": rule.id,
+            "name": rule.id,
+            "shortDescription": {"text": rule.title},
+            "fullDescription": {"text": rule.summary},
+            "help": {
+                "text": f"{rule.why}\n\n{rule.instead}",
+                "markdown": f"{rule.why}\n\n**Instead:** {rule.instead}",
+            },
+            "defaultConfiguration": {"level": "error" if rule.severity is Severity.ERROR else "warning"},
+        }
+        for rule in ALL_RULES
+    ]
+    results = []
+    for file in files:
+        for statement in file.statements:
+            for finding in statement.findings:
+                result: dict[str, object] = {
+                    "ruleId": finding.rule_id,
+                    "level": level(finding),
+                    "message": {"text": _message(finding)},
+                    "locations": [
+                        {
+                            "physicalLocation": {
+                                "artifactLocation": {"uri": file.path},
+                                "region": {"startLine": statement.line_start, "endLine": statement.line_end},
+                            }
+                        }
+                    ],
+                    "properties": {
+                        "classification": finding.classification.value,
+                        "breaking": finding.breaking,
+                    },
+                }
+                if finding.suppressed_reason is not None:
+                    result["suppressions"] = [
+                        {"kind": "inSource", "justification": finding.suppressed_reason}
+                    ]
+                results.append(result)
+    document = {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "zdm", "version": version, "rules": rules}},
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(document, indent=2)
+
+
+def _message(finding: Finding) -> str:
+    if finding.safe_alternative:
+        return f"{finding.message}\nInstead: {finding.safe_alternative}"
+    return finding.message
