@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -106,7 +107,9 @@ def check(
     else:
         from bot.report.text import render_text
 
-        typer.echo(render_text(run.files, notes, color=sys.stdout.isatty(), verbose=verbose), nl=False)
+        terminal = sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns - 2 if terminal else None
+        typer.echo(render_text(run.files, notes, color=terminal, width=width, verbose=verbose), nl=False)
     raise typer.Exit(1 if any(f.fails_check for f in run.files) else 0)
 
 

@@ -110,7 +110,11 @@ class Analyzer:
         """The effects of each operation, in order; the schema moves forward after each one."""
         per_operation: list[list[Effect]] = []
         for index, operation in enumerate(parsed.operations):
-            op_ctx = replace(ctx, sql=parsed.parts[index]) if parsed.parts is not None else ctx
+            op_ctx = (
+                Context(ctx.schema, ctx.postgres_version, parsed.parts[index])
+                if parsed.parts is not None
+                else ctx
+            )
             produced = [
                 effect
                 for rule in _RULES_BY_OPERATION.get(type(operation), ())
@@ -136,12 +140,15 @@ class Analyzer:
                 locks[table] = max(mode, locks.get(table, mode))
             rewrites |= effect.rewrites
             scans |= effect.scans
+            if effect.classification is Classification.SAFE and not (
+                effect.breaking or effect.fails_migration
+            ):
+                continue  # nothing to report; safe adds nothing to the classification either
             finding = self._finding(effect, suppressions)
             if finding is None:
                 continue
             classes.append(effect.classification)
-            if effect.classification is not Classification.SAFE or effect.breaking or effect.fails_migration:
-                findings.append(finding)
+            findings.append(finding)
         return StatementResult(
             index=index,
             line_start=raw.line_start,

@@ -80,7 +80,7 @@ class Severity(Enum):
     OFF = "off"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fix:
     """A safe rewrite of one operation, in Prisma's terms: what replaces it in its own migration, what must run
     alone (outside any transaction), what waits for a following migration, and what no migration should do."""
@@ -98,7 +98,7 @@ class Fix:
     deploy_first: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Effect:
     """One rule's claim about one operation: the locks it takes on live tables and what it makes them do."""
 
@@ -116,7 +116,7 @@ class Effect:
     fix: Fix | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """An effect worth telling a reviewer about, after configuration and suppressions were applied."""
 
@@ -145,7 +145,7 @@ class Finding:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatementResult:
     index: int
     line_start: int
@@ -175,7 +175,7 @@ class StatementResult:
         return any(f.fails_check for f in self.findings)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileResult:
     path: str
     statements: tuple[StatementResult, ...]

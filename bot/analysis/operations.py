@@ -7,6 +7,8 @@ and rules judge operations one at a time. Table names are normalised by `names.t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,13 @@ class TypeSpec:
 
 @dataclass(frozen=True)
 class DefaultSpec:
-    sql: str
-    # None when volatility cannot be decided from the expression alone.
     volatile: bool
+    # The parsed expression; written back as SQL only when a message or a rewrite needs it.
+    node: Any = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def sql(self) -> str:
+        return str(self.node.sql(dialect="postgres")) if self.node is not None else ""
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,12 @@ class ColumnSpec:
     unique: bool = False
     references: ForeignKeySpec | None = None
     check: bool = False
-    # The type as written (`VARCHAR(50)`, `"Role"`), for rewrites.
-    type_sql: str = ""
+    type_node: Any = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def type_sql(self) -> str:
+        """The type as written (`VARCHAR(50)`, `"Role"`), for rewrites."""
+        return str(self.type_node.sql(dialect="postgres")) if self.type_node is not None else ""
 
     @property
     def serial(self) -> bool:

