@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.analysis import operations as op
+from bot.analysis.parser import parse_statement
+from bot.analysis.splitter import split_statements
+
+
+def _ops(sql: str) -> tuple[op.Operation, ...]:
+    [raw] = split_statements(sql)
+    return parse_statement(raw, sql).operations
+
+
+def test_prisma_multi_column_change_is_one_operation_per_subcommand() -> None:
+    operations = _ops(
+        'ALTER TABLE "User" DROP COLUMN "name",\nADD COLUMN     "fullName" TEXT,\nALTER COLUMN "email" SET NOT NULL;'
+    )
+    assert [type(o) for o in operations] == [op.DropColumn, op.AddColumn, op.SetNotNull]
+    assert {o.table for o in operations} == {"User"}
+
+
+def test_schema_qualified_and_unquoted_names_normalise() -> None:
+    assert _ops('CREATE INDEX "i" ON "public"."User"("a");')[0].table == "User"
+    assert _ops("CREATE INDEX i ON Users (a);")[0].table == "users"
+    assert _ops('CREATE INDEX "i" ON "auth"."users"("a");')[0].table == "auth.users"
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("ALTER TYPE \"Role\" ADD VALUE 'OWNER';", op.AddEnumValue),
+        ('ALTER TABLE "Tip" VALIDATE CONSTRAINT "c";', op.ValidateConstraint),
+        ('ALTER TABLE "Tip" RENAME CONSTRAINT "a" TO "b";', op.RenameConstraint),
+        ('ALTER TABLE "Tip" ADD CONSTRAINT "u" UNIQUE USING INDEX "i";', op.AddConstraint),
+        ('ALTER TABLE ONLY "Tip" ADD COLUMN "x" TEXT;', op.AddColumn),
+        ('ALTER TABLE "Tip" ENABLE ROW LEVEL SECURITY;', op.RowLevelSecurity),
+        (
+            "CREATE OR REPLACE FUNCTION f() RETURNS trigger AS $$ BEGIN RETURN NEW; END $$ LANGUAGE plpgsql;",
+            op.CatalogOnly,
+        ),
+        ('CREATE EXTENSION IF NOT EXISTS "uuid-ossp";', op.CatalogOnly),
+        ('VACUUM FULL "Tip";', op.Maintenance),
+        ('REFRESH MATERIALIZED VIEW CONCURRENTLY "mv";', op.RefreshMaterializedView),
+        ('CREATE INDEX CONCURRENTLY IF NOT EXISTS "i" ON "Tip"("a");', op.CreateIndex),
+        ('DROP INDEX CONCURRENTLY "i";', op.DropIndex),
+        ('LOCK TABLE "Tip" IN ACCESS EXCLUSIVE MODE;', op.LockTable),
+        (
+            "DO $$ BEGIN CREATE TYPE \"E\" AS ENUM ('a'); EXCEPTION WHEN duplicate_object THEN null; END $$;",
+            op.CreateEnum,
+        ),
+    ],
+)
+def test_shapes_sqlglot_leaves_as_commands_are_recognised(sql: str, kind: type[op.Operation]) -> None:
+    assert isinstance(_ops(sql)[0], kind)
+
+
+def test_do_block_foreign_key_is_read_and_dynamic_sql_is_not() -> None:
+    [fk] = _ops(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'f') THEN "
+        'ALTER TABLE "Tip" ADD CONSTRAINT "f" FOREIGN KEY ("userId") REFERENCES "User"("id"); END IF; END $$;'
+    )
+    assert isinstance(fk, op.AddConstraint) and fk.constraint.kind == "foreign_key"
+    [dynamic] = _ops("DO $$ BEGIN EXECUTE 'DROP TABLE x'; END $$;")
+    assert isinstance(dynamic, op.Unrecognized)
+
+
+@pytest.mark.parametrize("garbage", ["FROBNICATE THE TABLE;", "ALTER TABLE;", ")))(((;", "CREATE WIDGET x;"])
+def test_garbage_is_unrecognized_never_an_exception(garbage: str) -> None:
+    assert any(isinstance(o, op.Unrecognized) for o in _ops(garbage))
+
+
+@pytest.mark.parametrize(
+    ("default", "volatile"),
+    [
+        ("gen_random_uuid()", True),
+        ("uuid_generate_v4()", True),
+        ("nextval('s')", True),
+        ("random()", True),
+        ("my_function()", True),
+        ("now()", False),
+        ("CURRENT_TIMESTAMP", False),
+        ("'x'", False),
+        ("0", False),
+        ("ARRAY[]::TEXT[]", False),
+    ],
+)
+def test_default_volatility(default: str, volatile: bool) -> None:
+    [add] = _ops(f'ALTER TABLE "t" ADD COLUMN "c" TEXT DEFAULT {default};')
+    assert isinstance(add, op.AddColumn) and add.column.default is not None
+    assert add.column.default.volatile is volatile
