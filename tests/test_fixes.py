@@ -11,7 +11,7 @@ from bot.analysis.config import RepoConfig
 from bot.analysis.engine import analyze_sql
 from bot.analysis.prisma import PrismaVersion
 from bot.fixes.plan import plan_file
-from bot.rules import FILE_RULES, RULES
+from bot.rules import ALL_RULES
 from bot.verify.fixcheck import check_fix
 from bot.verify.server import Server
 
@@ -20,7 +20,7 @@ SHOP = Path(__file__).resolve().parents[1] / "examples" / "shop" / "prisma" / "m
 
 def _cases() -> list[object]:
     cases: list[object] = []
-    for rule in (*RULES, *FILE_RULES):
+    for rule in ALL_RULES:
         for index, example in enumerate(rule.examples):
             result = analyze_sql(example.sql, setup=example.setup, config=RepoConfig(prisma_version="6.19.0"))
             if any(s.has_fix for s in result.statements) or any(

@@ -7,14 +7,14 @@ import pytest
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import analyze_sql
 from bot.analysis.model import StatementResult, worst
-from bot.rules import FILE_RULES, RULES
+from bot.rules import ALL_RULES
 from bot.rules.base import Example
 from bot.verify.measure import Measurement, Probe
 from bot.verify.server import Server
 
 CASES = [
     pytest.param(example, id=f"{rule.id}[{index}]")
-    for rule in (*RULES, *FILE_RULES)
+    for rule in ALL_RULES
     for index, example in enumerate(rule.examples)
 ]
 
