@@ -50,7 +50,9 @@ class Row:
 
 
 def run_measured(command: list[str]) -> tuple[float, int]:
-    out = subprocess.run([sys.executable, "-c", _MEASURE_CHILD, *command], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE_CHILD, *command], capture_output=True, text=True, check=True
+    )
     data = json.loads(out.stdout)
     return float(data["seconds"]), int(data["max_rss_kb"])
 
@@ -79,7 +81,9 @@ def largest_file(corpus: Path) -> tuple[Path, list[Path]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--corpus", type=Path, default=Path(os.environ.get("ZDM_CORPUS", DEFAULT_CORPUS)))
     args = parser.parse_args()
@@ -136,7 +140,9 @@ def main() -> int:
         "< 100 ms",
     )
 
-    print(f"corpus: {len(files)} files, {statements} statements; {args.runs} runs each; {os.cpu_count()} cores")
+    print(
+        f"corpus: {len(files)} files, {statements} statements; {args.runs} runs each; {os.cpu_count()} cores"
+    )
     print(f"{'measurement':<52} {'median':>9} {'best':>9} {'runs':>5} {'peak RSS':>10}  target / ratio")
     ratio = zdm_cli.median / squawk_cli.median
     ratio_json = zdm_json.median / squawk_cli.median
@@ -148,7 +154,9 @@ def main() -> int:
         (largest, f"{row_target(largest)}: {largest.median * 1000:.1f} ms"),
     ):
         memory = f"{row.memory_kb / 1024:.0f} MiB" if row.memory_kb else "-"
-        print(f"{row.name:<52} {row.median:>8.3f}s {row.best:>8.3f}s {len(row.seconds):>5} {memory:>10}  {note}")
+        print(
+            f"{row.name:<52} {row.median:>8.3f}s {row.best:>8.3f}s {len(row.seconds):>5} {memory:>10}  {note}"
+        )
     return 0
 
 

@@ -10,7 +10,9 @@ from bot.rules.base import STANDARD_SETUP
 
 
 def _one(sql: str, setup: str = STANDARD_SETUP, postgres_version: int = 15) -> StatementResult:
-    [statement] = analyze_sql(sql, setup=setup, config=RepoConfig(postgres_version=postgres_version)).statements
+    [statement] = analyze_sql(
+        sql, setup=setup, config=RepoConfig(postgres_version=postgres_version)
+    ).statements
     return statement
 
 
