@@ -163,6 +163,7 @@ class Analyzer:
             kind=parsed.kind,
             parts=parsed.parts,
             fixes=fixes if parsed.parts is not None else (),
+            creates=_created_names(parsed.operations),
         )
 
     def _fix_of(self, effects: list[Effect], suppressions: list[Suppression]) -> Fix | None:
@@ -205,6 +206,20 @@ class Analyzer:
             suppressed_reason=reason,
             fails_migration=effect.fails_migration,
         )
+
+
+def _created_names(operations: tuple[op.Operation, ...]) -> frozenset[tuple[str, str | None]]:
+    names: set[tuple[str, str | None]] = set()
+    for operation in operations:
+        if isinstance(operation, op.AddColumn):
+            names.add((operation.on, operation.column.name))
+        elif isinstance(operation, op.RenameColumn):
+            names.add((operation.on, operation.new_name))
+        elif isinstance(operation, op.CreateTable):
+            names.add((operation.name, None))
+        elif isinstance(operation, op.RenameTable):
+            names.add((operation.new_name, None))
+    return frozenset(names)
 
 
 def _uncovered(operation: op.Operation) -> Effect:

@@ -96,6 +96,8 @@ class Fix:
     later: tuple[str, ...] = ()
     # What the application deploy between this migration and `later` must contain; empty: no deploy needed.
     deploy_first: str = ""
+    # A drop moved to `later` frees a name only then: (table, column or None for the table itself).
+    defers_drop_of: tuple[str, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,8 @@ class StatementResult:
     # The statement's operations as standalone SQL, and the fix for each (None: keep it), when it can be split.
     parts: tuple[str, ...] | None = None
     fixes: tuple[Fix | None, ...] = ()
+    # Names this statement creates: (table, column) for columns, (table, None) for tables.
+    creates: frozenset[tuple[str, str | None]] = frozenset()
 
     @property
     def has_fix(self) -> bool:

@@ -97,7 +97,12 @@ def plan_file(
     needs_timeout = add_lock_timeout and any(
         f.rule_id == "lock-timeout-missing" for s in result.statements for f in s.findings
     )
-    for statement in result.statements:
+    # Names created from each statement on (a Prisma type change drops and re-adds a column in one ALTER).
+    created_later = [
+        frozenset().union(*(s.creates for s in result.statements[index:]))
+        for index in range(len(result.statements))
+    ]
+    for index, statement in enumerate(result.statements):
         rules = {f.rule_id for f in statement.findings if not f.suppressed}
         if "locks-held-until-commit" in rules and statement.has_fix:
             rules.discard("locks-held-until-commit")  # the rewrite makes it brief: nothing long to wait for
@@ -118,6 +123,8 @@ def plan_file(
                 segments.current.append(_statement_sql(statement.sql))
             continue
         for part, fix in zip(statement.parts, statement.fixes, strict=True):
+            if fix is not None and fix.defers_drop_of in created_later[index]:
+                fix = None  # the name is created again later in this file: the drop cannot wait
             if fix is None:
                 segments.current.append(_statement_sql(part))
                 continue

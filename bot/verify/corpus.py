@@ -16,8 +16,11 @@ from bot.analysis.engine import Analyzer
 from bot.analysis.model import Classification, LockMode
 from bot.analysis.roots import MigrationRoot, read_sql
 from bot.analysis.splitter import split_statements
+from bot.rules import FILE_RULES
 from bot.verify.measure import Probe
 from bot.verify.server import Server
+
+_FILE_RULE_IDS = frozenset(rule.id for rule in FILE_RULES)
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,10 @@ def compare_root(server: Server, root: MigrationRoot, config: RepoConfig | None 
                     if measurement.autocommit and not measurement.captured:
                         agreement.unmeasured_autocommit += 1
                         continue
+                    # File-level findings (locks held until commit) are about the file, not this statement.
                     blocking_rules = {
                         f.rule_id for f in statement.findings if f.classification.value == "blocking"
-                    }
+                    } - _FILE_RULE_IDS
                     if blocking_rules == {"backfill"}:
                         agreement.backfills += 1
                         continue
