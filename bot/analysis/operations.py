@@ -302,6 +302,8 @@ class RenameType(Operation):
 @dataclass(frozen=True)
 class DropType(Operation):
     name: str
+    # CASCADE also drops every column of this type.
+    cascade: bool = False
 
 
 @dataclass(frozen=True)

@@ -609,7 +609,7 @@ def _drop(tree: exp.Drop) -> Iterator[op.Operation]:
         elif kind == "INDEX":
             yield op.DropIndex(name, concurrently=bool(tree.args.get("concurrently")))
         elif kind == "TYPE":
-            yield op.DropType(name)
+            yield op.DropType(name, cascade=cascade)
         elif kind == "VIEW":
             yield op.DropView(name, materialized=bool(tree.args.get("materialized")))
         elif kind == "TRIGGER":

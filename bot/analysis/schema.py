@@ -72,6 +72,14 @@ class Schema:
     def index_table(self, index: str) -> str | None:
         return self.indexes.get(index) or self.indexes.get(index.rsplit(".", 1)[-1])
 
+    def columns_of_type(self, type_name: str) -> list[tuple[str, str]]:
+        return sorted(
+            (table.name, name)
+            for table in self.tables.values()
+            for name, column in table.columns.items()
+            if column.type is not None and column.type.base == type_name
+        )
+
     def referencing_tables(self, table: str) -> list[str]:
         return sorted(
             other.name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "catalog-change"
 
@@ -45,6 +45,19 @@ def check(
             breaking=True,
             table=o.name,
         )
+    if isinstance(o, op.DropType) and o.cascade:
+        columns = ctx.schema.columns_of_type(o.name)
+        if columns:
+            listed = ", ".join(f"{quoted(t)}.{quoted_name(c)}" for t, c in columns)
+            return claim(
+                ID,
+                ctx,
+                f"DROP TYPE ... CASCADE also drops every column of type {quoted(o.name)}: {listed}, under ACCESS "
+                "EXCLUSIVE on their tables. Their data is lost and code still reading them fails.",
+                [(t, LockMode.ACCESS_EXCLUSIVE) for t, _ in columns],
+                breaking=True,
+                table=columns[0][0],
+            )
     if isinstance(o, op.CatalogOnly):
         return claim(
             ID,
@@ -85,6 +98,12 @@ RULE = Rule(
             'CREATE VIEW "BigTips" AS SELECT * FROM "Tip" WHERE "amount" > 100;',
             Classification.SAFE,
             STANDARD_SETUP,
+        ),
+        Example(
+            'DROP TYPE "Role" CASCADE;',
+            Classification.BRIEF,
+            STANDARD_SETUP,
+            title="CASCADE drops the columns",
         ),
     ),
 )
