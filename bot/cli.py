@@ -160,6 +160,12 @@ def fix(
     typer.echo(plan.render())
     for line in plan.summaries:
         typer.echo(f"  - {line}")
+    from bot.fixes.checklist import checklist, render_checklist
+
+    items = checklist([outcome.result], outcome.prisma)
+    if items:
+        typer.echo("\nBefore deploying:")
+        typer.echo(render_checklist(items))
     if dry_run:
         for item in plan.migrations:
             typer.echo(f"\n-- {item.name}/migration.sql\n{item.sql}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.analysis.config import RepoConfig
+from bot.analysis.model import FileResult
 from bot.analysis.prisma import PrismaVersion, detect_version
 from bot.analysis.roots import MIGRATION_FILE, analyze_root, root_of
 from bot.fixes.plan import FilePlan, plan_file
@@ -19,6 +20,7 @@ class FixError(ValueError):
 class FixOutcome:
     plan: FilePlan
     prisma: PrismaVersion | None
+    result: FileResult
     written: tuple[Path, ...] = ()
 
 
@@ -40,7 +42,7 @@ def plan_migration(migration_dir: Path, config: RepoConfig, repo_root: Path) -> 
         raise FixError(f"{sql}: not found among the migrations of {root.path}")
     prisma = PrismaVersion.parse(config.prisma_version) if config.prisma_version else None
     prisma = prisma or detect_version(root.path, repo_root)
-    return FixOutcome(plan_file(migration_dir.name, results[0], prisma), prisma)
+    return FixOutcome(plan_file(migration_dir.name, results[0], prisma), prisma, results[0])
 
 
 def write_plan(migration_dir: Path, outcome: FixOutcome) -> FixOutcome:
@@ -57,7 +59,7 @@ def write_plan(migration_dir: Path, outcome: FixOutcome) -> FixOutcome:
         path = folder / MIGRATION_FILE
         path.write_text(migration.sql, encoding="utf-8")
         written.append(path)
-    return FixOutcome(outcome.plan, outcome.prisma, tuple(written))
+    return FixOutcome(outcome.plan, outcome.prisma, outcome.result, tuple(written))
 
 
 def applied_migrations(database_url: str) -> set[str]:
