@@ -164,8 +164,8 @@ def fix(
 
     items = checklist([outcome.result], outcome.prisma)
     if items:
-        typer.echo("\nBefore deploying:")
-        typer.echo(render_checklist(items))
+        typer.echo("\nBefore deploying (for the migration as it was written):")
+        typer.echo(render_checklist(items, markdown=False))
     if dry_run:
         for item in plan.migrations:
             typer.echo(f"\n-- {item.name}/migration.sql\n{item.sql}")

@@ -84,13 +84,15 @@ def checklist(files: Sequence[FileResult], prisma: PrismaVersion | None = None) 
     return items
 
 
-def render_checklist(items: Sequence[ChecklistItem]) -> str:
-    """As GitHub task-list items, with each query in a collapsed block."""
+def render_checklist(items: Sequence[ChecklistItem], markdown: bool = True) -> str:
+    """As GitHub task-list items with each query in a collapsed block, or as plain text for a terminal."""
     lines = []
     for item in items:
         lines.append(f"- [ ] {item.text}")
-        if item.query:
+        if item.query and markdown:
             lines.append(
                 f"  <details><summary>query</summary>\n\n  ```sql\n{item.query}\n  ```\n  </details>"
             )
+        elif item.query:
+            lines.extend("      " + line for line in item.query.splitlines())
     return "\n".join(lines)
