@@ -7,7 +7,7 @@ import re
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Severity
 from bot.rules.base import STANDARD_SETUP, Example, FileContext, FileRule
-from bot.rules.execution_model import runs_as_one_transaction, version_words
+from bot.rules.execution_model import migration_fails, runs_as_one_transaction, version_words
 
 ID = "enum-value-used-too-early"
 
@@ -22,23 +22,13 @@ def check_file(file: FileContext) -> list[tuple[int, Effect]]:
             if re.search("'" + re.escape(value.replace("'", "''")) + "'", statement.sql) and not any(
                 isinstance(o, op.AddEnumValue) for o in statement.operations
             ):
-                found.append(
-                    (
-                        index,
-                        Effect(
-                            rule_id=ID,
-                            classification=Classification.SAFE,
-                            message=(
-                                f'This uses {value!r}, added to enum "{enum}" earlier in the same file: '
-                                f"{version_words(file)} runs the file as one transaction, and PostgreSQL refuses a "
-                                "new enum value before the transaction that added it commits (SQLSTATE 55P04): "
-                                "the migration fails."
-                            ),
-                            safe_alternative="Add the value in one migration and use it in the next one.",
-                            fails_migration=True,
-                        ),
-                    )
+                message = (
+                    f'This uses {value!r}, added to enum "{enum}" earlier in the same file: '
+                    f"{version_words(file)} runs the file as one transaction, and PostgreSQL refuses a new enum "
+                    "value before the transaction that added it commits (SQLSTATE 55P04): the migration fails."
                 )
+                alternative = "Add the value in one migration and use it in the next one."
+                found.append((index, migration_fails(ID, message, alternative)))
                 break
         for o in statement.operations:
             if isinstance(o, op.AddEnumValue):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
+from bot.analysis.model import Classification, Effect
 from bot.rules.base import FileContext, StatementView
 
 
@@ -15,6 +16,17 @@ def version_words(file: FileContext) -> str:
     if file.prisma is None:
         return "Prisma before 7.4 (zdm found no Prisma version: set `prisma_version` in .github/zdm.yml)"
     return f"Prisma {file.prisma}"
+
+
+def migration_fails(rule_id: str, message: str, alternative: str) -> Effect:
+    """A finding about a statement that makes `prisma migrate deploy` fail: an error whatever it locks."""
+    return Effect(
+        rule_id=rule_id,
+        classification=Classification.SAFE,
+        message=message,
+        safe_alternative=alternative,
+        fails_migration=True,
+    )
 
 
 def is_transaction_control(statement: StatementView) -> bool:

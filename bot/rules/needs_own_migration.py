@@ -7,6 +7,7 @@ from bot.analysis.model import Classification, Effect, Severity
 from bot.rules.base import STANDARD_SETUP, Example, FileContext, FileRule, StatementView
 from bot.rules.execution_model import (
     inside_explicit_transaction,
+    migration_fails,
     real_statements,
     runs_as_one_transaction,
     version_words,
@@ -22,6 +23,13 @@ def _outside_transaction_only(statement: StatementView) -> str | None:
         if isinstance(o, op.Maintenance) and o.kind in ("vacuum", "vacuum_full"):
             return "VACUUM"
     return None
+
+
+_ALONE = (
+    "Move this statement into a migration directory of its own, alone in its migration.sql (name it to sort "
+    "right after this one). On a large table apply it by hand with psql, then "
+    "`npx prisma migrate resolve --applied <migration_name>`."
+)
 
 
 def check_file(file: FileContext) -> list[tuple[int, Effect]]:
@@ -47,25 +55,11 @@ def check_file(file: FileContext) -> list[tuple[int, Effect]]:
             )
         else:
             continue
-        found.append(
-            (
-                index,
-                Effect(
-                    rule_id=ID,
-                    classification=Classification.SAFE,
-                    message=(
-                        f"`prisma migrate deploy` fails here (P3018, SQLSTATE 25001): {why}. Every later deploy "
-                        "then stops with P3009 until the failed migration is resolved."
-                    ),
-                    safe_alternative=(
-                        "Move this statement into a migration directory of its own, alone in its migration.sql "
-                        "(name it to sort right after this one). On a large table apply it by hand with psql, then "
-                        "`npx prisma migrate resolve --applied <migration_name>`."
-                    ),
-                    fails_migration=True,
-                ),
-            )
+        message = (
+            f"`prisma migrate deploy` fails here (P3018, SQLSTATE 25001): {why}. Every later deploy then stops "
+            "with P3009 until the failed migration is resolved."
         )
+        found.append((index, migration_fails(ID, message, _ALONE)))
     return found
 
 
