@@ -164,6 +164,9 @@ class Analyzer:
             parts=parsed.parts,
             fixes=fixes if parsed.parts is not None else (),
             creates=_created_names(parsed.operations),
+            retires=frozenset(
+                o.name for o in parsed.operations if isinstance(o, (op.RenameTable, op.DropTable))
+            ),
         )
 
     def _fix_of(self, effects: list[Effect], suppressions: list[Suppression]) -> Fix | None:

@@ -165,6 +165,8 @@ class StatementResult:
     fixes: tuple[Fix | None, ...] = ()
     # Names this statement creates: (table, column) for columns, (table, None) for tables.
     creates: frozenset[tuple[str, str | None]] = frozenset()
+    # Tables this statement renames away or drops: their old name stops existing.
+    retires: frozenset[str] = frozenset()
 
     @property
     def has_fix(self) -> bool:

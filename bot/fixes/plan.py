@@ -102,6 +102,10 @@ def plan_file(
         frozenset().union(*(s.creates for s in result.statements[index:]))
         for index in range(len(result.statements))
     ]
+    retired_later = [
+        frozenset().union(*(s.retires for s in result.statements[index + 1 :]))
+        for index in range(len(result.statements))
+    ]
     for index, statement in enumerate(result.statements):
         rules = {f.rule_id for f in statement.findings if not f.suppressed}
         if "locks-held-until-commit" in rules and statement.has_fix:
@@ -123,8 +127,15 @@ def plan_file(
                 segments.current.append(_statement_sql(statement.sql))
             continue
         for part, fix in zip(statement.parts, statement.fixes, strict=True):
-            if fix is not None and fix.defers_drop_of in created_later[index]:
-                fix = None  # the name is created again later in this file: the drop cannot wait
+            if (
+                fix is not None
+                and fix.defers_drop_of is not None
+                and (
+                    fix.defers_drop_of in created_later[index]
+                    or fix.defers_drop_of[0] in retired_later[index]
+                )
+            ):
+                fix = None  # the name is reused, or the table renamed or dropped, later in this file: no waiting
             if fix is None:
                 segments.current.append(_statement_sql(part))
                 continue

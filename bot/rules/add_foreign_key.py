@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
+from bot.analysis.model import Classification, Effect, Fix, LockMode
 from bot.rules.add_check_constraint import _not_valid_then_validate
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, bare, claim, quoted, quoted_name
 
 ID = "add-foreign-key"
 SRE = LockMode.SHARE_ROW_EXCLUSIVE
@@ -72,11 +74,30 @@ def check(o: op.AddConstraint | op.AddColumn | op.CreateTable, ctx: Context) -> 
             f"-- next migration:\nALTER TABLE {quoted(o.on)} VALIDATE CONSTRAINT {quoted_name(name)};"
         ),
         table=o.on,
-        # An unnamed constraint gets a generated name VALIDATE cannot know in advance: no rewrite then.
-        fix=_not_valid_then_validate(ctx.sql, o.on, o.constraint.name)
-        if isinstance(o, op.AddConstraint)
-        else None,
+        fix=_fix(o, ctx) if isinstance(o, op.AddConstraint) else None,
     )
+
+
+_UNNAMED = re.compile(
+    r"^(?P<head>\s*ALTER\s+TABLE\s.+?\sADD)\s+(?=FOREIGN\s+KEY\b)", re.IGNORECASE | re.DOTALL
+)
+
+
+def _fix(o: op.AddConstraint, ctx: Context) -> Fix | None:
+    if o.constraint.name:
+        return _not_valid_then_validate(ctx.sql, o.on, o.constraint.name)
+    # Prisma 2 wrote unnamed foreign keys. VALIDATE needs the name, so the rewrite spells out the one
+    # PostgreSQL would have generated: <table>_<columns>_fkey (when short and free; else no rewrite).
+    fk = o.constraint.foreign_key
+    if fk is None or not ctx.sql:
+        return None
+    name = f"{bare(o.on)}_{'_'.join(fk.columns)}_fkey"
+    if len(name.encode()) > 63 or ctx.schema.constraint(o.on, name) is not None:
+        return None
+    named, count = _UNNAMED.subn(
+        lambda m: f"{m.group('head')} CONSTRAINT {quoted_name(name)} ", ctx.sql, count=1
+    )
+    return _not_valid_then_validate(named, o.on, name) if count else None
 
 
 RULE = Rule(
@@ -116,6 +137,13 @@ RULE = Rule(
             Classification.BRIEF,
             STANDARD_SETUP,
             title="from a table created in the same migration",
+        ),
+        Example(
+            'ALTER TABLE "Tip" DROP CONSTRAINT "Tip_userId_fkey";\n'
+            'ALTER TABLE "Tip" ADD FOREIGN KEY ("userId") REFERENCES "User"("id") ON DELETE CASCADE;',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="unnamed, as Prisma 2 wrote them",
         ),
     ),
 )
