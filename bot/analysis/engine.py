@@ -161,8 +161,9 @@ class Analyzer:
             scans=frozenset(scans),
             findings=tuple(_dedupe(findings)),
             kind=parsed.kind,
-            parts=parsed.parts,
-            fixes=fixes if parsed.parts is not None else (),
+            # Parts only matter to a fix; leaving them out keeps results small to pass between processes.
+            parts=parsed.parts if any(f is not None for f in fixes) else None,
+            fixes=fixes if parsed.parts is not None and any(f is not None for f in fixes) else (),
             creates=_created_names(parsed.operations),
             retires=frozenset(
                 o.name for o in parsed.operations if isinstance(o, (op.RenameTable, op.DropTable))
