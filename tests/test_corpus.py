@@ -6,8 +6,6 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from bot.analysis.config import RepoConfig
 from bot.analysis.roots import analyze_root, find_roots
 from bot.verify.corpus import Agreement, compare_root
@@ -16,13 +14,17 @@ from bot.verify.server import Server
 CORPUS = Path(
     os.environ.get("ZDM_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "prisma")
 )
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS} (set ZDM_CORPUS)")
+
+
+def _corpus() -> Path:
+    assert CORPUS.is_dir(), f"corpus not found at {CORPUS} (set ZDM_CORPUS)"
+    return CORPUS
 
 
 def test_every_corpus_statement_is_classified_and_unknowns_stay_rare() -> None:
     classes: Counter[str] = Counter()
     files = 0
-    roots = find_roots(CORPUS)
+    roots = find_roots(_corpus())
     for root in roots:
         for result in analyze_root(root, RepoConfig()):
             files += 1
@@ -38,7 +40,7 @@ def test_every_corpus_statement_is_classified_and_unknowns_stay_rare() -> None:
 def test_corpus_claims_agree_with_postgresql(any_pg_server: Server) -> None:
     pg_server = any_pg_server
     total = Agreement()
-    for root in find_roots(CORPUS):
+    for root in find_roots(_corpus()):
         total.add(compare_root(pg_server, root))
     print(
         f"\nPostgreSQL {pg_server.major_version}: {total.statements} statements, {total.measured} compared, "

@@ -39,11 +39,12 @@ def _measured(measurement: Measurement) -> dict[str, object]:
 @pytest.mark.parametrize("example", CASES)
 def test_rule_example_claims_match_postgresql(any_pg_server: Server, example: Example) -> None:
     pg_server = any_pg_server
-    if pg_server.major_version < example.min_postgres:
-        pytest.skip(f"needs PostgreSQL {example.min_postgres}+")
     config = RepoConfig(postgres_version=pg_server.major_version, prisma_version=example.prisma)
     result = analyze_sql(example.sql, setup=example.setup, config=config)
-    assert worst([s.classification for s in result.statements]) is example.classification
+    # On an older server zdm's claim follows the version (and is measured all the same); the example's
+    # expected classification is for the versions it names.
+    if pg_server.major_version >= example.min_postgres:
+        assert worst([s.classification for s in result.statements]) is example.classification
 
     with pg_server.fresh_database() as url:
         probe = Probe(url)
