@@ -47,9 +47,14 @@ def read_provider(lock_file: Path) -> str:
     return provider if isinstance(provider, str) else "unknown"
 
 
-def migrations_of(root: Path) -> tuple[Path, ...]:
-    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name.encode())
-    return tuple(folder / MIGRATION_FILE for folder in folders if (folder / MIGRATION_FILE).is_file())
+def migrations_of(root: Path, folders: list[str] | None = None) -> tuple[Path, ...]:
+    """The root's migration.sql files in Prisma's order (folder names, byte-wise)."""
+    if folders is None:
+        folders = [entry.name for entry in os.scandir(root) if entry.is_dir()]
+    ordered = sorted(folders, key=lambda name: name.encode())
+    return tuple(
+        root / name / MIGRATION_FILE for name in ordered if os.path.isfile(root / name / MIGRATION_FILE)
+    )
 
 
 def find_roots(base: Path) -> list[MigrationRoot]:
@@ -58,7 +63,9 @@ def find_roots(base: Path) -> list[MigrationRoot]:
         subdirs[:] = sorted(d for d in subdirs if d not in _SKIP_DIRS)
         if LOCK_FILE in files:
             path = Path(directory)
-            roots.append(MigrationRoot(path, read_provider(path / LOCK_FILE), migrations_of(path)))
+            roots.append(MigrationRoot(path, read_provider(path / LOCK_FILE), migrations_of(path, subdirs)))
+            # Migration folders hold migration.sql and nothing zdm looks for: no need to walk them.
+            subdirs[:] = []
     return roots
 
 

@@ -1,6 +1,6 @@
 """`zdm check` for people: each risky statement with its locks, why it matters and what to write instead.
 
-The report is built as one rich `Text` (styles for a terminal, plain otherwise) and printed once: printing
+The report is built as styled segments and printed once, through rich only for a terminal: printing
 thousands of findings one by one through rich costs seconds on a large repository.
 """
 
@@ -10,9 +10,6 @@ import io
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
-
-from rich.console import Console
-from rich.text import Text
 
 from bot.analysis.model import Classification, FileResult, StatementResult
 
@@ -24,6 +21,31 @@ _STYLE = {
 }
 
 
+class _Report:
+    """Text with styles, rendered plain or, for a terminal, through rich."""
+
+    def __init__(self) -> None:
+        self.segments: list[tuple[str, str]] = []
+
+    def append(self, text: str, style: str = "") -> None:
+        self.segments.append((text, style))
+
+    def plain(self) -> str:
+        return "".join(text for text, _ in self.segments)
+
+    def styled(self) -> str:
+        from rich.console import Console
+        from rich.text import Text
+
+        rich_text = Text()
+        for text, style in self.segments:
+            rich_text.append(text, style=style or None)
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=10_000, color_system="standard", highlight=False)
+        console.print(rich_text, end="", soft_wrap=True)
+        return buffer.getvalue()
+
+
 def _locks(statement: StatementResult) -> str:
     parts = [f"{table}: {mode.sql_name}" for table, mode in sorted(statement.locks.items())]
     parts += [f"rewrites {t}" for t in sorted(statement.rewrites)]
@@ -32,7 +54,7 @@ def _locks(statement: StatementResult) -> str:
 
 
 def _wrapped(
-    report: Text, text: str, indent: int, width: int | None, first: str = "", style: str = ""
+    report: _Report, text: str, indent: int, width: int | None, first: str = "", style: str = ""
 ) -> None:
     """Append `first` (styled) then `text`, wrapped at `width` (None: not wrapped) with every line indented."""
     prefix = " " * indent
@@ -67,7 +89,7 @@ def render_text(
     verbose: bool = False,
 ) -> str:
     """`width`: wrap long messages (for a terminal); None keeps one line per message (for pipes and logs)."""
-    report = Text()
+    report = _Report()
     for file in files:
         shown = [s for s in file.statements if verbose or s.findings]
         if not shown:
@@ -93,12 +115,7 @@ def render_text(
     for note in notes:
         report.append(f"note: {note}\n", style="dim")
     report.append(summary_line(files) + "\n")
-    if not color:
-        return report.plain
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=10_000, color_system="standard" if color else None, highlight=False)
-    console.print(report, end="", soft_wrap=True)
-    return buffer.getvalue()
+    return report.styled() if color else report.plain()
 
 
 def summary_line(files: Sequence[FileResult]) -> str:
