@@ -1,4 +1,9 @@
-"""The `zdm` command line: check, fix, stats, docs, rules."""
+"""The `zdm` command line: check, fix, stats, docs, rules.
+
+Start-up stays light: each command imports what it needs inside its body, so `zdm check` never loads the
+GitHub App's dependencies. Commands that run services (`serve`, `worker`) belong here too, importing their
+frameworks the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,12 @@ import shutil
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from bot.analysis.config import RepoConfig
 
 app = typer.Typer(
     help="zdm: stops Prisma migrations from taking PostgreSQL production down.",
@@ -39,7 +47,8 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _load_config(root: Path, postgres_version: int | None, prisma_version: str | None):  # type: ignore[no-untyped-def]
+def _load_config(root: Path, postgres_version: int | None, prisma_version: str | None) -> RepoConfig:
+    """`<root>/.github/zdm.yml` with the command line's overrides; a bad file exits 2 naming the key."""
     from bot.analysis.config import ConfigError, load_config
 
     try:
@@ -70,10 +79,14 @@ def check(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show safe statements too.")] = False,
 ) -> None:
-    """Classify every statement of the Prisma migrations found; exit 1 if one blocks or cannot be read."""
+    """Classify every statement of the Prisma migrations found; exit 1 if one blocks or cannot be read.
+
+    With no path: the current repository (the git top level above the current directory). Exit 2 for a
+    configuration error or a missing path.
+    """
     from bot.analysis.roots import check_paths
 
-    targets = paths or [Path.cwd()]
+    targets = paths or [repository_root(Path.cwd())]
     missing = [str(p) for p in targets if not p.exists()]
     if missing:
         raise _fail(f"no such file or directory: {', '.join(missing)}")
@@ -197,24 +210,32 @@ def docs(
     check_only: Annotated[bool, typer.Option("--check", help="Fail if the pages are out of date.")] = False,
 ) -> None:
     """Write one documentation page per rule, generated from the rule modules."""
-    from bot.report.docs import render_index, render_rule_page
+    from bot.report.docs import is_rule_page, render_index, render_rule_page
     from bot.rules import ALL_RULES
 
     pages = {f"{rule.id}.md": render_rule_page(rule) for rule in ALL_RULES}
     pages["README.md"] = render_index(ALL_RULES)
+    # Generated pages of rules that no longer exist: stale too, and removed when writing.
+    orphans = sorted(
+        page.name
+        for page in (output.glob("*.md") if output.is_dir() else ())
+        if page.name not in pages and is_rule_page(page.read_text(encoding="utf-8", errors="replace"))
+    )
     if check_only:
         stale = [
             name
             for name, text in pages.items()
-            if not (output / name).is_file() or (output / name).read_text() != text
+            if not (output / name).is_file() or (output / name).read_text(encoding="utf-8") != text
         ]
-        if stale:
-            raise _fail(f"out of date in {output}: {', '.join(sorted(stale))} (run `zdm docs`)")
+        if stale or orphans:
+            raise _fail(f"out of date in {output}: {', '.join(sorted(stale + orphans))} (run `zdm docs`)")
         return
     output.mkdir(parents=True, exist_ok=True)
     for name, text in pages.items():
         (output / name).write_text(text, encoding="utf-8")
-    typer.echo(f"wrote {len(pages)} pages to {output}")
+    for name in orphans:
+        (output / name).unlink()
+    typer.echo(f"wrote {len(pages)} pages to {output}" + (f", removed {len(orphans)}" if orphans else ""))
 
 
 @app.command()

@@ -37,11 +37,16 @@ def render_rule_page(rule: Rule | FileRule) -> str:
             prisma = f", Prisma {item.prisma}" if item.prisma else ""
             lines.append(f"| `{sql}`{note} | {item.classification.value}{prisma} |")
         lines.append("")
-    lines += [
-        f"Default severity: `{rule.severity.value}`. Suppress with `-- zdm:ignore {rule.id} <reason>`.",
-        "",
-    ]
+    lines += [f"{_FOOTER}`{rule.severity.value}`. Suppress with `-- zdm:ignore {rule.id} <reason>`.", ""]
     return "\n".join(lines)
+
+
+_FOOTER = "Default severity: "
+
+
+def is_rule_page(text: str) -> bool:
+    """Whether `text` looks like a page `render_rule_page` wrote (so `zdm docs` may replace or remove it)."""
+    return text.startswith("# ") and f"\n{_FOOTER}`" in text and "## Why is this bad?" in text
 
 
 def _cell(text: str) -> str:

@@ -1,41 +1,47 @@
-"""`zdm check --format github`: workflow commands that annotate the migration lines in a pull request."""
+"""`zdm check --format github`: workflow commands that annotate the migration lines in a pull request.
+
+One command per unsuppressed finding: `::error file=PATH,line=START,endLine=END,title=zdm RULE::MESSAGE`
+(`warning` and `notice` for lower levels), escaped as the Actions toolkit escapes them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from bot.analysis.model import FileResult
+from bot.report import located_findings
 from bot.report.sarif import level
 
 _COMMANDS = {"error": "error", "warning": "warning", "note": "notice"}
 
 
-def _escape_data(text: str) -> str:
+def escape_data(text: str) -> str:
+    """A command's message: `%`, CR and LF would end or corrupt the command."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    """A property value: also `:` (ends the properties) and `,` (separates them)."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def render_github(files: Sequence[FileResult]) -> str:
     lines = []
     for file in files:
-        for statement in file.statements:
-            for finding in statement.findings:
-                if finding.suppressed:
-                    continue
-                command = _COMMANDS[level(finding)]
-                properties = ",".join(
-                    [
-                        f"file={_escape_property(file.path)}",
-                        f"line={statement.line_start}",
-                        f"endLine={statement.line_end}",
-                        f"title={_escape_property(f'zdm {finding.rule_id} ({finding.classification.value})')}",
-                    ]
-                )
-                message = finding.message
-                if finding.safe_alternative:
-                    message += f"\nInstead: {finding.safe_alternative}"
-                lines.append(f"::{command} {properties}::{_escape_data(message)}")
+        for located in located_findings(file):
+            finding = located.finding
+            if finding.suppressed:
+                continue
+            properties = ",".join(
+                [
+                    f"file={escape_property(file.path)}",
+                    f"line={located.line_start}",
+                    f"endLine={located.line_end}",
+                    f"title={escape_property(f'zdm {finding.rule_id}')}",
+                ]
+            )
+            message = f"{finding.classification.value}: {finding.message}"
+            if finding.safe_alternative:
+                message += f"\nInstead: {finding.safe_alternative}"
+            lines.append(f"::{_COMMANDS[level(finding)]} {properties}::{escape_data(message)}")
     return "\n".join(lines) + ("\n" if lines else "")

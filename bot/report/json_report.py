@@ -1,4 +1,8 @@
-"""`zdm check --format json`."""
+"""`zdm check --format json`: per file, per statement, what zdm found; a summary; notes.
+
+`locks` maps each live table to the strongest mode taken (`"ACCESS EXCLUSIVE"`); `rewrite`/`scan` say whether
+any live table is rewritten or scanned (`rewrites`/`scans` name them); `rules` are the ids of the findings.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ def finding_data(finding: Finding) -> dict[str, object]:
         "table": finding.table,
         "message": finding.message,
         "safe_alternative": finding.safe_alternative,
-        "suppressed": finding.suppressed_reason,
+        "suppressed": finding.suppressed,
+        "suppressed_reason": finding.suppressed_reason,
+        "fails_check": finding.fails_check,
     }
 
 
@@ -54,16 +60,22 @@ def render_json(
         "files": [
             {
                 "path": f.path,
+                "classification": f.classification.value,
+                "fails_check": f.fails_check,
+                "prisma_version": f.prisma_version,
                 "statements": [statement_data(s, (fixes or {}).get(f.path)) for s in f.statements],
+                "file_findings": [finding_data(finding) for finding in f.file_findings],
             }
             for f in files
         ],
+        "fails_check": any(f.fails_check for f in files),
         "summary": {
             "files": len(files),
             "statements": sum(counts.values()),
             "by_classification": {c: counts.get(c, 0) for c in ("safe", "brief", "blocking", "unknown")},
             "breaking": sum(1 for f in files for s in f.statements if s.breaking),
             "failing": sum(1 for f in files for s in f.statements if s.fails_check),
+            "failing_files": sum(1 for f in files if f.fails_check),
         },
         "notes": list(notes),
     }

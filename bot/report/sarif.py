@@ -6,12 +6,20 @@ import json
 from collections.abc import Sequence
 
 from bot.analysis.model import Classification, FileResult, Finding, Severity
+from bot.report import located_findings
 from bot.rules import ALL_RULES
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_DEFAULT_LEVEL = {
+    Severity.ERROR: "error",
+    Severity.WARNING: "warning",
+    Severity.INFO: "note",
+    Severity.OFF: "none",
+}
 
 
 def level(finding: Finding) -> str:
+    """error: fails the check; note: information (info severity, or safe and not breaking); else warning."""
     if finding.fails_check:
         return "error"
     if finding.severity is Severity.INFO or (
@@ -21,53 +29,55 @@ def level(finding: Finding) -> str:
     return "warning"
 
 
-def render_sarif(files: Sequence[FileResult], version: str = "0.1.0") -> str:
-    rules = [
+def _rules() -> list[dict[str, object]]:
+    return [
         {
             "id": rule.id,
             "name": rule.id,
             "shortDescription": {"text": rule.title},
             "fullDescription": {"text": rule.summary},
             "help": {
-                "text": f"{rule.why}\n\n{rule.instead}",
+                "text": f"{rule.why}\n\nInstead: {rule.instead}",
                 "markdown": f"{rule.why}\n\n**Instead:** {rule.instead}",
             },
-            "defaultConfiguration": {"level": "error" if rule.severity is Severity.ERROR else "warning"},
+            "defaultConfiguration": {"level": _DEFAULT_LEVEL[rule.severity]},
         }
         for rule in ALL_RULES
     ]
+
+
+def render_sarif(files: Sequence[FileResult], version: str = "0.1.0") -> str:
     results = []
     for file in files:
-        for statement in file.statements:
-            for finding in statement.findings:
-                result: dict[str, object] = {
-                    "ruleId": finding.rule_id,
-                    "level": level(finding),
-                    "message": {"text": _message(finding)},
-                    "locations": [
-                        {
-                            "physicalLocation": {
-                                "artifactLocation": {"uri": file.path},
-                                "region": {"startLine": statement.line_start, "endLine": statement.line_end},
-                            }
+        for located in located_findings(file):
+            finding = located.finding
+            result: dict[str, object] = {
+                "ruleId": finding.rule_id,
+                "level": level(finding),
+                "message": {"text": _message(finding)},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": file.path},
+                            "region": {"startLine": located.line_start, "endLine": located.line_end},
                         }
-                    ],
-                    "properties": {
-                        "classification": finding.classification.value,
-                        "breaking": finding.breaking,
-                    },
-                }
-                if finding.suppressed_reason is not None:
-                    result["suppressions"] = [
-                        {"kind": "inSource", "justification": finding.suppressed_reason}
-                    ]
-                results.append(result)
+                    }
+                ],
+                "properties": {
+                    "classification": finding.classification.value,
+                    "breaking": finding.breaking,
+                    "table": finding.table,
+                },
+            }
+            if finding.suppressed_reason is not None:
+                result["suppressions"] = [{"kind": "inSource", "justification": finding.suppressed_reason}]
+            results.append(result)
     document = {
         "$schema": SCHEMA,
         "version": "2.1.0",
         "runs": [
             {
-                "tool": {"driver": {"name": "zdm", "version": version, "rules": rules}},
+                "tool": {"driver": {"name": "zdm", "version": version, "rules": _rules()}},
                 "results": results,
             }
         ],

@@ -11,7 +11,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Sequence
 
-from bot.analysis.model import Classification, FileResult, StatementResult
+from bot.analysis.model import Classification, FileResult, Finding, StatementResult, worst
 
 _STYLE = {
     Classification.SAFE: "green",
@@ -92,7 +92,7 @@ def render_text(
     report = _Report()
     for file in files:
         shown = [s for s in file.statements if verbose or s.findings]
-        if not shown:
+        if not shown and not file.file_findings:
             continue
         report.append(file.path + "\n", style="bold")
         for statement in shown:
@@ -107,10 +107,14 @@ def render_text(
                 report.append("breaking ", style="bold red")
             report.append(_locks(statement) + "\n")
             for finding in statement.findings:
-                marker = f" (suppressed: {finding.suppressed_reason})" if finding.suppressed_reason else ""
-                _wrapped(report, f"{finding.message}{marker}", 4, width, f"[{finding.rule_id}] ", "cyan")
-                if finding.safe_alternative and not finding.suppressed:
-                    _wrapped(report, finding.safe_alternative, 6, width, "instead: ", "green")
+                _finding(report, finding, width)
+        if file.file_findings:
+            report.append(f"  {'whole file':<14}")
+            overall = worst([finding.classification for finding in file.file_findings])
+            report.append(f"{overall.value:<9}", style=_STYLE[overall])
+            report.append("\n")
+            for finding in file.file_findings:
+                _finding(report, finding, width)
         report.append("\n")
     for note in notes:
         report.append(f"note: {note}\n", style="dim")
@@ -118,9 +122,18 @@ def render_text(
     return report.styled() if color else report.plain()
 
 
+def _finding(report: _Report, finding: Finding, width: int | None) -> None:
+    marker = f" (suppressed: {finding.suppressed_reason})" if finding.suppressed_reason else ""
+    _wrapped(report, f"{finding.message}{marker}", 4, width, f"[{finding.rule_id}] ", "cyan")
+    if finding.safe_alternative and not finding.suppressed:
+        _wrapped(report, finding.safe_alternative, 6, width, "instead: ", "green")
+
+
 def summary_line(files: Sequence[FileResult]) -> str:
     counts: Counter[Classification] = Counter(s.classification for f in files for s in f.statements)
-    failing = sum(1 for f in files for s in f.statements if s.fails_check)
+    failing = sum(1 for f in files for s in f.statements if s.fails_check) + sum(
+        1 for f in files for finding in f.file_findings if finding.fails_check
+    )
     breaking = sum(1 for f in files for s in f.statements if s.breaking)
     total = sum(counts.values())
     parts = ", ".join(f"{counts.get(c, 0)} {c.value}" for c in Classification)
