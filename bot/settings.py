@@ -1,0 +1,65 @@
+"""The App's settings, read from the environment in one place (repository settings live in `.github/zdm.yml`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PUBLIC_API = "https://api.github.com"
+CHECK_NAME = "zdm / migrations"
+
+
+class SettingsError(ValueError):
+    """The environment cannot run the App; the message says which variable to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    github_app_id: int | None = Field(default=None, alias="GITHUB_APP_ID")
+    github_private_key: SecretStr | None = Field(default=None, alias="GITHUB_PRIVATE_KEY")
+    github_private_key_path: Path | None = Field(default=None, alias="GITHUB_PRIVATE_KEY_PATH")
+    github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
+    github_api_url: str = Field(default=PUBLIC_API, alias="GITHUB_API_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    # Where the embedded Redis keeps its data when REDIS_URL is not set.
+    data_dir: Path = Field(default=Path(".zdm"), alias="ZDM_DATA_DIR")
+    queue_name: str = Field(default="zdm", alias="ZDM_QUEUE")
+    # GitHub redelivers up to 3 days back; a delivery id is remembered longer than that.
+    delivery_ttl_seconds: int = Field(default=4 * 24 * 3600, alias="ZDM_DELIVERY_TTL_SECONDS")
+    max_body_bytes: int = Field(default=25 * 1024 * 1024, alias="ZDM_MAX_BODY_BYTES")
+    # Local demo: accept unsigned webhooks. Never in production.
+    demo: bool = Field(default=False, alias="ZDM_DEMO")
+    job_timeout_seconds: int = Field(default=600, alias="ZDM_JOB_TIMEOUT_SECONDS")
+    log_json: bool = Field(default=True, alias="ZDM_LOG_JSON")
+
+    @model_validator(mode="after")
+    def _key_source(self) -> Settings:
+        if self.github_private_key is not None and self.github_private_key_path is not None:
+            raise SettingsError("set GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH, not both")
+        return self
+
+    def private_key(self) -> str:
+        if self.github_private_key is not None:
+            # Environments often carry the PEM with literal \n.
+            return self.github_private_key.get_secret_value().replace("\\n", "\n")
+        if self.github_private_key_path is not None:
+            return self.github_private_key_path.read_text(encoding="utf-8")
+        raise SettingsError("GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH is not set")
+
+    def app_id(self) -> int:
+        if self.github_app_id is None:
+            raise SettingsError("GITHUB_APP_ID is not set")
+        return self.github_app_id
+
+    def webhook_secret(self) -> str | None:
+        """The secret, or None in demo mode; refuses to run without one otherwise."""
+        if self.github_webhook_secret is not None and self.github_webhook_secret.get_secret_value():
+            return self.github_webhook_secret.get_secret_value()
+        if self.demo:
+            return None
+        raise SettingsError(
+            "GITHUB_WEBHOOK_SECRET is not set: zdm refuses unsigned webhooks (set ZDM_DEMO=1 for a local demo)"
+        )

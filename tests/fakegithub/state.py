@@ -1,0 +1,227 @@
+"""What the fake GitHub remembers: repositories as commits of files, pull requests, and everything the App
+wrote (check runs, reviews, comments, reactions), plus a log of every call."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    status: int
+    kind: str  # rest | graphql
+    auth: str  # app | installation | none
+
+
+@dataclass
+class Fault:
+    """Answer the next `times` matching calls with this status instead of serving them."""
+
+    method: str
+    path_contains: str
+    status: int
+    times: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=lambda: {"message": "Server Error"})
+
+
+@dataclass
+class User:
+    login: str
+    id: int
+    type: str = "User"  # User | Bot
+
+
+@dataclass
+class CheckRun:
+    id: int
+    node_id: str
+    head_sha: str
+    name: str
+    status: str
+    conclusion: str | None
+    external_id: str | None
+    output: dict[str, Any]
+    annotations: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+    app_id: int
+    suite_id: int
+
+
+@dataclass
+class ReviewComment:
+    id: int
+    review_id: int
+    path: str
+    line: int
+    start_line: int | None
+    body: str
+    user: User
+    commit_id: str
+
+
+@dataclass
+class Review:
+    id: int
+    node_id: str
+    pull_number: int
+    user: User
+    body: str
+    event: str
+    commit_id: str
+    comments: list[ReviewComment]
+
+
+@dataclass
+class IssueComment:
+    id: int
+    node_id: str
+    issue_number: int
+    user: User
+    body: str
+    created_at: str
+    updated_at: str
+    edited: bool = False
+    reactions: list[tuple[str, str]] = field(default_factory=list)  # (login, content)
+
+
+@dataclass
+class PullRequest:
+    number: int
+    node_id: str
+    author: User
+    head_sha: str
+    base_sha: str
+    head_ref: str = "feature"
+    base_ref: str = "main"
+
+
+@dataclass
+class Repository:
+    owner: str
+    name: str
+    id: int
+    node_id: str
+    installation_id: int
+    commits: dict[str, dict[str, str]] = field(default_factory=dict)
+    pulls: dict[int, PullRequest] = field(default_factory=dict)
+    check_runs: list[CheckRun] = field(default_factory=list)
+    reviews: list[Review] = field(default_factory=list)
+    issue_comments: list[IssueComment] = field(default_factory=list)
+    permissions: dict[str, str] = field(default_factory=dict)
+
+
+def diff_of(base: str | None, head: str | None) -> tuple[str, set[int]]:
+    """A GitHub-style patch (hunks only) and the head-side lines it shows (added and context lines)."""
+    old = (base or "").splitlines()
+    new = (head or "").splitlines()
+    lines = list(difflib.unified_diff(old, new, n=3, lineterm=""))[2:]
+    shown: set[int] = set()
+    number = 0
+    for line in lines:
+        if line.startswith("@@"):
+            number = int(line.split("+", 1)[1].split(" ", 1)[0].split(",", 1)[0])
+            continue
+        if line.startswith("-"):
+            continue
+        shown.add(number)
+        number += 1
+    return "\n".join(lines), shown
+
+
+class GitHubState:
+    def __init__(self, app_id: int, app_slug: str, public_key_pem: str) -> None:
+        self.app_id = app_id
+        self.app_slug = app_slug
+        self.public_key_pem = public_key_pem
+        self.lock = threading.RLock()
+        self.repos: dict[str, Repository] = {}
+        self.calls: list[Call] = []
+        self.violations: list[str] = []
+        self.faults: list[Fault] = []
+        self.tokens: dict[str, int] = {}  # installation token -> installation id
+        self.deliveries: list[dict[str, Any]] = []
+        self.redelivered: list[int] = []
+        self._ids = itertools.count(1000)
+        self.bot = User(f"{app_slug}[bot]", 9_000_000, "Bot")
+        self.users: dict[str, User] = {}
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def user(self, login: str, type_: str = "User") -> User:
+        if login not in self.users:
+            self.users[login] = User(login, self.next_id(), type_)
+        return self.users[login]
+
+    def add_repo(self, owner: str, name: str, installation_id: int) -> Repository:
+        repo_id = self.next_id()
+        repo = Repository(owner, name, repo_id, f"R_{repo_id}", installation_id)
+        self.repos[f"{owner}/{name}"] = repo
+        return repo
+
+    def repo(self, owner: str, name: str) -> Repository:
+        return self.repos[f"{owner}/{name}"]
+
+    def commit(self, repo: Repository, files: dict[str, str], parent: str | None = None) -> str:
+        """A commit holding the parent's files updated with `files` (a value of "" deletes the path)."""
+        tree = dict(repo.commits.get(parent, {})) if parent else {}
+        for path, text in files.items():
+            if text == "":
+                tree.pop(path, None)
+            else:
+                tree[path] = text
+        digest = hashlib.sha1(repr((parent, sorted(tree.items()))).encode()).hexdigest()
+        repo.commits[digest] = tree
+        return digest
+
+    def open_pull(self, repo: Repository, author: str, base: str, head: str) -> PullRequest:
+        number = len(repo.pulls) + 1
+        pull = PullRequest(number, f"PR_{self.next_id()}", self.user(author), head, base)
+        repo.pulls[number] = pull
+        return pull
+
+    def changed_files(self, repo: Repository, pull: PullRequest) -> list[tuple[str, str]]:
+        """(path, status) for files that differ between base and head: added, modified or removed."""
+        base = repo.commits[pull.base_sha]
+        head = repo.commits[pull.head_sha]
+        found = []
+        for path in sorted({*base, *head}):
+            if path not in base:
+                found.append((path, "added"))
+            elif path not in head:
+                found.append((path, "removed"))
+            elif base[path] != head[path]:
+                found.append((path, "modified"))
+        return found
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.method == method and fault.path_contains in path and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    # What tests read.
+
+    def check_runs_for(self, repo: Repository, sha: str) -> list[CheckRun]:
+        return [c for c in repo.check_runs if c.head_sha == sha]
+
+    def review_comments(self, repo: Repository, number: int) -> list[ReviewComment]:
+        return [c for r in repo.reviews if r.pull_number == number for c in r.comments]
+
+    def comments_on(self, repo: Repository, number: int) -> list[IssueComment]:
+        return [c for c in repo.issue_comments if c.issue_number == number]

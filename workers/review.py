@@ -1,0 +1,146 @@
+"""Review a pull request: read it from GitHub, analyse its migrations, report back. Orchestration only."""
+
+from __future__ import annotations
+
+import json
+
+from redis import Redis
+
+from bot.analysis.config import CONFIG_PATH, STATS_PATH, ConfigError, RepoConfig, parse_config
+from bot.analysis.model import FileResult
+from bot.analysis.prisma import PrismaVersion
+from bot.analysis.snapshot import (
+    RootSnapshot,
+    analyze_root_snapshot,
+    lock_file_path,
+    migration_root_of,
+    prisma_version_from,
+    provider_of,
+    roots_of,
+)
+from bot.events import Work
+from bot.github import DEFAULT_ROOTS, GitHubAdapter, PullRequestState
+from bot.logs import log
+from bot.report.pull_request import Approval, ChangedMigration, PullRequestReport, build_report
+from bot.settings import Settings
+
+APPROVE_ACTION = {
+    "label": "Approve",
+    "description": "Approve these findings (write access)",
+    "identifier": "approve",
+}
+
+
+def _roots_key(work: Work) -> str:
+    return f"zdm:roots:{work.owner}/{work.repo}"
+
+
+def repo_config(state: PullRequestState) -> tuple[RepoConfig, list[str]]:
+    """The repository's settings at the base commit: a pull request cannot loosen its own gate."""
+    notes: list[str] = []
+    text = state.base_texts.get(CONFIG_PATH)
+    try:
+        config = parse_config(text, CONFIG_PATH) if text is not None else RepoConfig()
+    except ConfigError as error:
+        notes.append(f"{error} (using the defaults)")
+        config = RepoConfig()
+    stats = state.base_texts.get(STATS_PATH)
+    if stats is not None:
+        try:
+            measured = parse_config(stats, STATS_PATH)
+            config = config.model_copy(update={"table_rows": {**measured.table_rows, **config.table_rows}})
+        except ConfigError as error:
+            notes.append(str(error))
+    return config, notes
+
+
+def analyse(
+    state: PullRequestState, config: RepoConfig, notes: list[str]
+) -> tuple[list[ChangedMigration], PrismaVersion | None]:
+    changed_paths = [p for p, kind in state.files.items() if kind != "DELETED" and migration_root_of(p)]
+    changes: list[ChangedMigration] = []
+    prisma: PrismaVersion | None = None
+    for root, folders in sorted(roots_of(changed_paths).items()):
+        provider = provider_of(state.head_texts.get(lock_file_path(root)))
+        if provider != "postgresql":
+            notes.append(f"`{root}`: provider is {provider!r}, not postgresql; not reviewed")
+            continue
+        if not config.wants_root(root):
+            continue
+        head_root = state.head_roots.get(root) or {}
+        earlier = dict(state.base_roots.get(root) or {})
+        snapshot = RootSnapshot(
+            root,
+            provider,
+            earlier={name: text for name, text in earlier.items() if name not in folders},
+            changed={name: head_root[name] for name in folders if name in head_root},
+            prisma=prisma_version_from(root, state.head_texts.get),
+        )
+        prisma = prisma or snapshot.prisma
+        results: list[FileResult] = analyze_root_snapshot(snapshot, config)
+        for result in results:
+            folder = result.path.rsplit("/", 2)[-2]
+            commentable = (
+                state.diff_lines.get(result.path) if state.files.get(result.path) != "ADDED" else None
+            )
+            changes.append(ChangedMigration(result.path, snapshot.changed[folder], result, commentable))
+    return changes, prisma
+
+
+def review(
+    work: Work, settings: Settings, connection: Redis, approvals: list[Approval] | None = None
+) -> PullRequestReport | None:
+    adapter = GitHubAdapter(settings, connection, work.installation_id)
+    assert work.pull_number is not None
+    owner, repo, number = work.owner, work.repo, work.pull_number
+    head, base = work.head_sha, work.base_sha
+    if head is None or base is None:
+        head, base = adapter.pull_request_commits(owner, repo, number)
+    known = connection.get(_roots_key(work))
+    roots = json.loads(known) if known else list(DEFAULT_ROOTS)
+    state = adapter.read_pull_request(owner, repo, number, head, base, roots)
+    if state.head_sha != head:
+        log.info("review.outdated", pull=number, head=head, current=state.head_sha)
+        if work.kind == "review" and work.event == "pull_request":
+            return None  # the push that moved the head has its own delivery
+        head = state.head_sha
+    changed_paths = [p for p, kind in state.files.items() if kind != "DELETED" and migration_root_of(p)]
+    missing = [r for r in roots_of(changed_paths) if r not in state.head_roots]
+    if missing:
+        adapter.read_roots(owner, repo, state, missing)
+        connection.set(_roots_key(work), json.dumps(sorted({*roots, *missing})))
+    modified = [p for p in changed_paths if state.files[p] != "ADDED"]
+    if modified:
+        state.diff_lines = adapter.diff_lines(owner, repo, number, modified)
+    config, notes = repo_config(state)
+    changes, prisma = analyse(state, config, notes)
+    report = build_report(changes, prisma, approvals or [], notes)
+    bot = adapter.app_slug()
+    new_comments = [c for c in report.comments if c.digest not in state.commented_digests]
+    # Comments first, the check run last: a retried job finds what it already posted and adds only the rest.
+    adapter.post_review(owner, repo, number, head, new_comments)
+    summary = adapter.summary_comment(state, bot)
+    if changes or summary is not None:
+        adapter.upsert_summary(owner, repo, number, summary, report.summary_comment)
+    adapter.publish_check_run(
+        owner,
+        repo,
+        state.check_run_id,
+        head,
+        number,
+        report.conclusion,
+        report.title,
+        report.summary,
+        report.annotations,
+        [APPROVE_ACTION] if report.conclusion == "failure" else [],
+    )
+    log.info(
+        "review.done",
+        repo=f"{owner}/{repo}",
+        pull=number,
+        head=head,
+        conclusion=report.conclusion,
+        migrations=len(changes),
+        comments=len(new_comments),
+    )
+    return report
