@@ -8,7 +8,9 @@ by SHA and left out of later queries.
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -79,8 +81,36 @@ def _count_response(connection: Redis) -> Callable[[httpx.Response], None]:
     return hook
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~20 ms; httpx would do it for every client githubkit makes.
+    return ssl.create_default_context()
+
+
+def warm_up() -> None:
+    """Import and build, once in the worker's parent process, what each forked job would otherwise redo:
+    githubkit loads its endpoint groups and response models lazily, and httpx its CA bundle."""
+    from githubkit.versions.latest import models  # type: ignore[import-not-found]
+
+    _tls()
+    client = GitHub("warm-up")
+    for group in ("apps", "checks", "issues", "pulls", "reactions", "repos"):
+        getattr(client.rest, group)
+    for name in (
+        "CheckRun",
+        "PullRequestReview",
+        "IssueComment",
+        "Reaction",
+        "DiffEntry",
+        "PullRequest",
+        "Integration",
+    ):
+        getattr(models, name)
+
+
 def _client_options(settings: Settings, connection: Redis) -> dict[str, Any]:
     return {
+        "ssl_verify": _tls(),
         "base_url": settings.github_api_url,
         "cache_strategy": RedisCacheStrategy(connection, prefix="zdm:githubkit"),
         "http_cache": False,
@@ -144,6 +174,14 @@ class GitHubAdapter:
             auto_retry=True,
             **_client_options(settings, connection),
         )
+
+    # One HTTP client (kept-alive connections) for the whole job, not one per request.
+    def __enter__(self) -> GitHubAdapter:
+        self.gh.__enter__()  # type: ignore[no-untyped-call]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.gh.__exit__(*exc)
 
     def app_slug(self) -> str:
         key = f"zdm:app-slug:{self.settings.app_id()}"

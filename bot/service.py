@@ -20,6 +20,12 @@ def run_worker(settings: Settings, url: str, burst: bool = False) -> None:
     # Fail at start, not on the first job, when the App's credentials are missing.
     settings.app_id()
     settings.private_key()
+    # RQ runs each job in a forked child: importing the job's modules here once saves every job from doing it.
+    import workers.jobs  # noqa: F401
+    from bot.github import warm_up
+
+    warm_up()
+
     connection = connect(url)
     worker = Worker([queue_for(connection, settings)], connection=connection)
     log.info("worker.start", queue=settings.queue_name, redis=_display_url(url))

@@ -320,6 +320,7 @@ def test_a_review_of_new_migration_files_takes_at_most_four_api_calls(zdm: AppUn
     completed_run(zdm, repo, pull.head_sha)
     wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
     calls = [f"{c.method} {c.path}" for c in zdm.github.calls[before:]]
+    print("calls per review:", calls)
     assert len(calls) <= 4, calls
 
 

@@ -1,0 +1,243 @@
+"""The GitHub App's speed and memory on this machine: webhook ingest with a real Redis, webhook to completed
+check run against the fake GitHub, GitHub API calls per review, receiver and worker peak memory.
+
+    python bench/app.py [--deliveries 5000] [--concurrency 32] [--reviews 20]
+
+Prints a table. Timings on a shared machine are noisy: read medians and percentiles of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from redis import Redis
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bot.queue import embedded_redis  # noqa: E402
+from tests.fakegithub.harness import app_under_test, free_port, sign, wait_for  # noqa: E402
+from tests.fakegithub.spec import webhook_example  # noqa: E402
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class TreeMemory:
+    """Samples the resident memory of a process and its children (RQ runs each job in a forked child)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_child = 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+            except OSError:
+                children = []
+            for child in children:
+                try:
+                    for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            self.peak_child = max(self.peak_child, int(line.split()[1]) / 1024)
+                except OSError:
+                    pass
+            time.sleep(0.005)
+
+    def close(self) -> float:
+        self.stop.set()
+        self.thread.join()
+        return self.peak_child
+
+
+def ingest(deliveries: int, concurrency: int) -> list[tuple[str, str, str]]:
+    secret = "bench-secret"
+    payload = webhook_example("pull_request", "opened")
+    payload["installation"] = {"id": 1}
+    body = json.dumps(payload).encode()
+    signature = sign(secret, body)
+    unique = int(deliveries * 0.9)
+    ids = [str(uuid.uuid4()) for _ in range(unique)]
+    # One in ten is a redelivery of an id already sent.
+    sequence = ids + ids[: deliveries - unique]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, embedded_redis(Path(tmp)) as redis_url:
+        port = free_port()
+        env = {**os.environ, "REDIS_URL": redis_url, "GITHUB_WEBHOOK_SECRET": secret, "ZDM_LOG_JSON": "1"}
+        receiver = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--workers", "0", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: _ready(url), timeout=30, what="the receiver")
+            latencies: list[float] = []
+            statuses: dict[int, int] = {}
+            head = (
+                "POST /api/github/webhooks HTTP/1.1\r\nHost: bench\r\nX-GitHub-Event: pull_request\r\n"
+                f"X-Hub-Signature-256: {signature}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nX-GitHub-Delivery: "
+            ).encode()
+
+            async def connection(work: list[str]) -> None:
+                # A bare HTTP/1.1 keep-alive client: the load generator must cost less than the server.
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                while work:
+                    delivery = work.pop()
+                    started = time.perf_counter()
+                    writer.write(head + delivery.encode() + b"\r\n\r\n" + body)
+                    status_line = await reader.readline()
+                    length = 0
+                    while (line := await reader.readline()) not in (b"\r\n", b""):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                    await reader.readexactly(length)
+                    latencies.append(time.perf_counter() - started)
+                    status = int(status_line.split()[1])
+                    statuses[status] = statuses.get(status, 0) + 1
+                writer.close()
+
+            async def run() -> float:
+                work = list(reversed(sequence))
+                started = time.perf_counter()
+                await asyncio.gather(*(connection(work) for _ in range(concurrency)))
+                return time.perf_counter() - started
+
+            elapsed = asyncio.run(run())
+            queued = Redis.from_url(redis_url).llen("rq:queue:zdm")
+            server_side = _ack_percentiles(httpx.get(f"{url}/metrics").text)
+            receiver_peak = peak_rss_mib(receiver.pid)
+        finally:
+            receiver.terminate()
+            receiver.wait(timeout=30)
+        lost = unique - queued
+        rows.append(("ingest: deliveries/s", f"{deliveries / elapsed:,.0f}", ">= 1,000"))
+        rows.append(
+            (
+                "ingest: ack p50 / p99",
+                f"{percentile(latencies, 0.5) * 1000:.1f} / {percentile(latencies, 0.99) * 1000:.1f} ms",
+                "p99 < 25 ms",
+            )
+        )
+        rows.append(("ingest: ack measured by the receiver", server_side, "-"))
+        rows.append(
+            (
+                "ingest: answers",
+                ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())),
+                f"202: {unique}, 200: {deliveries - unique}",
+            )
+        )
+        rows.append(("ingest: queued / unique (lost)", f"{queued} / {unique} ({lost})", "0 lost"))
+        rows.append(("receiver peak RSS", f"{receiver_peak:.0f} MiB", "-"))
+    return rows
+
+
+def _ack_percentiles(metrics: str) -> str:
+    """Share of answers within 5 and 25 ms, from the receiver's own histogram."""
+    buckets: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("zdm_webhook_ack_seconds_bucket"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[bound] = float(line.rsplit(" ", 1)[1])
+    total = buckets.get("+Inf", 0.0) or 1.0
+    return f"{buckets.get('0.005', 0) / total:.1%} <= 5 ms, {buckets.get('0.025', 0) / total:.1%} <= 25 ms"
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def reviews(count: int) -> list[tuple[str, str, str]]:
+    from tests.test_app import BLOCKING, MIGRATIONS, completed_run, new_repo, open_pull, pull_request_payload
+
+    durations: list[float] = []
+    calls: list[int] = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        embedded_redis(Path(tmp) / "redis") as redis_url,
+        app_under_test(Path(tmp) / "app", redis_url, workers=1) as zdm,
+    ):
+        memory = TreeMemory(zdm.workers[0].pid)
+        repo, base = new_repo(zdm, "bench")
+        warm = open_pull(zdm, repo, base, {"README.md": "warm\n"})
+        zdm.deliver("pull_request", pull_request_payload(repo, warm))
+        completed_run(zdm, repo, warm.head_sha)
+        for number in range(count):
+            pull = open_pull(
+                zdm,
+                repo,
+                base,
+                {f"{MIGRATIONS}/2024020100000{number % 10}_{number}/migration.sql": BLOCKING},
+            )
+            before = len(zdm.github.calls)
+            started = time.perf_counter()
+            zdm.deliver("pull_request", pull_request_payload(repo, pull))
+            completed_run(zdm, repo, pull.head_sha)
+            durations.append(time.perf_counter() - started)
+            time.sleep(0.05)
+            calls.append(len(zdm.github.calls) - before)
+        horse_peak = memory.close()
+        worker_peak = peak_rss_mib(zdm.workers[0].pid)
+        violations = len(zdm.github.violations)
+    return [
+        (
+            "webhook -> check run completed, p50 / p90",
+            f"{statistics.median(durations) * 1000:.0f} / {percentile(durations, 0.9) * 1000:.0f} ms",
+            "p50 <= 150 ms",
+        ),
+        (
+            "GitHub API calls per review (new migration)",
+            f"median {statistics.median(calls):.0f}, max {max(calls)}",
+            "<= 4",
+        ),
+        ("requests breaking GitHub's descriptions", str(violations), "0"),
+        ("worker peak RSS (parent / job process)", f"{worker_peak:.0f} / {horse_peak:.0f} MiB", "-"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deliveries", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--reviews", type=int, default=20)
+    args = parser.parse_args()
+    rows = ingest(args.deliveries, args.concurrency) + reviews(args.reviews)
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':<{value_width}}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:<{value_width}}  {target}")
+
+
+if __name__ == "__main__":
+    main()
