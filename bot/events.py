@@ -134,6 +134,8 @@ def work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None:
             return None
         installation, owner, repo = _repo(payload)
         user = comment.get("user") or {}
+        if user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]"):
+            return None  # zdm's own replies, and other bots: never commands
         return Work(
             "command",
             delivery,

@@ -18,6 +18,7 @@ from typing import Any, cast
 import httpx
 from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
 from githubkit.cache import RedisCacheStrategy
+from githubkit.exception import RequestFailed
 from redis import Redis
 
 from bot import metrics
@@ -94,7 +95,7 @@ def warm_up() -> None:
 
     _tls()
     client = GitHub("warm-up")
-    for group in ("apps", "checks", "issues", "pulls", "reactions", "repos"):
+    for group in ("apps", "checks", "issues", "pulls", "reactions", "repos", "teams"):
         getattr(client.rest, group)
     for name in (
         "CheckRun",
@@ -412,6 +413,27 @@ class GitHubAdapter:
             self.gh.rest.issues.create_comment(owner, repo, number, body=body)
         elif existing.body != body:
             self.gh.rest.issues.update_comment(owner, repo, existing.id, body=body)
+
+    def permission(self, owner: str, repo: str, login: str) -> str:
+        """admin, maintain, write, triage, read or none (custom roles answer with their base role)."""
+        data = self.gh.rest.repos.get_collaborator_permission_level(owner, repo, login).parsed_data
+        role = getattr(data, "role_name", None) or data.permission
+        return str(role) if role in ("admin", "maintain", "write", "triage", "read") else str(data.permission)
+
+    def in_team(self, org: str, team: str, login: str) -> bool:
+        try:
+            membership = self.gh.rest.teams.get_membership_for_user_in_org(org, team, login).parsed_data
+        except RequestFailed as error:
+            if error.response.status_code == 404:
+                return False
+            raise
+        return membership.state == "active"
+
+    def react(self, owner: str, repo: str, comment_id: int, content: str = "eyes") -> None:
+        self.gh.rest.reactions.create_for_issue_comment(owner, repo, comment_id, content=cast(Any, content))
+
+    def reply(self, owner: str, repo: str, number: int, body: str) -> None:
+        self.gh.rest.issues.create_comment(owner, repo, number, body=body)
 
     def summary_comment(self, state: PullRequestState, bot: str) -> IssueComment | None:
         for comment in state.comments:

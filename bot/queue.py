@@ -86,3 +86,32 @@ def job_id_for(delivery: str) -> str:
 def redis_info(connection: Redis) -> dict[str, Any]:
     info: dict[str, Any] = connection.info("server")
     return info
+
+
+_RELEASE = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"""
+
+
+@contextlib.contextmanager
+def pull_request_lock(connection: Redis, key: str, holder: str, ttl: int, wait: float) -> Iterator[None]:
+    """One job at a time per pull request, so two deliveries never post the same comment twice.
+
+    The holder is the job id: a retry of a job whose worker was killed takes its own lock back at once instead
+    of waiting for it to expire.
+    """
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        if connection.set(key, holder, nx=True, ex=ttl):
+            break
+        current = connection.get(key)
+        if isinstance(current, bytes) and current.decode() == holder:
+            connection.set(key, holder, ex=ttl)
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{key} is held by {current!r}")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        connection.eval(_RELEASE, 1, key, holder)

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     demo: bool = Field(default=False, alias="ZDM_DEMO")
     job_timeout_seconds: int = Field(default=600, alias="ZDM_JOB_TIMEOUT_SECONDS")
     log_json: bool = Field(default=True, alias="ZDM_LOG_JSON")
+    # Signs approval records in zdm's comments; defaults to a key derived from the App's private key.
+    approval_secret: SecretStr | None = Field(default=None, alias="ZDM_APPROVAL_SECRET")
 
     @model_validator(mode="after")
     def _key_source(self) -> Settings:
@@ -48,6 +50,13 @@ class Settings(BaseSettings):
         if self.github_private_key_path is not None:
             return self.github_private_key_path.read_text(encoding="utf-8")
         raise SettingsError("GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH is not set")
+
+    def approval_key(self) -> bytes:
+        from bot.commands import signing_key
+
+        if self.approval_secret is not None and self.approval_secret.get_secret_value():
+            return signing_key(self.approval_secret.get_secret_value())
+        return signing_key(self.private_key())
 
     def app_id(self) -> int:
         if self.github_app_id is None:

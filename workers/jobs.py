@@ -11,8 +11,10 @@ from rq import get_current_job
 
 from bot import metrics
 from bot.events import Work
-from bot.logs import configure, log, register_secret
+from bot.logs import configure, register_secret
+from bot.queue import pull_request_lock
 from bot.settings import Settings
+from workers.commands import run_command
 from workers.review import review
 
 
@@ -32,10 +34,17 @@ def run(data: dict[str, Any]) -> str:
     started = time.perf_counter()
     outcome = "error"
     try:
-        if work.kind == "review":
-            review(work, settings, connection)
-        else:
-            log.info("job.ignored", kind=work.kind)
+        assert work.pull_number is not None
+        lock = f"zdm:lock:{work.owner}/{work.repo}#{work.pull_number}"
+        job = get_current_job()
+        holder = job.id if job is not None else work.delivery
+        with pull_request_lock(
+            connection, lock, holder, settings.job_timeout_seconds, settings.job_timeout_seconds
+        ):
+            if work.kind == "review":
+                review(work, settings, connection)
+            else:
+                run_command(work, settings, connection)
         outcome = "ok"
         return outcome
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 
 from redis import Redis
 
@@ -18,6 +19,7 @@ from bot.analysis.snapshot import (
     provider_of,
     roots_of,
 )
+from bot.commands import read_approvals
 from bot.events import Work
 from bot.github import DEFAULT_ROOTS, GitHubAdapter, PullRequestState
 from bot.logs import log
@@ -87,10 +89,38 @@ def analyse(
     return changes, prisma
 
 
-def review(
-    work: Work, settings: Settings, connection: Redis, approvals: list[Approval] | None = None
-) -> PullRequestReport | None:
-    adapter = GitHubAdapter(settings, connection, work.installation_id)
+@dataclass
+class Inspection:
+    """A pull request read and analysed, before anything is written."""
+
+    work: Work
+    head: str
+    state: PullRequestState
+    config: RepoConfig
+    changes: list[ChangedMigration]
+    prisma: PrismaVersion | None
+    notes: list[str]
+    bot: str
+    approvals: list[Approval]
+    report: PullRequestReport
+
+
+def review(work: Work, settings: Settings, connection: Redis) -> PullRequestReport | None:
+    with GitHubAdapter(settings, connection, work.installation_id) as adapter:
+        inspection = inspect(adapter, work, settings, connection)
+        if inspection is None:
+            return None
+        publish(adapter, inspection)
+        return inspection.report
+
+
+def approvals_in(state: PullRequestState, bot: str, settings: Settings, repository: str) -> list[Approval]:
+    """Approvals recorded in zdm's own comments (author and signature both checked)."""
+    mine = [c.body for c in state.comments if c.author_is_bot and c.author == bot]
+    return read_approvals(mine, settings.approval_key(), repository, state.number)
+
+
+def inspect(adapter: GitHubAdapter, work: Work, settings: Settings, connection: Redis) -> Inspection | None:
     assert work.pull_number is not None
     owner, repo, number = work.owner, work.repo, work.pull_number
     head, base = work.head_sha, work.base_sha
@@ -114,19 +144,32 @@ def review(
         state.diff_lines = adapter.diff_lines(owner, repo, number, modified)
     config, notes = repo_config(state)
     changes, prisma = analyse(state, config, notes)
-    report = build_report(changes, prisma, approvals or [], notes)
     bot = adapter.app_slug()
+    approvals = approvals_in(state, bot, settings, f"{owner}/{repo}")
+    report = build_report(changes, prisma, approvals, notes)
+    return Inspection(work, head, state, config, changes, prisma, notes, bot, approvals, report)
+
+
+def with_approval(inspection: Inspection, approval: Approval) -> Inspection:
+    approvals = [*inspection.approvals, approval]
+    report = build_report(inspection.changes, inspection.prisma, approvals, inspection.notes)
+    return replace(inspection, approvals=approvals, report=report)
+
+
+def publish(adapter: GitHubAdapter, inspection: Inspection) -> None:
+    work, state, report = inspection.work, inspection.state, inspection.report
+    owner, repo, number = work.owner, work.repo, state.number
     new_comments = [c for c in report.comments if c.digest not in state.commented_digests]
     # Comments first, the check run last: a retried job finds what it already posted and adds only the rest.
-    adapter.post_review(owner, repo, number, head, new_comments)
-    summary = adapter.summary_comment(state, bot)
-    if changes or summary is not None:
+    adapter.post_review(owner, repo, number, inspection.head, new_comments)
+    summary = adapter.summary_comment(state, inspection.bot)
+    if inspection.changes or summary is not None:
         adapter.upsert_summary(owner, repo, number, summary, report.summary_comment)
     adapter.publish_check_run(
         owner,
         repo,
         state.check_run_id,
-        head,
+        inspection.head,
         number,
         report.conclusion,
         report.title,
@@ -134,13 +177,13 @@ def review(
         report.annotations,
         [APPROVE_ACTION] if report.conclusion == "failure" else [],
     )
+    state.commented_digests |= {c.digest for c in new_comments}
     log.info(
         "review.done",
         repo=f"{owner}/{repo}",
         pull=number,
-        head=head,
+        head=inspection.head,
         conclusion=report.conclusion,
-        migrations=len(changes),
+        migrations=len(inspection.changes),
         comments=len(new_comments),
     )
-    return report

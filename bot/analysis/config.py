@@ -28,6 +28,18 @@ class RuleSettings(BaseModel):
     severity: SeverityName = "error"
 
 
+class ApprovalSettings(BaseModel):
+    """Who may turn the check green with `/zdm approve` (on top of write access to the repository)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Logins and `org/team` slugs; both empty: anyone with write, maintain or admin permission.
+    users: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+    # Whether the pull request's author may approve their own migration.
+    allow_author: bool = False
+
+
 class RepoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +55,7 @@ class RepoConfig(BaseModel):
     table_rows: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     large_tables: tuple[str, ...] = ()
     large_table_rows: Annotated[int, Field(ge=0)] = 100_000
+    approvals: ApprovalSettings = ApprovalSettings()
 
     @field_validator("rules")
     @classmethod

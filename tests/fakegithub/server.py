@@ -425,7 +425,7 @@ def create_app(state: GitHubState) -> FastAPI:
         data = spec.example("repository-collaborator-permission-response-if-user-has-admin-permissions")
         legacy = {"maintain": "write", "triage": "read"}.get(level, level)
         data.update(permission=legacy, role_name=level)
-        data["user"] = {**data["user"], "login": username}
+        data["user"] = {**data["user"], "login": username, "role_name": level}
         data["user"]["permissions"] = {
             "admin": level == "admin",
             "maintain": level in ("admin", "maintain"),
@@ -433,6 +433,15 @@ def create_app(state: GitHubState) -> FastAPI:
             "triage": level in ("admin", "maintain", "write", "triage"),
             "pull": level != "none",
         }
+        return JSONResponse(data)
+
+    @app.get("/orgs/{org}/teams/{team_slug}/memberships/{username}")
+    async def team_membership(org: str, team_slug: str, username: str, request: Request) -> JSONResponse:
+        authenticate(request, app_level=False)
+        if username not in state.teams.get((org, team_slug), set()):
+            raise HTTPError(404, "Not Found")
+        data = spec.example("team-membership-response-if-user-is-a-team-maintainer")
+        data.update(state="active", role="member")
         return JSONResponse(data)
 
     # -- GraphQL ------------------------------------------------------------------------------------------------

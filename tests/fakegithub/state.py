@@ -157,6 +157,7 @@ class GitHubState:
         self._ids = itertools.count(1000)
         self.bot = User(f"{app_slug}[bot]", 9_000_000, "Bot")
         self.users: dict[str, User] = {}
+        self.teams: dict[tuple[str, str], set[str]] = {}
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -214,6 +215,18 @@ class GitHubState:
                     fault.times -= 1
                     return fault
         return None
+
+    def user_comment(
+        self, repo: Repository, number: int, login: str, body: str, type_: str = "User"
+    ) -> IssueComment:
+        """A comment someone else writes on the pull request's conversation."""
+        with self.lock:
+            comment_id = self.next_id()
+            comment = IssueComment(
+                comment_id, f"IC_{comment_id}", number, self.user(login, type_), body, now(), now()
+            )
+            repo.issue_comments.append(comment)
+        return comment
 
     # What tests read.
 
