@@ -28,6 +28,8 @@ class Work:
     comment_body: str | None = None
     actor: str | None = None
     actor_is_bot: bool = False
+    # Times the job was put off until a rate limit lifted.
+    reschedules: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,7 +62,18 @@ def _pull_number_from_external_id(external_id: object) -> int | None:
 
 
 def work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None:
-    """The work a delivery asks for, or None for events and actions zdm acknowledges and ignores."""
+    """The work a delivery asks for, or None for events and actions zdm acknowledges and ignores.
+
+    A payload missing or mistyping a field zdm reads raises EventError, whatever the field."""
+    try:
+        return _work_for(event, delivery, payload)
+    except EventError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise EventError(f"{event} payload: unexpected shape ({type(error).__name__}: {error})") from error
+
+
+def _work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None:
     action = str(payload.get("action", ""))
     if event == "pull_request":
         pull = payload.get("pull_request") or {}

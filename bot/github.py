@@ -13,12 +13,14 @@ import json
 import ssl
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, cast
 
 import httpx
 from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
 from githubkit.cache import RedisCacheStrategy
-from githubkit.exception import RequestFailed
+from githubkit.exception import GitHubException, RateLimitExceeded, RequestFailed, RequestTimeout
+from githubkit.typing import RetryOption
 from redis import Redis
 
 from bot import metrics
@@ -58,6 +60,8 @@ class PullRequestState:
     comments: list[IssueComment]
     commented_digests: set[str]
     check_run_id: int | None
+    # Annotations the existing check run already holds: a re-run sends only the ones after them.
+    check_run_annotations: int = 0
     # path -> text at head / at base, for what was asked
     head_texts: dict[str, str | None] = field(default_factory=dict)
     base_texts: dict[str, str | None] = field(default_factory=dict)
@@ -109,14 +113,54 @@ def warm_up() -> None:
         getattr(models, name)
 
 
+class RetryPolicy:
+    """What githubkit retries inside the job: rate limits that lift soon, and server errors and timeouts of
+    requests that are safe to repeat. A write that timed out or got a 5xx may have landed: the job fails
+    instead, and its retry reads GitHub again before writing (every write is found by its marker)."""
+
+    def __init__(self, attempts: int = 3, base_delay: float = 0.5, max_inline_wait: float = 20.0) -> None:
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_inline_wait = max_inline_wait
+
+    def __call__(self, error: GitHubException, count: int) -> RetryOption:
+        if count >= self.attempts:
+            return RetryOption(False)
+        if isinstance(error, RateLimitExceeded):
+            wait = error.retry_after.total_seconds()
+            return RetryOption(wait <= self.max_inline_wait, error.retry_after)
+        retryable = isinstance(error, RequestTimeout) or (
+            isinstance(error, RequestFailed) and error.response.status_code >= 500
+        )
+        if retryable and _repeatable(error):
+            return RetryOption(True, timedelta(seconds=self.base_delay * 2**count))
+        return RetryOption(False)
+
+
+def _repeatable(error: GitHubException) -> bool:
+    request = None
+    if isinstance(error, RequestFailed):
+        request = error.response.raw_request
+    elif isinstance(error, RequestTimeout):
+        try:
+            request = error.exc.request
+        except RuntimeError:  # httpx raises when the exception carries no request
+            return False
+    if request is None:
+        return False
+    # GraphQL reads are POSTs; zdm sends no GraphQL mutation.
+    return request.method in ("GET", "PATCH", "PUT") or request.url.path.endswith("/graphql")
+
+
 def _client_options(settings: Settings, connection: Redis) -> dict[str, Any]:
     return {
+        "auto_retry": RetryPolicy(max_inline_wait=settings.max_inline_wait_seconds),
         "ssl_verify": _tls(),
         "base_url": settings.github_api_url,
         "cache_strategy": RedisCacheStrategy(connection, prefix="zdm:githubkit"),
         "http_cache": False,
         "event_hooks": {"response": [_count_response(connection)]},
-        "timeout": 30.0,
+        "timeout": settings.github_timeout_seconds,
         "user_agent": "zdm",
     }
 
@@ -125,6 +169,55 @@ def app_client(settings: Settings, connection: Redis) -> GitHub[AppAuthStrategy]
     return GitHub(
         AppAuthStrategy(settings.app_id(), settings.private_key()), **_client_options(settings, connection)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    guid: str
+    status_code: int
+    delivered_at: str
+
+
+class AppAdapter:
+    """GitHub as the App itself (JWT): its webhook deliveries."""
+
+    def __init__(self, settings: Settings, connection: Redis) -> None:
+        self.gh = app_client(settings, connection)
+
+    def __enter__(self) -> AppAdapter:
+        self.gh.__enter__()  # type: ignore[no-untyped-call]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.gh.__exit__(*exc)
+
+    def recent_deliveries(self, since: str, max_pages: int = 10) -> list[Delivery]:
+        """Deliveries newest first, back to `since` (ISO time), following GitHub's cursor."""
+        found: list[Delivery] = []
+        cursor: str | None = None
+        for _ in range(max_pages):
+            response = (
+                self.gh.rest.apps.list_webhook_deliveries(per_page=100, cursor=cursor)
+                if cursor
+                else self.gh.rest.apps.list_webhook_deliveries(per_page=100)
+            )
+            page = response.parsed_data
+            for item in page:
+                delivered = item.delivered_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+                found.append(Delivery(item.id, item.guid, item.status_code, delivered))
+            if not page or found[-1].delivered_at < since:
+                break
+            link = httpx.Response(200, headers=response.headers).links.get("next")
+            if not link:
+                break
+            cursor = httpx.URL(link["url"]).params.get("cursor")
+            if not cursor:
+                break
+        return [d for d in found if d.delivered_at >= since]
+
+    def redeliver(self, delivery_id: int) -> None:
+        self.gh.rest.apps.redeliver_webhook_delivery(delivery_id)
 
 
 def added_lines(patch: str) -> frozenset[int]:
@@ -172,7 +265,6 @@ class GitHubAdapter:
         self.connection = connection
         self.gh = GitHub(
             AppInstallationAuthStrategy(settings.app_id(), settings.private_key(), installation_id),
-            auto_retry=True,
             **_client_options(settings, connection),
         )
 
@@ -224,7 +316,7 @@ class GitHubAdapter:
             "      reviews(last: 100, author: $bot) { nodes { comments(first: 100) { nodes { body } } } }\n"
             "    }\n"
             "    headCommit: object(oid: $head) { ... on Commit { checkSuites(first: 10, filterBy: {appId: $appId}) {"
-            f" nodes {{ checkRuns(first: 10, filterBy: {{checkName: {_quote(CHECK_NAME)}}}) {{ nodes {{ databaseId }} }} }} }} }} }}\n"
+            f" nodes {{ checkRuns(first: 10, filterBy: {{checkName: {_quote(CHECK_NAME)}}}) {{ nodes {{ databaseId annotations {{ totalCount }} }} }} }} }} }} }}\n"
             + content.fields()
             + "  }\n}"
         )
@@ -268,10 +360,11 @@ class GitHubAdapter:
             for match in FINDING_MARKER_PATTERN.findall(comment["body"])
         }
         check_runs = [
-            run["databaseId"]
+            (run["databaseId"], (run.get("annotations") or {}).get("totalCount", 0))
             for suite in ((repository.get("headCommit") or {}).get("checkSuites") or {}).get("nodes", [])
             for run in suite["checkRuns"]["nodes"]
         ]
+        latest_run = max(check_runs) if check_runs else None
         state = PullRequestState(
             node_id=pull["id"],
             number=pull["number"],
@@ -281,7 +374,8 @@ class GitHubAdapter:
             files=files,
             comments=comments,
             commented_digests=digests,
-            check_run_id=max(check_runs) if check_runs else None,
+            check_run_id=latest_run[0] if latest_run else None,
+            check_run_annotations=latest_run[1] if latest_run else 0,
         )
         content.parse(repository, state)
         return state
@@ -340,8 +434,14 @@ class GitHubAdapter:
         summary: str,
         annotations: Sequence[Annotation],
         actions: Sequence[dict[str, str]] = (),
+        annotations_present: int = 0,
     ) -> int:
-        """Create the head's check run (or complete the existing one); annotations go 50 per request."""
+        """Create the head's check run (or complete the existing one); annotations go 50 per request.
+
+        GitHub appends annotations and cannot remove them, so an existing run gets only those it lacks (the
+        report lists them in a stable order)."""
+        if existing is not None:
+            annotations = annotations[annotations_present:]
         batches = [
             list(annotations[i : i + ANNOTATIONS_PER_REQUEST])
             for i in range(0, len(annotations), ANNOTATIONS_PER_REQUEST)

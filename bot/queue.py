@@ -18,7 +18,6 @@ from bot.events import Work
 from bot.settings import Settings
 
 DELIVERY_KEY = "zdm:delivery:{}"
-JOB_RETRIES = Retry(max=3, interval=[10, 60, 300])
 
 
 def connect(url: str) -> Redis:
@@ -68,7 +67,7 @@ def enqueue_delivery(connection: Redis, queue: Queue, settings: Settings, work: 
             "workers.jobs.run",
             work.as_dict(),
             job_id=job_id_for(work.delivery),
-            retry=JOB_RETRIES,
+            retry=Retry(max=len(settings.retry_delays()), interval=settings.retry_delays()),
             failure_ttl=7 * 24 * 3600,
             description=f"{work.kind} {work.owner}/{work.repo}#{work.pull_number} ({work.event}.{work.action})",
         )

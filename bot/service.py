@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 from bot.logs import configure, log, register_secret
 from bot.queue import connect, queue_for, redis_url
@@ -48,11 +49,15 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         children = [
             subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env) for _ in range(workers)
         ]
+        stop = threading.Event()
+        if settings.sweep_seconds > 0 and settings.github_app_id is not None:
+            threading.Thread(target=_sweep_forever, args=(settings, url, stop), daemon=True).start()
         try:
             app = create_app(settings, connect(url))
             log.info("serve.start", host=host, port=port, workers=workers, redis=_display_url(url))
             uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         finally:
+            stop.set()
             for child in children:
                 child.send_signal(signal.SIGTERM)
             for child in children:
@@ -60,6 +65,17 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
                     child.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     child.kill()
+
+
+def _sweep_forever(settings: Settings, url: str, stop: threading.Event) -> None:
+    from workers.redelivery import sweep
+
+    connection = connect(url)
+    while not stop.wait(settings.sweep_seconds):
+        try:
+            sweep(settings, connection, settings.sweep_seconds)
+        except Exception as error:  # the next sweep tries again; a sweep must never take the receiver down
+            log.warning("sweep.failed", error=str(error))
 
 
 def _display_url(url: str) -> str:

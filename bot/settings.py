@@ -33,7 +33,14 @@ class Settings(BaseSettings):
     # Local demo: accept unsigned webhooks. Never in production.
     demo: bool = Field(default=False, alias="ZDM_DEMO")
     job_timeout_seconds: int = Field(default=600, alias="ZDM_JOB_TIMEOUT_SECONDS")
+    # A failed job runs again after each of these delays (seconds), then lands in RQ's failed registry.
+    retry_intervals: str = Field(default="10,60,300", alias="ZDM_RETRY_INTERVALS")
+    github_timeout_seconds: float = Field(default=30.0, alias="ZDM_GITHUB_TIMEOUT_SECONDS")
+    # Rate-limit waits up to this long are slept inside the job; longer ones reschedule it.
+    max_inline_wait_seconds: float = Field(default=20.0, alias="ZDM_MAX_INLINE_WAIT_SECONDS")
     log_json: bool = Field(default=True, alias="ZDM_LOG_JSON")
+    # How often a receiver asks GitHub for failed deliveries and redelivers them; 0 turns the sweep off.
+    sweep_seconds: int = Field(default=300, alias="ZDM_SWEEP_SECONDS")
     # Signs approval records in zdm's comments; defaults to a key derived from the App's private key.
     approval_secret: SecretStr | None = Field(default=None, alias="ZDM_APPROVAL_SECRET")
 
@@ -50,6 +57,9 @@ class Settings(BaseSettings):
         if self.github_private_key_path is not None:
             return self.github_private_key_path.read_text(encoding="utf-8")
         raise SettingsError("GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH is not set")
+
+    def retry_delays(self) -> list[int]:
+        return [int(part) for part in self.retry_intervals.split(",") if part.strip()]
 
     def approval_key(self) -> bytes:
         from bot.commands import signing_key

@@ -92,9 +92,10 @@ def open_pull(zdm: AppUnderTest, repo: Repository, base: str, files: dict[str, s
     return zdm.github.open_pull(repo, "octo-dev", base, head)
 
 
-def completed_run(zdm: AppUnderTest, repo: Repository, sha: str) -> CheckRun:
+def completed_run(zdm: AppUnderTest, repo: Repository, sha: str, timeout: float = 30) -> CheckRun:
     runs = wait_for(
         lambda: [r for r in zdm.github.check_runs_for(repo, sha) if r.status == "completed"],
+        timeout=timeout,
         what=f"a completed check run on {sha[:7]}",
     )
     assert len(runs) == 1, runs

@@ -55,3 +55,15 @@ def test_a_two_megabyte_file_is_analysed() -> None:
     assert len(text) > 2_000_000
     result = analyze_sql(text, setup=STANDARD_SETUP)
     assert len(result.statements) == 50_000
+
+
+def test_pathological_statements_are_reported_unknown() -> None:
+    cases = [
+        "SELECT " + "(" * 5000 + "1" + ")" * 5000,
+        'UPDATE "User" SET a = \'never closed',
+        "\x00\xff garbage \x01",
+        "DO $$ BEGIN EXECUTE 'DROP TABLE ' || 'x'; END $$",
+    ]
+    for text in cases:
+        (statement,) = analyze_sql(text, setup=STANDARD_SETUP).statements
+        assert statement.classification.value == "unknown", text[:40]

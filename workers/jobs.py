@@ -1,21 +1,33 @@
-"""The RQ entry point: one job per webhook delivery."""
+"""The RQ entry point: one job per webhook delivery.
+
+A rate limit that lifts soon is waited out inside the job (githubkit); a longer one reschedules the job for when
+it lifts. Any other failure makes RQ run the job again after `ZDM_RETRY_INTERVALS`; when the last attempt
+fails, the check run says zdm could not finish and why (a required check never silently goes missing) and the
+job stays in RQ's failed registry.
+"""
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
+from githubkit.exception import RateLimitExceeded
 from redis import Redis
-from rq import get_current_job
+from rq import Queue, Retry, get_current_job
 
 from bot import metrics
 from bot.events import Work
-from bot.logs import configure, register_secret
-from bot.queue import pull_request_lock
+from bot.github import GitHubAdapter
+from bot.logs import configure, log, redact, register_secret
+from bot.queue import job_id_for, pull_request_lock
 from bot.settings import Settings
 from workers.commands import run_command
 from workers.review import review
+
+MAX_RESCHEDULES = 5
 
 
 def _connection() -> Redis:
@@ -36,17 +48,61 @@ def run(data: dict[str, Any]) -> str:
     try:
         assert work.pull_number is not None
         lock = f"zdm:lock:{work.owner}/{work.repo}#{work.pull_number}"
-        job = get_current_job()
-        holder = job.id if job is not None else work.delivery
         with pull_request_lock(
-            connection, lock, holder, settings.job_timeout_seconds, settings.job_timeout_seconds
+            connection, lock, work.delivery, settings.job_timeout_seconds, settings.job_timeout_seconds
         ):
             if work.kind == "review":
                 review(work, settings, connection)
             else:
                 run_command(work, settings, connection)
         outcome = "ok"
-        return outcome
+    except RateLimitExceeded as error:
+        if work.reschedules >= MAX_RESCHEDULES:
+            _give_up(work, settings, connection, error)
+            raise
+        delay = error.retry_after + timedelta(seconds=1)
+        later = replace(work, reschedules=work.reschedules + 1)
+        Queue(settings.queue_name, connection=connection).enqueue_in(
+            delay,
+            "workers.jobs.run",
+            later.as_dict(),
+            job_id=job_id_for(f"{work.delivery}-later{later.reschedules}"),
+            retry=Retry(max=len(settings.retry_delays()), interval=settings.retry_delays()),
+        )
+        log.warning("job.rescheduled", delivery=work.delivery, seconds=delay.total_seconds())
+        outcome = "rescheduled"
+    except Exception as error:
+        job = get_current_job()
+        if job is None or not job.retries_left:
+            _give_up(work, settings, connection, error)
+        raise
     finally:
         metrics.count(connection, "zdm_jobs", kind=work.kind, outcome=outcome)
         metrics.count(connection, "zdm_job_seconds", time.perf_counter() - started, kind=work.kind)
+    return outcome
+
+
+def _give_up(work: Work, settings: Settings, connection: Redis, error: BaseException) -> None:
+    """The last attempt failed: say so on the pull request's check run, fail closed."""
+    reason = redact(f"{type(error).__name__}: {error}")[:2000]
+    log.error("job.failed", delivery=work.delivery, pull=work.pull_number, error=reason)
+    if work.pull_number is None:
+        return
+    try:
+        with GitHubAdapter(settings, connection, work.installation_id) as adapter:
+            head = work.head_sha or adapter.pull_request_commits(work.owner, work.repo, work.pull_number)[0]
+            adapter.publish_check_run(
+                work.owner,
+                work.repo,
+                None,
+                head,
+                work.pull_number,
+                "failure",
+                "zdm could not finish",
+                f"zdm could not review this pull request: `{reason}`.\n\nRe-run the check (or comment "
+                "`/zdm recheck`) once GitHub answers again. The check fails closed: a migration zdm has not "
+                "read is not assumed safe.",
+                [],
+            )
+    except Exception as report_error:
+        log.error("job.failure_not_reported", delivery=work.delivery, error=redact(str(report_error)))

@@ -176,7 +176,9 @@ def publish(adapter: GitHubAdapter, inspection: Inspection) -> None:
         report.summary,
         report.annotations,
         [APPROVE_ACTION] if report.conclusion == "failure" else [],
+        state.check_run_annotations,
     )
+    state.check_run_annotations = max(state.check_run_annotations, len(report.annotations))
     state.commented_digests |= {c.digest for c in new_comments}
     log.info(
         "review.done",

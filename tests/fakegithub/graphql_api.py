@@ -93,7 +93,12 @@ def _commit(state: GitHubState, repo: Repository, sha: str) -> dict[str, Any]:
                 chosen = suite_runs
                 if filterBy and filterBy.get("checkName"):
                     chosen = [r for r in chosen if r.name == filterBy["checkName"]]
-                return {"nodes": [{"databaseId": r.id} for r in chosen[: first or 100]]}
+                return {
+                    "nodes": [
+                        {"databaseId": r.id, "annotations": {"totalCount": len(r.annotations)}}
+                        for r in chosen[: first or 100]
+                    ]
+                }
 
             return resolve
 

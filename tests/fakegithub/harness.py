@@ -9,6 +9,7 @@ import hmac
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -101,18 +102,45 @@ class AppUnderTest:
     log_dir: Path | None = None
 
     def deliver(
-        self, event: str, payload: dict[str, Any], delivery: str | None = None, signature: str | None = None
+        self,
+        event: str,
+        payload: dict[str, Any],
+        delivery: str | None = None,
+        signature: str | None = None,
+        receiver_url: str | None = None,
     ) -> httpx.Response:
+        """Send a webhook as GitHub does, and record it as GitHub would (for `GET /app/hook/deliveries`)."""
         body = json.dumps(payload).encode()
+        guid = delivery or str(uuid.uuid4())
         headers = {
             "X-GitHub-Event": event,
-            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "X-GitHub-Delivery": guid,
             "X-Hub-Signature-256": signature if signature is not None else sign(self.secret, body),
             "Content-Type": "application/json",
         }
-        return httpx.post(
-            f"{self.receiver_url}/api/github/webhooks", content=body, headers=headers, timeout=10
-        )
+        url = receiver_url or self.receiver_url
+        answer = httpx.post(f"{url}/api/github/webhooks", content=body, headers=headers, timeout=10)
+        if signature is None:
+            self.github.record_delivery(guid, event, payload.get("action"), answer.status_code, payload)
+        return answer
+
+    def redeliver(self, delivery: dict[str, Any]) -> None:
+        self.deliver(delivery["event"], delivery["_payload"], delivery=delivery["guid"])
+
+    def job_killer(self) -> Callable[[], None]:
+        """A callback that SIGKILLs the processes running jobs, as an OOM kill or a lost node would. RQ forks one
+        per job and titles it `...: Processing <job> ...` (setproctitle); its scheduler process is spared."""
+
+        def kill() -> None:
+            for worker in self.workers:
+                with contextlib.suppress(OSError):
+                    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+                    for child in children:
+                        title = Path(f"/proc/{child}/cmdline").read_bytes()
+                        if b"Processing " in title:
+                            os.kill(int(child), signal.SIGKILL)
+
+        return kill
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         assert self.log_dir is not None
@@ -140,7 +168,9 @@ class AppUnderTest:
 
 
 @contextlib.contextmanager
-def app_under_test(tmp: Path, redis_url: str, workers: int = 1) -> Iterator[AppUnderTest]:
+def app_under_test(
+    tmp: Path, redis_url: str, workers: int = 1, env_overrides: dict[str, str] | None = None
+) -> Iterator[AppUnderTest]:
     from redis import Redis
 
     from bot.settings import Settings
@@ -159,6 +189,9 @@ def app_under_test(tmp: Path, redis_url: str, workers: int = 1) -> Iterator[AppU
             "GITHUB_API_URL": github_url,
             "REDIS_URL": redis_url,
             "ZDM_LOG_JSON": "1",
+            # Seconds, not minutes, between a failed job's attempts: the tests wait for them.
+            "ZDM_RETRY_INTERVALS": "1,1",
+            **(env_overrides or {}),
         }
         settings = Settings.model_validate(
             {k: v for k, v in env.items() if k.startswith(("GITHUB_", "REDIS_", "ZDM_"))}
@@ -167,6 +200,7 @@ def app_under_test(tmp: Path, redis_url: str, workers: int = 1) -> Iterator[AppU
         with serve_in_thread(receiver) as receiver_url:
             tmp.mkdir(parents=True, exist_ok=True)
             under_test = AppUnderTest(state, github_url, receiver_url, redis_url, env, secret, log_dir=tmp)
+            state.redeliver = under_test.redeliver
             for _ in range(workers):
                 under_test.start_worker()
             try:

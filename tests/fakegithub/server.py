@@ -4,9 +4,11 @@ GitHub would refuse it)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,7 +89,9 @@ def create_app(state: GitHubState) -> FastAPI:
         auth = request.headers.get("authorization", "")
         auth_kind = "none" if not auth else "app" if path.startswith("/app") else "installation"
         fault = state.take_fault(request.method, path)
-        if fault is not None:
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.status:
             with state.lock:
                 state.calls.append(Call(request.method, path, fault.status, kind, auth_kind))
             return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
@@ -127,6 +131,9 @@ def create_app(state: GitHubState) -> FastAPI:
                     )
         with state.lock:
             state.calls.append(Call(request.method, path, response.status_code, kind, auth_kind))
+        after = state.take_after_call(request.method, path)
+        if after is not None:
+            after.action()
         return Response(
             response_body,
             status_code=response.status_code,
@@ -175,13 +182,31 @@ def create_app(state: GitHubState) -> FastAPI:
     @app.get("/app/hook/deliveries")
     async def deliveries(request: Request) -> JSONResponse:
         authenticate(request, app_level=True)
-        return JSONResponse(list(state.deliveries))
+        per_page = int(request.query_params.get("per_page", "30"))
+        start = int(request.query_params.get("cursor") or 0)
+        with state.lock:
+            page = [
+                {k: v for k, v in d.items() if not k.startswith("_")}
+                for d in state.deliveries[start : start + per_page]
+            ]
+            more = start + per_page < len(state.deliveries)
+        headers = {}
+        if more:
+            headers["link"] = (
+                f'<{request.url.replace_query_params(per_page=per_page, cursor=start + per_page)}>; rel="next"'
+            )
+        return JSONResponse(page, headers=headers)
 
     @app.post("/app/hook/deliveries/{delivery_id}/attempts")
     async def redeliver(delivery_id: int, request: Request) -> JSONResponse:
         authenticate(request, app_level=True)
         with state.lock:
+            found = next((d for d in state.deliveries if d["id"] == delivery_id), None)
+            if found is None:
+                raise HTTPError(404, "Not Found")
             state.redelivered.append(delivery_id)
+        if state.redeliver is not None:
+            threading.Thread(target=state.redeliver, args=(found,), daemon=True).start()
         return JSONResponse({}, status_code=202)
 
     # -- pull requests ------------------------------------------------------------------------------------------

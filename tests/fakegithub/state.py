@@ -7,6 +7,7 @@ import difflib
 import hashlib
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,14 +28,26 @@ class Call:
 
 @dataclass
 class Fault:
-    """Answer the next `times` matching calls with this status instead of serving them."""
+    """Answer the next `times` matching calls with this status instead of serving them (after `delay` seconds;
+    status 0 serves the call normally after the delay: a slow GitHub)."""
 
     method: str
     path_contains: str
     status: int
     times: int = 1
+    delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=lambda: {"message": "Server Error"})
+
+
+@dataclass
+class AfterCall:
+    """Serve the next `times` matching calls, then run `action` (e.g. kill the worker that sent it)."""
+
+    method: str
+    path_contains: str
+    action: Callable[[], None]
+    times: int = 1
 
 
 @dataclass
@@ -151,6 +164,9 @@ class GitHubState:
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self.faults: list[Fault] = []
+        self.after_calls: list[AfterCall] = []
+        # Set by the harness: GitHub sending a delivery again, as `POST .../attempts` asks.
+        self.redeliver: Callable[[dict[str, Any]], None] | None = None
         self.tokens: dict[str, int] = {}  # installation token -> installation id
         self.deliveries: list[dict[str, Any]] = []
         self.redelivered: list[int] = []
@@ -227,6 +243,38 @@ class GitHubState:
             )
             repo.issue_comments.append(comment)
         return comment
+
+    def take_after_call(self, method: str, path: str) -> AfterCall | None:
+        with self.lock:
+            for after in self.after_calls:
+                if after.method == method and after.path_contains in path and after.times > 0:
+                    after.times -= 1
+                    return after
+        return None
+
+    def record_delivery(
+        self, guid: str, event: str, action: str | None, status: int, payload: dict[str, Any]
+    ) -> None:
+        """What GitHub keeps of a delivery: `GET /app/hook/deliveries` lists it, newest first."""
+        with self.lock:
+            self.deliveries.insert(
+                0,
+                {
+                    "id": self.next_id(),
+                    "guid": guid,
+                    "delivered_at": now(),
+                    "redelivery": any(d["guid"] == guid for d in self.deliveries),
+                    "duration": 0.01,
+                    "status": "OK" if status < 300 else "Service Unavailable" if status == 503 else "Failed",
+                    "status_code": status,
+                    "event": event,
+                    "action": action,
+                    "installation_id": None,
+                    "repository_id": None,
+                    "throttled_at": None,
+                    "_payload": payload,
+                },
+            )
 
     # What tests read.
 
