@@ -3,6 +3,7 @@ and the event reader and command parser never raise anything but their own clear
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -99,10 +100,8 @@ def test_githubs_payloads_with_any_field_broken_never_crash_the_reader(
 ) -> None:
     payload = mutated(event[0], webhook_example(*event), path, value)
     payload.setdefault("installation", {"id": 1})
-    try:
+    with contextlib.suppress(EventError):
         work_for(event[0], "d", payload)
-    except EventError:
-        pass
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
