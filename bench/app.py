@@ -225,13 +225,93 @@ def reviews(count: int) -> list[tuple[str, str, str]]:
     ]
 
 
+def backlog(count: int) -> list[tuple[str, str, str]]:
+    """Deliveries arriving faster than reviews finish: the receiver's answers while two workers catch up."""
+    from tests.test_app import BLOCKING, MIGRATIONS, new_repo, open_pull, pull_request_payload
+
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        embedded_redis(Path(tmp) / "redis") as redis_url,
+        app_under_test(Path(tmp) / "app", redis_url, workers=0) as zdm,
+    ):
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--workers", "2", "--port", str(port)],
+            env=zdm.env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: _ready(url), timeout=60, what="zdm serve")
+            repo, base = new_repo(zdm, "backlog")
+            pulls = [
+                open_pull(zdm, repo, base, {f"{MIGRATIONS}/20240201000000_{n}/migration.sql": BLOCKING})
+                for n in range(count)
+            ]
+            latencies = []
+            started = time.perf_counter()
+            ids = [str(uuid.uuid4()) for _ in pulls]
+            order = [*range(count), *range(0, count, 10)]  # one in eleven is a redelivery
+            with httpx.Client(timeout=30) as client:
+                for n in order:
+                    body = json.dumps(pull_request_payload(repo, pulls[n])).encode()
+                    sent = time.perf_counter()
+                    client.post(
+                        f"{url}/api/github/webhooks",
+                        content=body,
+                        headers={
+                            "X-GitHub-Event": "pull_request",
+                            "X-GitHub-Delivery": ids[n],
+                            "X-Hub-Signature-256": sign(zdm.secret, body),
+                        },
+                    )
+                    latencies.append(time.perf_counter() - sent)
+            sending = time.perf_counter() - started
+            wait_for(
+                lambda: all(zdm.github.check_runs_for(repo, p.head_sha) for p in pulls),
+                timeout=600,
+                what="every review",
+            )
+            drained = time.perf_counter() - started
+            runs = [len(zdm.github.check_runs_for(repo, p.head_sha)) for p in pulls]
+            comments = len(zdm.github.review_comments(repo, 0)) + sum(
+                len(zdm.github.review_comments(repo, p.number)) for p in pulls
+            )
+            server_side = _ack_percentiles(httpx.get(f"{url}/metrics").text)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    thirds = [latencies[i * len(latencies) // 3 : (i + 1) * len(latencies) // 3] for i in range(3)]
+    return [
+        (
+            f"backlog: {len(order)} deliveries in {sending:.1f} s, drained in",
+            f"{drained:.1f} s",
+            "-",
+        ),
+        (
+            "backlog: ack p50 first / middle / last third",
+            " / ".join(f"{statistics.median(t) * 1000:.1f}" for t in thirds) + " ms",
+            "flat",
+        ),
+        ("backlog: ack measured by the receiver", server_side, "-"),
+        (
+            "backlog: check runs per PR / review comments",
+            f"{min(runs)}-{max(runs)} / {comments} (expected {2 * count})",
+            "exactly 1 / no duplicates",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deliveries", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--reviews", type=int, default=20)
+    parser.add_argument("--backlog", type=int, default=200)
     args = parser.parse_args()
-    rows = ingest(args.deliveries, args.concurrency) + reviews(args.reviews)
+    rows = ingest(args.deliveries, args.concurrency) + reviews(args.reviews) + backlog(args.backlog)
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     print(f"{'measure':<{width}}  {'value':<{value_width}}  target")

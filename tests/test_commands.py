@@ -183,6 +183,7 @@ def test_an_unrelated_push_keeps_the_approval_and_a_changed_statement_voids_it(z
     assert conclusion(zdm, repo, pull) == "failure"
     (run,) = zdm.github.check_runs_for(repo, pull.head_sha)
     assert "20240201000000_index/migration.sql` line 2" in run.output["summary"]
+    assert "New or changed since the last approval" in run.output["summary"]
 
 
 def test_approval_survives_a_redis_flush(zdm: AppUnderTest) -> None:

@@ -284,7 +284,7 @@ def build_report(
     used = tuple(a for a in approvals if a.digests & {f.digest for f in flagged})
     conclusion = "failure" if unapproved else "success"
     title = _title(changes, flagged, unapproved)
-    summary = _check_summary(changes, flagged, unapproved, used, notes)
+    summary = _check_summary(changes, flagged, unapproved, used, notes, bool(approvals))
     summary_comment = _summary_comment(changes, plans, prisma, title, unapproved, used, notes)
     return PullRequestReport(
         conclusion,
@@ -347,6 +347,7 @@ def _check_summary(
     unapproved: tuple[Flagged, ...],
     used: Sequence[Approval],
     notes: Sequence[str],
+    approved_before: bool = False,
 ) -> str:
     if not changes:
         return "This pull request changes no Prisma migration for PostgreSQL."
@@ -357,9 +358,14 @@ def _check_summary(
             counts[statement.classification] += 1
     lines.append(", ".join(f"{n} {c.value}" for c, n in counts.items() if n) + ".")
     if unapproved:
+        heading = (
+            "New or changed since the last approval, not covered by it"
+            if approved_before
+            else "Needs attention"
+        )
         lines += [
             "",
-            "Needs attention (fix it, or `/zdm approve <reason>` from someone with write access):",
+            f"{heading} (fix it, or `/zdm approve <reason>` from someone with write access):",
             "",
         ]
         lines += [f"- `{f.path}` line {f.line_start}: {', '.join(f.rule_ids)}" for f in unapproved]
