@@ -330,3 +330,16 @@ def test_fixture_payloads_are_githubs_own(zdm: AppUnderTest) -> None:
     payload = webhook_example("pull_request", "opened")
     assert {"number", "pull_request", "repository"} <= set(payload)
     assert Path(__file__).parent.joinpath("fakegithub/spec/VERSIONS.json").is_file()
+
+
+def test_more_than_fifty_annotations_are_all_sent_fifty_at_a_time(zdm: AppUnderTest) -> None:
+    repo, base = new_repo(zdm, "many")
+    statements = "".join(f'CREATE INDEX "Order_{n}_idx" ON "Order"("userId", "id");\n' for n in range(60))
+    pull = open_pull(zdm, repo, base, {f"{MIGRATIONS}/20240201000000_many/migration.sql": statements})
+    zdm.deliver("pull_request", pull_request_payload(repo, pull))
+    run = completed_run(zdm, repo, pull.head_sha)
+    wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
+    failures = [a for a in run.annotations if a["annotation_level"] == "failure"]
+    assert sorted(a["start_line"] for a in failures) == list(range(1, 61))
+    patches = [c for c in zdm.github.calls if c.method == "PATCH" and "/check-runs/" in c.path]
+    assert len(patches) >= 1

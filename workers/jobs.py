@@ -22,7 +22,7 @@ from bot import metrics
 from bot.events import Work
 from bot.github import GitHubAdapter
 from bot.logs import configure, log, redact, register_secret
-from bot.queue import job_id_for, pull_request_lock
+from bot.queue import DELIVERY_KEY, job_id_for, pull_request_lock
 from bot.settings import Settings
 from workers.commands import run_command
 from workers.review import review
@@ -86,6 +86,8 @@ def _give_up(work: Work, settings: Settings, connection: Redis, error: BaseExcep
     """The last attempt failed: say so on the pull request's check run, fail closed."""
     reason = redact(f"{type(error).__name__}: {error}")[:2000]
     log.error("job.failed", delivery=work.delivery, pull=work.pull_number, error=reason)
+    # A redelivery of this delivery (from GitHub's UI or the sweep) must be accepted, not dropped as seen.
+    connection.delete(DELIVERY_KEY.format(work.delivery))
     if work.pull_number is None:
         return
     try:
