@@ -3,6 +3,7 @@ workers, and the fake GitHub checking every call against GitHub's published desc
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 from collections.abc import Iterator
@@ -343,3 +344,44 @@ def test_more_than_fifty_annotations_are_all_sent_fifty_at_a_time(zdm: AppUnderT
     assert sorted(a["start_line"] for a in failures) == list(range(1, 61))
     patches = [c for c in zdm.github.calls if c.method == "PATCH" and "/check-runs/" in c.path]
     assert len(patches) >= 1
+
+
+def graphql_calls(zdm: AppUnderTest) -> int:
+    return len([c for c in zdm.github.calls if c.path == "/graphql"])
+
+
+def graphql_read_since(zdm: AppUnderTest, before: int) -> bool:
+    return graphql_calls(zdm) > before
+
+
+def test_re_run_buttons_and_fork_pull_requests_are_reviewed(zdm: AppUnderTest) -> None:
+    repo, base = new_repo(zdm, "rerun")
+    pull = open_pull(zdm, repo, base, {f"{MIGRATIONS}/20240201000000_index/migration.sql": BLOCKING})
+    payload = pull_request_payload(repo, pull)
+    # From a fork: the head branch lives in someone else's repository; zdm reads the head commit by SHA through
+    # the base repository, as GitHub serves it, and never runs the fork's code.
+    payload["pull_request"]["head"]["repo"] = {
+        **payload["pull_request"]["head"]["repo"],
+        "full_name": "stranger/fork",
+    }
+    zdm.deliver("pull_request", payload)
+    run = completed_run(zdm, repo, pull.head_sha)
+
+    rerun = webhook_example("check_run", "rerequested")
+    rerun["check_run"].update(
+        id=run.id, external_id=run.external_id, head_sha=pull.head_sha, pull_requests=[]
+    )
+    suite = webhook_example("check_suite", "rerequested")
+    suite["check_suite"].update(head_sha=pull.head_sha)
+    suite["check_suite"]["pull_requests"] = [{"number": pull.number, "head": {"sha": pull.head_sha}}]
+    for event, body in (("check_run", rerun), ("check_suite", suite)):
+        body["repository"]["name"] = repo.name
+        body["repository"]["owner"]["login"] = repo.owner
+        body["installation"] = {"id": INSTALLATION, "node_id": "MDIz"}
+        before = graphql_calls(zdm)
+        assert zdm.deliver(event, body).json()["outcome"] == "queued"
+        wait_for(functools.partial(graphql_read_since, zdm, before), what=event)
+        wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
+    assert len(zdm.github.check_runs_for(repo, pull.head_sha)) == 1
+    assert len(zdm.github.review_comments(repo, pull.number)) == 2
+    assert len(zdm.github.comments_on(repo, pull.number)) == 1
