@@ -25,7 +25,6 @@ import httpx
 import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import FastAPI
 
 from tests.fakegithub.server import create_app as create_fake
 from tests.fakegithub.state import GitHubState
@@ -42,8 +41,28 @@ def free_port() -> int:
         return port
 
 
+class EnterprisePaths:
+    """GitHub Enterprise Server's layout in front of the fake: REST under /api/v3, GraphQL at /api/graphql."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == "/api/graphql":
+                scope = {**scope, "path": "/graphql", "raw_path": b"/graphql"}
+            elif path.startswith("/api/v3/"):
+                scope = {**scope, "path": path[len("/api/v3") :], "raw_path": path[len("/api/v3") :].encode()}
+            else:
+                await send({"type": "http.response.start", "status": 404, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self.app(scope, receive, send)
+
+
 @contextlib.contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
+def serve_in_thread(app: Any) -> Iterator[str]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -169,7 +188,11 @@ class AppUnderTest:
 
 @contextlib.contextmanager
 def app_under_test(
-    tmp: Path, redis_url: str, workers: int = 1, env_overrides: dict[str, str] | None = None
+    tmp: Path,
+    redis_url: str,
+    workers: int = 1,
+    env_overrides: dict[str, str] | None = None,
+    enterprise: bool = False,
 ) -> Iterator[AppUnderTest]:
     from redis import Redis
 
@@ -180,7 +203,9 @@ def app_under_test(
     secret = secrets.token_hex(16)
     state = GitHubState(APP_ID, APP_SLUG, public)
     Redis.from_url(redis_url).flushall()
-    with serve_in_thread(create_fake(state)) as github_url:
+    fake = create_fake(state)
+    with serve_in_thread(EnterprisePaths(fake) if enterprise else fake) as server_url:
+        github_url = f"{server_url}/api/v3" if enterprise else server_url
         env = {
             **os.environ,
             "GITHUB_APP_ID": str(APP_ID),
