@@ -7,16 +7,16 @@ from dataclasses import dataclass, replace
 
 from redis import Redis
 
-from bot.analysis.config import CONFIG_PATH, STATS_PATH, ConfigError, RepoConfig, parse_config
+from bot.analysis.config import CONFIG_PATH, STATS_PATH, ConfigError, RepoConfig, parse_config, with_stats
 from bot.analysis.model import FileResult
 from bot.analysis.prisma import PrismaVersion
+from bot.analysis.roots import provider_of
 from bot.analysis.snapshot import (
     RootSnapshot,
     analyze_root_snapshot,
     lock_file_path,
     migration_root_of,
     prisma_version_from,
-    provider_of,
     roots_of,
 )
 from bot.commands import read_approvals
@@ -49,8 +49,7 @@ def repo_config(state: PullRequestState) -> tuple[RepoConfig, list[str]]:
     stats = state.base_texts.get(STATS_PATH)
     if stats is not None:
         try:
-            measured = parse_config(stats, STATS_PATH)
-            config = config.model_copy(update={"table_rows": {**measured.table_rows, **config.table_rows}})
+            config = with_stats(config, stats)
         except ConfigError as error:
             notes.append(str(error))
     return config, notes

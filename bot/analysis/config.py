@@ -121,6 +121,11 @@ def load_config(repo_root: Path) -> RepoConfig:
     config = parse_config(path.read_text(encoding="utf-8"), str(path)) if path.is_file() else RepoConfig()
     stats = repo_root / STATS_PATH
     if stats.is_file():
-        measured = parse_config(stats.read_text(encoding="utf-8"), str(stats))
-        config = config.model_copy(update={"table_rows": {**measured.table_rows, **config.table_rows}})
+        config = with_stats(config, stats.read_text(encoding="utf-8"), str(stats))
     return config
+
+
+def with_stats(config: RepoConfig, stats_text: str, source: str = STATS_PATH) -> RepoConfig:
+    """The configuration with the row estimates of a zdm-stats.yml under it (hints written by hand win)."""
+    measured = parse_config(stats_text, source)
+    return config.model_copy(update={"table_rows": {**measured.table_rows, **config.table_rows}})

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 SPLITS_STATEMENTS_FROM = (7, 4, 0)
+D = TypeVar("D")
 
 
 @dataclass(frozen=True, order=True)
@@ -77,23 +80,33 @@ def version_from_lockfile(name: str, text: str) -> PrismaVersion | None:
     return None
 
 
-def detect_version(start: Path, stop: Path) -> PrismaVersion | None:
-    """The Prisma version of the package owning `start`: a lockfile's exact version, else package.json's range,
-    looking in `start` and its parents up to `stop` (monorepos keep the lockfile at the top)."""
+LOCKFILES = ("package-lock.json", "pnpm-lock.yaml", "yarn.lock")
+
+
+def version_in(directories: Iterable[D], read: Callable[[D, str], str | None]) -> PrismaVersion | None:
+    """The nearest lockfile's exact version, else the nearest package.json's range, over `directories`
+    (nearest first; monorepos keep the lockfile at the top). `read(directory, name)` is None for no file."""
     found: PrismaVersion | None = None
+    for directory in directories:
+        for lockfile in LOCKFILES:
+            text = read(directory, lockfile)
+            if text is not None and (version := version_from_lockfile(lockfile, text)):
+                return version
+        package_json = read(directory, "package.json")
+        if found is None and package_json is not None:
+            found = version_from_package_json(package_json)
+    return found
+
+
+def detect_version(start: Path, stop: Path) -> PrismaVersion | None:
+    """The Prisma version of the package owning `start`, looking in `start` and its parents up to `stop`."""
     directory = start.resolve()
     stop = stop.resolve()
-    while True:
-        for lockfile in ("package-lock.json", "pnpm-lock.yaml", "yarn.lock"):
-            path = directory / lockfile
-            if path.is_file() and (version := version_from_lockfile(lockfile, _read(path))):
-                return version
-        package_json = directory / "package.json"
-        if found is None and package_json.is_file():
-            found = version_from_package_json(_read(package_json))
-        if directory == stop or directory.parent == directory:
-            return found
+    directories = [directory]
+    while directory != stop and directory.parent != directory:
         directory = directory.parent
+        directories.append(directory)
+    return version_in(directories, lambda d, name: _read(d / name) if (d / name).is_file() else None)
 
 
 def _read(path: Path) -> str:

@@ -40,13 +40,23 @@ class CheckRun:
     notes: list[str] = field(default_factory=list)
 
 
+def provider_of(lock_text: str | None) -> str:
+    """The `provider` of a migration_lock.toml's text; "missing" without one, "unknown" when unreadable."""
+    if lock_text is None:
+        return "missing"
+    try:
+        provider = tomllib.loads(lock_text).get("provider")
+    except tomllib.TOMLDecodeError:
+        return "unknown"
+    return provider if isinstance(provider, str) else "unknown"
+
+
 def read_provider(lock_file: Path) -> str:
     try:
-        data = tomllib.loads(lock_file.read_text(encoding="utf-8", errors="replace"))
-    except (tomllib.TOMLDecodeError, OSError):
+        text = lock_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
         return "unknown"
-    provider = data.get("provider")
-    return provider if isinstance(provider, str) else "unknown"
+    return provider_of(text)
 
 
 def migrations_of(root: Path, folders: list[str] | None = None) -> tuple[Path, ...]:

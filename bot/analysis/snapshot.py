@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import posixpath
 import re
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import Analyzer
 from bot.analysis.model import FileResult
-from bot.analysis.prisma import PrismaVersion, version_from_lockfile, version_from_package_json
+from bot.analysis.prisma import LOCKFILES, PrismaVersion, version_in
 from bot.analysis.roots import LOCK_FILE, MIGRATION_FILE
 
-LOCKFILES = ("package-lock.json", "pnpm-lock.yaml", "yarn.lock")
 _MIGRATION_PATH = re.compile(r"^(?:(?P<root>.*)/)?(?P<folder>[^/]+)/migration\.sql$")
 
 
@@ -50,32 +48,15 @@ def package_files(root: str) -> list[str]:
     files = []
     for directory in package_directories(root):
         for name in (*LOCKFILES, "package.json"):
-            files.append(posixpath.join(directory, name) if directory else name)
+            files.append(posixpath.join(directory, name))
     return files
 
 
-def provider_of(lock_text: str | None) -> str:
-    if lock_text is None:
-        return "missing"
-    try:
-        provider = tomllib.loads(lock_text).get("provider")
-    except tomllib.TOMLDecodeError:
-        return "unknown"
-    return provider if isinstance(provider, str) else "unknown"
-
-
 def prisma_version_from(root: str, read: Callable[[str], str | None]) -> PrismaVersion | None:
-    """As `detect_version`, over files read by path: the nearest lockfile's exact version, else package.json."""
-    found: PrismaVersion | None = None
-    for directory in package_directories(root):
-        for name in LOCKFILES:
-            text = read(posixpath.join(directory, name) if directory else name)
-            if text is not None and (version := version_from_lockfile(name, text)):
-                return version
-        package_json = read(posixpath.join(directory, "package.json") if directory else "package.json")
-        if found is None and package_json is not None:
-            found = version_from_package_json(package_json)
-    return found
+    """As `detect_version`, over files read by repository path."""
+    return version_in(
+        package_directories(root), lambda directory, name: read(posixpath.join(directory, name))
+    )
 
 
 @dataclass
