@@ -43,13 +43,19 @@ class EventError(ValueError):
     """A payload that claims to be an event zdm handles but lacks what it needs."""
 
 
-def _repo(payload: dict[str, Any]) -> tuple[int, str, str]:
-    try:
-        installation = int(payload["installation"]["id"])
-        repository = payload["repository"]
-        return installation, str(repository["owner"]["login"]), str(repository["name"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise EventError(f"payload lacks installation or repository: {error}") from error
+def _work(kind: str, delivery: str, event: str, action: str, payload: dict[str, Any], **fields: Any) -> Work:
+    """Work on the delivery's repository, as its installation."""
+    repository = payload["repository"]
+    return Work(
+        kind,
+        delivery,
+        event,
+        action,
+        int(payload["installation"]["id"]),
+        str(repository["owner"]["login"]),
+        str(repository["name"]),
+        **fields,
+    )
 
 
 def _pull_number_from_external_id(external_id: object) -> int | None:
@@ -81,15 +87,12 @@ def _work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None
             return None
         if action not in REVIEW_ACTIONS and action != "edited":
             return None
-        installation, owner, repo = _repo(payload)
-        return Work(
+        return _work(
             "review",
             delivery,
             event,
             action,
-            installation,
-            owner,
-            repo,
+            payload,
             pull_number=int(payload.get("number") or pull["number"]),
             head_sha=str(pull["head"]["sha"]),
             base_sha=str(pull["base"]["sha"]),
@@ -103,21 +106,18 @@ def _work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None
             number = int(pulls[0]["number"]) if pulls else None
         if number is None:
             return None
-        installation, owner, repo = _repo(payload)
         sender = payload.get("sender") or {}
         kind = "review"
         if action == "requested_action":
             if (payload.get("requested_action") or {}).get("identifier") != "approve":
                 return None
             kind = "approve-button"
-        return Work(
+        return _work(
             kind,
             delivery,
             event,
             action,
-            installation,
-            owner,
-            repo,
+            payload,
             pull_number=number,
             head_sha=str(check_run.get("head_sha") or "") or None,
             actor=sender.get("login"),
@@ -128,15 +128,12 @@ def _work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None
         pulls = suite.get("pull_requests") or []
         if not pulls:
             return None
-        installation, owner, repo = _repo(payload)
-        return Work(
+        return _work(
             "review",
             delivery,
             event,
             action,
-            installation,
-            owner,
-            repo,
+            payload,
             pull_number=int(pulls[0]["number"]),
             head_sha=str(suite.get("head_sha") or "") or None,
         )
@@ -145,22 +142,18 @@ def _work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None
         comment = payload.get("comment") or {}
         if "pull_request" not in issue or "/zdm" not in str(comment.get("body") or ""):
             return None
-        installation, owner, repo = _repo(payload)
         user = comment.get("user") or {}
         if user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]"):
             return None  # zdm's own replies, and other bots: never commands
-        return Work(
+        return _work(
             "command",
             delivery,
             event,
             action,
-            installation,
-            owner,
-            repo,
+            payload,
             pull_number=int(issue["number"]),
             comment_id=int(comment["id"]),
             comment_body=str(comment.get("body") or ""),
             actor=user.get("login"),
-            actor_is_bot=user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]"),
         )
     return None

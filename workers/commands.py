@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from redis import Redis
@@ -51,17 +52,8 @@ def run_command(work: Work, settings: Settings, connection: Redis) -> None:
 
 
 def _current_head(work: Work) -> Work:
-    # Commands carry no commit: the worker reads the pull request's current head and base.
-    return Work(
-        "review",
-        work.delivery,
-        work.event,
-        work.action,
-        work.installation_id,
-        work.owner,
-        work.repo,
-        pull_number=work.pull_number,
-    )
+    # Commands carry no commit: the review reads the pull request's current head and base.
+    return replace(work, kind="review", head_sha=None, base_sha=None)
 
 
 def refusal(adapter: GitHubAdapter, work: Work, inspection: Inspection) -> str | None:
