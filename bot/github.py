@@ -25,7 +25,7 @@ from redis import Redis
 
 from bot import metrics
 from bot.analysis.config import CONFIG_PATH, STATS_PATH
-from bot.analysis.snapshot import lock_file_path, package_files
+from bot.analysis.snapshot import lock_file_path, migration_root_of, package_files
 from bot.report.pull_request import FINDING_MARKER_PATTERN, SUMMARY_MARKER, Annotation, InlineComment
 from bot.settings import CHECK_NAME, Settings
 
@@ -70,6 +70,10 @@ class PullRequestState:
     head_roots: dict[str, dict[str, str] | None] = field(default_factory=dict)
     # path -> head-side line numbers inside the diff, for modified files
     diff_lines: dict[str, frozenset[int]] = field(default_factory=dict)
+
+    def changed_migrations(self) -> list[str]:
+        """The migration.sql files the pull request adds or changes (deleted ones are not reviewed)."""
+        return [path for path, kind in self.files.items() if kind != "DELETED" and migration_root_of(path)]
 
 
 def _count_response(connection: Redis) -> Callable[[httpx.Response], None]:
@@ -276,7 +280,8 @@ class GitHubAdapter:
     def __exit__(self, *exc: Any) -> None:
         self.gh.__exit__(*exc)
 
-    def app_slug(self) -> str:
+    @functools.cached_property
+    def _slug(self) -> str:
         key = f"zdm:app-slug:{self.settings.app_id()}"
         cached = self.connection.get(key)
         if isinstance(cached, bytes):
@@ -286,6 +291,10 @@ class GitHubAdapter:
         slug = str(app.slug if app else "zdm")
         self.connection.set(key, slug, ex=24 * 3600)
         return slug
+
+    def app_slug(self) -> str:
+        """The App's login on GitHub (without `[bot]`): Redis once per job, GitHub once a day."""
+        return self._slug
 
     def pull_request_commits(self, owner: str, repo: str, number: int) -> tuple[str, str]:
         pull = self.gh.rest.pulls.get(owner, repo, number).parsed_data

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry
@@ -80,11 +79,6 @@ def enqueue_delivery(connection: Redis, queue: Queue, settings: Settings, work: 
 def job_id_for(delivery: str) -> str:
     # RQ job ids may not contain ':'.
     return "delivery-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in delivery)
-
-
-def redis_info(connection: Redis) -> dict[str, Any]:
-    info: dict[str, Any] = connection.info("server")
-    return info
 
 
 _RELEASE = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"""

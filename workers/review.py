@@ -15,7 +15,6 @@ from bot.analysis.snapshot import (
     RootSnapshot,
     analyze_root_snapshot,
     lock_file_path,
-    migration_root_of,
     prisma_version_from,
     roots_of,
 )
@@ -58,10 +57,9 @@ def repo_config(state: PullRequestState) -> tuple[RepoConfig, list[str]]:
 def analyse(
     state: PullRequestState, config: RepoConfig, notes: list[str]
 ) -> tuple[list[ChangedMigration], PrismaVersion | None]:
-    changed_paths = [p for p, kind in state.files.items() if kind != "DELETED" and migration_root_of(p)]
     changes: list[ChangedMigration] = []
     prisma: PrismaVersion | None = None
-    for root, folders in sorted(roots_of(changed_paths).items()):
+    for root, folders in sorted(roots_of(state.changed_migrations()).items()):
         provider = provider_of(state.head_texts.get(lock_file_path(root)))
         if provider != "postgresql":
             notes.append(f"`{root}`: provider is {provider!r}, not postgresql; not reviewed")
@@ -133,7 +131,7 @@ def inspect(adapter: GitHubAdapter, work: Work, settings: Settings, connection: 
         if work.kind == "review" and work.event == "pull_request":
             return None  # the push that moved the head has its own delivery
         head = state.head_sha
-    changed_paths = [p for p, kind in state.files.items() if kind != "DELETED" and migration_root_of(p)]
+    changed_paths = state.changed_migrations()
     missing = [r for r in roots_of(changed_paths) if r not in state.head_roots]
     if missing:
         adapter.read_roots(owner, repo, state, missing)

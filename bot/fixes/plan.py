@@ -76,7 +76,8 @@ class _Segments:
         self.items.append(([sql], True))
 
 
-def _statement_sql(sql: str) -> str:
+def statement_sql(sql: str) -> str:
+    """One statement as a migration holds it: trimmed, with exactly one `;`."""
     return sql.strip().rstrip(";").rstrip() + ";"
 
 
@@ -121,10 +122,10 @@ def plan_file(
                 and len(real) > 1
                 and (not splits or _drops_concurrently(statement))
             ):
-                segments.alone(_statement_sql(statement.sql))
+                segments.alone(statement_sql(statement.sql))
                 summaries.append(f"line {statement.line_start}: moved to a migration of its own")
             else:
-                segments.current.append(_statement_sql(statement.sql))
+                segments.current.append(statement_sql(statement.sql))
             continue
         for part, fix in zip(statement.parts, statement.fixes, strict=True):
             if (
@@ -137,17 +138,17 @@ def plan_file(
             ):
                 fix = None  # the name is reused, or the table renamed or dropped, later in this file: no waiting
             if fix is None:
-                segments.current.append(_statement_sql(part))
+                segments.current.append(statement_sql(part))
                 continue
             summaries.append(f"line {statement.line_start}: {fix.summary}")
-            segments.current.extend(_statement_sql(s) for s in fix.in_place)
+            segments.current.extend(statement_sql(s) for s in fix.in_place)
             for sql in fix.alone:
                 if splits and not fix.alone_always:
-                    segments.current.append(_statement_sql(sql))
+                    segments.current.append(statement_sql(sql))
                 else:
-                    segments.alone(_statement_sql(sql))
+                    segments.alone(statement_sql(sql))
             manual.extend(fix.manual)
-            later.extend(_statement_sql(s) for s in fix.later)
+            later.extend(statement_sql(s) for s in fix.later)
             if fix.deploy_first and fix.deploy_first not in deploys:
                 deploys.append(fix.deploy_first)
     segments.close()

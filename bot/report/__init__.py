@@ -24,3 +24,11 @@ def located_findings(file: FileResult) -> Iterator[Located]:
             yield Located(statement.line_start, statement.line_end, finding)
     for finding in file.file_findings:
         yield Located(1, 1, finding)
+
+
+def annotation_message(finding: Finding) -> str:
+    """A finding as one annotation's text: its class, what it does, and what to do instead."""
+    message = f"{finding.classification.value}: {finding.message}"
+    if finding.safe_alternative:
+        message += f"\nInstead: {finding.safe_alternative}"
+    return message

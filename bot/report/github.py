@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.analysis.model import FileResult
-from bot.report import located_findings
+from bot.report import annotation_message, located_findings
 from bot.report.sarif import level
 
 _COMMANDS = {"error": "error", "warning": "warning", "note": "notice"}
@@ -40,8 +40,6 @@ def render_github(files: Sequence[FileResult]) -> str:
                     f"title={escape_property(f'zdm {finding.rule_id}')}",
                 ]
             )
-            message = f"{finding.classification.value}: {finding.message}"
-            if finding.safe_alternative:
-                message += f"\nInstead: {finding.safe_alternative}"
-            lines.append(f"::{_COMMANDS[level(finding)]} {properties}::{escape_data(message)}")
+            message = escape_data(annotation_message(finding))
+            lines.append(f"::{_COMMANDS[level(finding)]} {properties}::{message}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from bot.analysis.model import Classification, FileResult, Finding, StatementResult
 from bot.analysis.prisma import PrismaVersion
 from bot.fixes.checklist import checklist, render_checklist
-from bot.fixes.plan import LOCK_TIMEOUT, FilePlan, plan_file
-from bot.report import located_findings
+from bot.fixes.plan import LOCK_TIMEOUT, FilePlan, plan_file, statement_sql
+from bot.report import annotation_message, located_findings
 from bot.report.sarif import level
 
 SUMMARY_MARKER = "<!-- zdm:summary -->"
@@ -136,11 +136,11 @@ def _statement_replacement(statement: StatementResult, lock_timeout: bool) -> st
     pieces: list[str] = []
     for part, fix in zip(statement.parts, statement.fixes, strict=True):
         if fix is None:
-            pieces.append(part.strip().rstrip(";") + ";")
+            pieces.append(statement_sql(part))
             continue
         if fix.manual or fix.later or fix.deploy_first or fix.alone_always:
             return None
-        pieces.extend(s.strip().rstrip(";") + ";" for s in (*fix.in_place, *fix.alone))
+        pieces.extend(statement_sql(s) for s in (*fix.in_place, *fix.alone))
     if lock_timeout:
         pieces.insert(0, LOCK_TIMEOUT)
     return "\n".join(pieces)
@@ -243,8 +243,7 @@ def build_report(
                     located.line_end,
                     _ANNOTATION_LEVEL[level(finding)],
                     f"zdm {finding.rule_id}",
-                    f"{finding.classification.value}: {finding.message}"
-                    + (f"\nInstead: {finding.safe_alternative}" if finding.safe_alternative else ""),
+                    annotation_message(finding),
                 )
             )
         for statement in result.statements:
