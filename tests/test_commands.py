@@ -11,7 +11,7 @@ from redis import Redis
 
 from bot.commands import Command, approval_marker, parse_commands, read_approvals, signing_key
 from bot.report.pull_request import Approval
-from tests.fakegithub.harness import AppUnderTest, app_under_test, wait_for
+from tests.fakegithub.harness import AppUnderTest, checked_app, wait_for
 from tests.fakegithub.spec import webhook_example
 from tests.fakegithub.state import IssueComment, PullRequest, Repository
 from tests.test_app import (
@@ -32,9 +32,8 @@ AUTHOR = "octo-dev"
 
 @pytest.fixture(scope="module")
 def zdm(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppUnderTest]:
-    with app_under_test(tmp_path_factory.mktemp("commands"), redis_server, workers=2) as under_test:
+    with checked_app(tmp_path_factory.mktemp("commands"), redis_server, workers=2) as under_test:
         yield under_test
-        assert under_test.github.violations == [], under_test.github.violations
 
 
 def failing_pull(zdm: AppUnderTest, name: str, config: str | None = None) -> tuple[Repository, PullRequest]:

@@ -232,3 +232,13 @@ def app_under_test(
                 yield under_test
             finally:
                 under_test.stop_workers()
+
+
+@contextlib.contextmanager
+def checked_app(
+    tmp: Path, redis_url: str, workers: int = 1, env_overrides: dict[str, str] | None = None
+) -> Iterator[AppUnderTest]:
+    """`app_under_test` for a test module: fails it if any request broke GitHub's descriptions."""
+    with app_under_test(tmp, redis_url, workers, env_overrides) as under_test:
+        yield under_test
+        assert under_test.github.violations == [], under_test.github.violations
