@@ -66,7 +66,7 @@ def enqueue_delivery(connection: Redis, queue: Queue, settings: Settings, work: 
             "workers.jobs.run",
             work.as_dict(),
             job_id=job_id_for(work.delivery),
-            retry=Retry(max=len(settings.retry_delays()), interval=settings.retry_delays()),
+            retry=job_retries(settings),
             failure_ttl=7 * 24 * 3600,
             description=f"{work.kind} {work.owner}/{work.repo}#{work.pull_number} ({work.event}.{work.action})",
         )
@@ -74,6 +74,12 @@ def enqueue_delivery(connection: Redis, queue: Queue, settings: Settings, work: 
         connection.delete(key)
         raise
     return str(job.id)
+
+
+def job_retries(settings: Settings) -> Retry:
+    """RQ runs a failed job again after each of ZDM_RETRY_INTERVALS, then keeps it in the failed registry."""
+    delays = settings.retry_delays()
+    return Retry(max=len(delays), interval=delays)
 
 
 def job_id_for(delivery: str) -> str:

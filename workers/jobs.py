@@ -16,13 +16,13 @@ from typing import Any
 
 from githubkit.exception import RateLimitExceeded
 from redis import Redis
-from rq import Queue, Retry, get_current_job
+from rq import Queue, get_current_job
 
 from bot import metrics
 from bot.events import Work
 from bot.github import GitHubAdapter
 from bot.logs import configure, log, redact, register_secret
-from bot.queue import DELIVERY_KEY, job_id_for, pull_request_lock
+from bot.queue import DELIVERY_KEY, job_id_for, job_retries, pull_request_lock
 from bot.settings import Settings
 from workers.commands import run_command
 from workers.review import review
@@ -67,7 +67,7 @@ def run(data: dict[str, Any]) -> str:
             "workers.jobs.run",
             later.as_dict(),
             job_id=job_id_for(f"{work.delivery}-later{later.reschedules}"),
-            retry=Retry(max=len(settings.retry_delays()), interval=settings.retry_delays()),
+            retry=job_retries(settings),
         )
         log.warning("job.rescheduled", delivery=work.delivery, seconds=delay.total_seconds())
         outcome = "rescheduled"
