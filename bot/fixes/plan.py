@@ -34,6 +34,8 @@ class Step:
     kind: str  # migration | deploy | manual
     text: str
     migration: Migration | None = None
+    # Indices (into the file's statements) of the statements whose SQL or rewrite this step holds or does.
+    statements: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,12 @@ class FilePlan:
     original: str
     steps: tuple[Step, ...]
     summaries: tuple[str, ...] = ()
+    # Statement index -> why zdm offers no automatic rewrite for it (the finding's advice still applies).
+    no_rewrite: dict[int, str] = field(default_factory=dict)
+
+    def step_numbers(self, index: int) -> tuple[int, ...]:
+        """The 1-based numbers of the steps that hold or do part of statement `index`'s rewrite."""
+        return tuple(number for number, step in enumerate(self.steps, 1) if index in step.statements)
 
     @property
     def migrations(self) -> tuple[Migration, ...]:
@@ -63,17 +71,25 @@ class FilePlan:
 @dataclass
 class _Segments:
     base: str
-    items: list[tuple[list[str], bool]] = field(default_factory=list)
+    items: list[tuple[list[str], bool, tuple[int, ...]]] = field(default_factory=list)
     current: list[str] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
+    index: int = 0
+
+    def add(self, sql: str) -> None:
+        self.current.append(sql)
+        if self.index not in self.indices:
+            self.indices.append(self.index)
 
     def close(self) -> None:
         if self.current:
-            self.items.append((self.current, False))
+            self.items.append((self.current, False, tuple(self.indices)))
             self.current = []
+            self.indices = []
 
     def alone(self, sql: str) -> None:
         self.close()
-        self.items.append(([sql], True))
+        self.items.append(([sql], True, (self.index,)))
 
 
 def statement_sql(sql: str) -> str:
@@ -107,7 +123,10 @@ def plan_file(
         frozenset().union(*(s.retires for s in result.statements[index + 1 :]))
         for index in range(len(result.statements))
     ]
+    later_indices: list[int] = []
+    manual_indices: list[int] = []
     for index, statement in enumerate(result.statements):
+        segments.index = index
         rules = {f.rule_id for f in statement.findings if not f.suppressed}
         if "locks-held-until-commit" in rules and statement.has_fix:
             rules.discard("locks-held-until-commit")  # the rewrite makes it brief: nothing long to wait for
@@ -125,7 +144,7 @@ def plan_file(
                 segments.alone(statement_sql(statement.sql))
                 summaries.append(f"line {statement.line_start}: moved to a migration of its own")
             else:
-                segments.current.append(statement_sql(statement.sql))
+                segments.add(statement_sql(statement.sql))
             continue
         for part, fix in zip(statement.parts, statement.fixes, strict=True):
             if (
@@ -138,17 +157,21 @@ def plan_file(
             ):
                 fix = None  # the name is reused, or the table renamed or dropped, later in this file: no waiting
             if fix is None:
-                segments.current.append(statement_sql(part))
+                segments.add(statement_sql(part))
                 continue
             summaries.append(f"line {statement.line_start}: {fix.summary}")
-            segments.current.extend(statement_sql(s) for s in fix.in_place)
+            for sql in fix.in_place:
+                segments.add(statement_sql(sql))
             for sql in fix.alone:
                 if splits and not fix.alone_always:
-                    segments.current.append(statement_sql(sql))
+                    segments.add(statement_sql(sql))
                 else:
                     segments.alone(statement_sql(sql))
             manual.extend(fix.manual)
+            manual_indices.extend(index for _ in fix.manual)
             later.extend(statement_sql(s) for s in fix.later)
+            if fix.later and index not in later_indices:
+                later_indices.append(index)
             if fix.deploy_first and fix.deploy_first not in deploys:
                 deploys.append(fix.deploy_first)
     segments.close()
@@ -156,7 +179,7 @@ def plan_file(
         summaries.append("every migration that locks tables starts with SET lock_timeout")
     return FilePlan(
         original=migration_name,
-        steps=_steps(segments, later, manual, deploys, needs_timeout),
+        steps=_steps(segments, later, later_indices, manual, manual_indices, deploys, needs_timeout),
         summaries=tuple(summaries),
     )
 
@@ -166,22 +189,34 @@ def _drops_concurrently(statement: StatementResult) -> bool:
 
 
 def _steps(
-    segments: _Segments, later: list[str], manual: list[str], deploys: list[str], needs_timeout: bool
+    segments: _Segments,
+    later: list[str],
+    later_indices: list[int],
+    manual: list[str],
+    manual_indices: list[int],
+    deploys: list[str],
+    needs_timeout: bool,
 ) -> tuple[Step, ...]:
     items = list(segments.items)
     steps: list[Step] = []
     names = _names(segments.base, len(items) + (1 if later else 0))
-    for (statements, alone), name in zip(items, names, strict=False):
-        steps.append(_migration_step(name, statements, alone, needs_timeout))
+    for (statements, alone, indices), name in zip(items, names, strict=False):
+        steps.append(_migration_step(name, statements, alone, needs_timeout, indices))
     if deploys:
-        steps.append(Step("deploy", "deploy the application: " + "; ".join(deploys)))
-    steps.extend(Step("manual", text) for text in manual)
+        steps.append(
+            Step("deploy", "deploy the application: " + "; ".join(deploys), None, tuple(later_indices))
+        )
+    steps.extend(
+        Step("manual", text, None, (index,)) for text, index in zip(manual, manual_indices, strict=True)
+    )
     if later:
-        steps.append(_migration_step(names[len(items)], later, False, needs_timeout))
+        steps.append(_migration_step(names[len(items)], later, False, needs_timeout, tuple(later_indices)))
     return tuple(steps)
 
 
-def _migration_step(name: str, statements: list[str], alone: bool, needs_timeout: bool) -> Step:
+def _migration_step(
+    name: str, statements: list[str], alone: bool, needs_timeout: bool, indices: tuple[int, ...] = ()
+) -> Step:
     concurrently = any(_OUTSIDE_TRANSACTION.search(s) for s in statements)
     body = list(statements)
     # A lock_timeout would make a waiting CONCURRENTLY build fail and leave an invalid index behind.
@@ -194,7 +229,7 @@ def _migration_step(name: str, statements: list[str], alone: bool, needs_timeout
         text = "validate and finish, once the earlier migrations are applied"
     else:
         text = f"{len(statements)} statement(s)"
-    return Step("migration", text, Migration(name, sql, alone))
+    return Step("migration", text, Migration(name, sql, alone), indices)
 
 
 def _names(base: str, count: int) -> list[str]:
