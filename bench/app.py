@@ -1,5 +1,6 @@
 """The GitHub App's speed and memory on this machine: webhook ingest with a real Redis, webhook to completed
-check run against the fake GitHub, GitHub API calls per review, receiver and worker peak memory.
+check run against the fake GitHub, GitHub API calls per review, receiver and worker peak memory, and the size
+of the review zdm posts for real corpus migrations.
 
     python bench/app.py [--deliveries 5000] [--concurrency 32] [--reviews 20]
 
@@ -304,14 +305,72 @@ def backlog(count: int) -> list[tuple[str, str, str]]:
     ]
 
 
+def review_size() -> list[tuple[str, str, str]]:
+    """What zdm posts for a typical corpus migration (about 20 findings) and for the corpus's largest review."""
+    from tests.review_measures import LARGEST, TYPICAL, corpus_migration, plan_repeats
+    from tests.test_app import completed_run, corpus_pull, posted_bodies, pull_request_payload, queue_is_idle
+
+    rows = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        embedded_redis(Path(tmp) / "redis") as redis_url,
+        app_under_test(Path(tmp) / "app", redis_url, workers=1) as zdm,
+    ):
+        for label, relative in (("typical", TYPICAL), ("largest", LARGEST)):
+            migration = corpus_migration(relative)
+            repo, pull = corpus_pull(zdm, label, migration)
+            zdm.deliver("pull_request", pull_request_payload(repo, pull))
+            completed_run(zdm, repo, pull.head_sha, timeout=300)
+            wait_for(lambda: queue_is_idle(zdm), timeout=300, what="the review")
+            comments = zdm.github.review_comments(repo, pull.number)
+            inline = [c for c in comments if c.line is not None]
+            bodies = [c.body for c in comments]
+            (summary,) = zdm.github.comments_on(repo, pull.number)
+            lines = migration.text.count("\n")
+            name = f"review size, {label} ({migration.folder}, {lines} lines)"
+            rows += [
+                (
+                    f"{name}: inline / file-level comments",
+                    f"{len(inline)} / {len(comments) - len(inline)}",
+                    "file-level above 30",
+                ),
+                (
+                    f"{name}: total / largest comment",
+                    f"{sum(map(len, bodies)):,} / {max(map(len, bodies), default=0):,} chars",
+                    "~20 findings <= 15 KB; each <= 3 KB",
+                ),
+                (
+                    f"{name}: summary comment / check run summary",
+                    f"{len(summary.body):,} / {len(zdm.github.check_runs_for(repo, pull.head_sha)[0].output['summary']):,} chars",
+                    "<= 65,536 / 65,535",
+                ),
+                (
+                    f"{name}: plan text repeated",
+                    str(plan_repeats(migration.plan(), posted_bodies(zdm, repo, pull))),
+                    "0",
+                ),
+            ]
+        rows.append(("review size: requests breaking GitHub's limits", str(len(zdm.github.violations)), "0"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deliveries", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--reviews", type=int, default=20)
     parser.add_argument("--backlog", type=int, default=200)
+    parser.add_argument("--only-review-size", action="store_true", help="measure only what reviews post")
     args = parser.parse_args()
-    rows = ingest(args.deliveries, args.concurrency) + reviews(args.reviews) + backlog(args.backlog)
+    if args.only_review_size:
+        rows = review_size()
+    else:
+        rows = (
+            ingest(args.deliveries, args.concurrency)
+            + reviews(args.reviews)
+            + backlog(args.backlog)
+            + review_size()
+        )
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     print(f"{'measure':<{width}}  {'value':<{value_width}}  target")

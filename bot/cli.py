@@ -173,6 +173,8 @@ def fix(
     typer.echo(plan.render())
     for line in plan.summaries:
         typer.echo(f"  - {line}")
+    for index, reason in sorted(plan.no_rewrite.items()):
+        typer.echo(f"  - line {outcome.result.statements[index].line_start}: kept as written, {reason}")
     from bot.fixes.checklist import checklist, render_checklist
 
     items = checklist([outcome.result], outcome.prisma)

@@ -3,15 +3,19 @@ run, the review and the summary comment. Everything it returns is the project's 
 
 Reads are batched into one GraphQL query per review (files, comments, earlier reviews, the check run, and the
 text of every migration root at both commits); content at a commit SHA is immutable, so it is cached in Redis
-by SHA and left out of later queries.
+by SHA and left out of later queries. What does not fit in that query is read after it: further pages of files,
+comments, zdm's earlier reviews and their comments; blobs GitHub's GraphQL cut short (`Blob.text` stops at
+512,000 bytes and says so only in `isTruncated`), through the REST Git blobs API; and, for a repository whose
+migrations are too much for one query, the texts in bounded batches after the trees.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import ssl
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
@@ -19,21 +23,78 @@ from typing import Any, cast
 import httpx
 from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
 from githubkit.cache import RedisCacheStrategy
-from githubkit.exception import GitHubException, RateLimitExceeded, RequestFailed, RequestTimeout
+from githubkit.exception import (
+    GitHubException,
+    GraphQLFailed,
+    RateLimitExceeded,
+    RequestFailed,
+    RequestTimeout,
+)
 from githubkit.typing import RetryOption
 from redis import Redis
 
 from bot import metrics
 from bot.analysis.config import CONFIG_PATH, STATS_PATH
 from bot.analysis.snapshot import lock_file_path, migration_root_of, package_files
-from bot.report.pull_request import FINDING_MARKER_PATTERN, SUMMARY_MARKER, Annotation, InlineComment
+from bot.logs import log
+from bot.report.pull_request import (
+    FINDING_MARKER_PATTERN,
+    MAX_COMMENT,
+    MAX_OUTPUT,
+    MAX_TITLE,
+    SUMMARY_MARKER,
+    Annotation,
+    FileComment,
+    InlineComment,
+    cap,
+)
 from bot.settings import CHECK_NAME, Settings
 
 ANNOTATIONS_PER_REQUEST = 50
 DEFAULT_ROOTS = ("prisma/migrations",)
 TREE_CACHE_SECONDS = 7 * 24 * 3600
-_ROOT_TREE = """entries { name type object { ... on Blob { text } ... on Tree { entries { name object {
-  ... on Blob { text } } } } } }"""
+# GitHub's GraphQL gives a blob's text up to this many bytes; the REST Git blobs API serves up to 100 MB.
+GRAPHQL_TEXT_BYTES = 512_000
+# Texts read per query once a repository's migrations are too much for one: bounded so each answers quickly.
+TEXT_BATCH_BYTES = 500_000
+TEXT_BATCH_FILES = 100
+# How long zdm remembers that a repository needs its texts read in batches.
+SPLIT_READ_SECONDS = 7 * 24 * 3600
+_BLOB = "... on Blob { oid byteSize isTruncated text }"
+_BLOB_META = "... on Blob { oid byteSize }"
+# GitHub's answer to a query that ran out of time (a 502, or a 200 with errors): asking again is no use.
+_QUERY_TOO_BIG = (
+    "Something went wrong while executing your query",
+    "couldn't respond to your request in time",
+)
+_TOO_BIG_TYPES = {"MAX_NODE_LIMIT_EXCEEDED", "RESOURCE_LIMITS_EXCEEDED"}
+_REVIEWS = (
+    "reviews(first: 100{after}) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ id author {{ __typename login }}"
+    " comments(first: 100) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ body }} }} }} }}"
+)
+_COMMENTS = (
+    "comments(last: 100{before}) {{ pageInfo {{ hasPreviousPage startCursor }}"
+    " nodes {{ databaseId body createdAt lastEditedAt author {{ __typename login }} }} }}"
+)
+_FILES = "files(first: 100{after}) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ path changeType }} }}"
+
+_PULL_QUERY = (
+    "query {name}($owner: String!, $name: String!, $number: Int!, $cursor: String) {{"
+    " repository(owner: $owner, name: $name) {{ pullRequest(number: $number) {{ {connection} }} }} }}"
+)
+_FILES_QUERY = _PULL_QUERY.format(name="ZdmFiles", connection=_FILES.format(after=", after: $cursor"))
+_COMMENTS_QUERY = _PULL_QUERY.format(
+    name="ZdmComments", connection=_COMMENTS.format(before=", before: $cursor")
+)
+_REVIEWS_QUERY = _PULL_QUERY.format(name="ZdmReviews", connection=_REVIEWS.format(after=", after: $cursor"))
+_REVIEW_COMMENTS_QUERY = (
+    "query ZdmReviewComments($id: ID!, $cursor: String) { node(id: $id) { ... on PullRequestReview {"
+    " comments(first: 100, after: $cursor) { pageInfo { hasNextPage endCursor } nodes { body } } } } }"
+)
+
+
+def _root_tree(blob: str) -> str:
+    return f"entries {{ name type object {{ {blob} ... on Tree {{ entries {{ name object {{ {blob} }} }} }} }} }}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +164,7 @@ def warm_up() -> None:
 
     _tls()
     client = GitHub("warm-up")
-    for group in ("apps", "checks", "issues", "pulls", "reactions", "repos", "teams"):
+    for group in ("apps", "checks", "git", "issues", "pulls", "reactions", "repos", "teams"):
         getattr(client.rest, group)
     for name in (
         "CheckRun",
@@ -113,6 +174,8 @@ def warm_up() -> None:
         "DiffEntry",
         "PullRequest",
         "Integration",
+        "PullRequestReviewComment",
+        "Blob",
     ):
         getattr(models, name)
 
@@ -128,7 +191,7 @@ class RetryPolicy:
         self.max_inline_wait = max_inline_wait
 
     def __call__(self, error: GitHubException, count: int) -> RetryOption:
-        if count >= self.attempts:
+        if count >= self.attempts or query_too_big(error):
             return RetryOption(False)
         if isinstance(error, RateLimitExceeded):
             wait = error.retry_after.total_seconds()
@@ -139,6 +202,18 @@ class RetryPolicy:
         if retryable and _repeatable(error):
             return RetryOption(True, timedelta(seconds=self.base_delay * 2**count))
         return RetryOption(False)
+
+
+def query_too_big(error: Exception) -> bool:
+    """GitHub gave up on a GraphQL query for its size (time or node limits): the same query would fail again."""
+    if isinstance(error, GraphQLFailed):
+        return any(
+            e.type in _TOO_BIG_TYPES or e.message.startswith(_QUERY_TOO_BIG)
+            for e in error.response.errors or []
+        )
+    if isinstance(error, RequestFailed) and error.response.status_code in (502, 504):
+        return any(marker in error.response.text for marker in _QUERY_TOO_BIG)
+    return False
 
 
 def _repeatable(error: GitHubException) -> bool:
@@ -247,18 +322,48 @@ def _quote(value: str) -> str:
     return json.dumps(value)
 
 
-def _folders(tree: dict[str, Any] | None) -> dict[str, str] | None:
+@dataclass(frozen=True, slots=True)
+class _Blob:
+    """A file as GraphQL described it: its text when GitHub gave all of it, else what is needed to fetch it."""
+
+    oid: str
+    size: int
+    text: str | None
+
+    @classmethod
+    def read(cls, node: dict[str, Any] | None) -> _Blob | None:
+        if not node or "oid" not in node:
+            return None
+        text = node.get("text")
+        complete = isinstance(text, str) and not node.get("isTruncated")
+        return cls(str(node["oid"]), int(node.get("byteSize") or 0), text if complete else None)
+
+
+def _folders(tree: dict[str, Any] | None) -> dict[str, _Blob] | None:
     if tree is None:
         return None
-    folders: dict[str, str] = {}
+    folders: dict[str, _Blob] = {}
     for entry in tree.get("entries") or []:
         obj = entry.get("object") or {}
         for inner in obj.get("entries") or []:
             if inner.get("name") == "migration.sql":
-                text = (inner.get("object") or {}).get("text")
-                if isinstance(text, str):
-                    folders[entry["name"]] = text
+                blob = _Blob.read(inner.get("object"))
+                if blob is not None:
+                    folders[entry["name"]] = blob
     return folders
+
+
+def _batches(blobs: Sequence[_Blob]) -> Iterator[list[_Blob]]:
+    batch: list[_Blob] = []
+    size = 0
+    for blob in blobs:
+        if batch and (len(batch) >= TEXT_BATCH_FILES or size + blob.size > TEXT_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(blob)
+        size += blob.size
+    if batch:
+        yield batch
 
 
 class GitHubAdapter:
@@ -311,18 +416,40 @@ class GitHubAdapter:
         base: str,
         roots: Sequence[str],
     ) -> PullRequestState:
-        """Everything one review needs in one GraphQL query: more only for >100 files (pages) or for migration
-        roots other than the ones guessed (`read_roots`)."""
-        bot = self.app_slug()
-        content = _Content(self, owner, repo, head, base, roots, with_config=True)
+        """Everything one review needs, in one GraphQL query when it fits. More only for further pages (files,
+        comments, zdm's earlier reviews and their comments), blobs GraphQL cut short, migration roots other than
+        the ones guessed (`read_roots`), and repositories whose migrations are too much for one query: for those
+        the trees come first and the texts in bounded batches after (remembered for a week)."""
+        split_key = f"zdm:split-reads:{owner}/{repo}"
+        split = bool(self.connection.exists(split_key))
+        try:
+            return self._read_pull_request(owner, repo, number, head, base, roots, split)
+        except (GraphQLFailed, RequestFailed) as error:
+            if split or not query_too_big(error):
+                raise
+        log.warning("review.split_reads", repo=f"{owner}/{repo}", pull=number)
+        self.connection.set(split_key, 1, ex=SPLIT_READ_SECONDS)
+        return self._read_pull_request(owner, repo, number, head, base, roots, True)
+
+    def _read_pull_request(
+        self,
+        owner: str,
+        repo: str,
+        number: int,
+        head: str,
+        base: str,
+        roots: Sequence[str],
+        split: bool,
+    ) -> PullRequestState:
+        content = _Content(self, owner, repo, head, base, roots, with_config=True, texts=not split)
         query = (
-            "query ZdmReview($owner: String!, $name: String!, $number: Int!, $head: GitObjectID!, $appId: Int!,"
-            " $bot: String!) {\n  repository(owner: $owner, name: $name) {\n"
+            "query ZdmReview($owner: String!, $name: String!, $number: Int!, $head: GitObjectID!, $appId: Int!)"
+            " {\n  repository(owner: $owner, name: $name) {\n"
             "    pullRequest(number: $number) {\n"
             "      id number headRefOid baseRefOid author { login }\n"
-            "      files(first: 100) { pageInfo { hasNextPage endCursor } nodes { path changeType } }\n"
-            "      comments(last: 100) { nodes { databaseId body createdAt lastEditedAt author { __typename login } } }\n"
-            "      reviews(last: 100, author: $bot) { nodes { comments(first: 100) { nodes { body } } } }\n"
+            f"      {_FILES.format(after='')}\n"
+            f"      {_COMMENTS.format(before='')}\n"
+            f"      {_REVIEWS.format(after='')}\n"
             "    }\n"
             "    headCommit: object(oid: $head) { ... on Commit { checkSuites(first: 10, filterBy: {appId: $appId}) {"
             f" nodes {{ checkRuns(first: 10, filterBy: {{checkName: {_quote(CHECK_NAME)}}}) {{ nodes {{ databaseId annotations {{ totalCount }} }} }} }} }} }} }}\n"
@@ -335,22 +462,14 @@ class GitHubAdapter:
             "number": number,
             "head": head,
             "appId": self.settings.app_id(),
-            "bot": bot,
         }
         repository = self.gh.graphql.request(query, variables)["repository"]
         pull = repository["pullRequest"]
-        files = {node["path"]: node["changeType"] for node in pull["files"]["nodes"]}
-        page = pull["files"]["pageInfo"]
-        while page["hasNextPage"]:
-            page_data = self.gh.graphql.request(
-                "query ZdmFiles($owner: String!, $name: String!, $number: Int!, $after: String!) {"
-                " repository(owner: $owner, name: $name) { pullRequest(number: $number) {"
-                " files(first: 100, after: $after) { pageInfo { hasNextPage endCursor } nodes { path changeType } } } } }",
-                {"owner": owner, "name": repo, "number": number, "after": page["endCursor"]},
-            )
-            more = page_data["repository"]["pullRequest"]["files"]
-            files.update({node["path"]: node["changeType"] for node in more["nodes"]})
-            page = more["pageInfo"]
+        where = {"owner": owner, "name": repo, "number": number}
+        files = {
+            node["path"]: node["changeType"]
+            for node in self._all_nodes(_FILES_QUERY, where, pull["files"], ("files",))
+        }
         comments = [
             IssueComment(
                 int(node["databaseId"]),
@@ -360,14 +479,8 @@ class GitHubAdapter:
                 node.get("createdAt") or "",
                 node.get("lastEditedAt") is not None,
             )
-            for node in pull["comments"]["nodes"]
+            for node in self._all_nodes(_COMMENTS_QUERY, where, pull["comments"], ("comments",))
         ]
-        digests = {
-            match
-            for review in pull["reviews"]["nodes"]
-            for comment in review["comments"]["nodes"]
-            for match in FINDING_MARKER_PATTERN.findall(comment["body"])
-        }
         check_runs = [
             (run["databaseId"], (run.get("annotations") or {}).get("totalCount", 0))
             for suite in ((repository.get("headCommit") or {}).get("checkSuites") or {}).get("nodes", [])
@@ -382,22 +495,89 @@ class GitHubAdapter:
             base_sha=pull["baseRefOid"],
             files=files,
             comments=comments,
-            commented_digests=digests,
+            commented_digests=self._posted_digests(where, pull["reviews"]),
             check_run_id=latest_run[0] if latest_run else None,
             check_run_annotations=latest_run[1] if latest_run else 0,
         )
         content.parse(repository, state)
         return state
 
+    def _all_nodes(
+        self, query: str, variables: dict[str, Any], first: dict[str, Any], path: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """A connection's nodes: its first page (already read), then every further page through githubkit's
+        paginator (forwards from `endCursor`, or backwards from `startCursor` for a `last:` connection)."""
+        nodes: list[dict[str, Any]] = list(first["nodes"])
+        page = first["pageInfo"]
+        forwards = "hasNextPage" in page
+        if not (page["hasNextPage"] if forwards else page["hasPreviousPage"]):
+            return nodes
+        cursor = page["endCursor"] if forwards else page["startCursor"]
+        for data in self.gh.graphql.paginate(query, {**variables, "cursor": cursor}):
+            connection = data["node"] if "node" in data else data["repository"]["pullRequest"]
+            for key in path:
+                connection = connection[key]
+            nodes.extend(connection["nodes"])
+        return nodes
+
+    def _posted_digests(self, where: dict[str, Any], reviews: dict[str, Any]) -> set[str]:
+        """The statements zdm already commented on: the markers in every comment of every review zdm wrote.
+
+        Reviews are told apart by their author as GraphQL names it (`__typename` Bot, `login` the App's slug,
+        where REST says `slug[bot]`), not by the `author:` filter, whose handling of bots GitHub documents not."""
+        slug = self.app_slug()
+        digests: set[str] = set()
+        for review in self._all_nodes(_REVIEWS_QUERY, where, reviews, ("reviews",)):
+            author = review.get("author") or {}
+            if author.get("__typename") != "Bot" or author.get("login") != slug:
+                continue
+            bodies = self._all_nodes(
+                _REVIEW_COMMENTS_QUERY, {"id": review["id"]}, review["comments"], ("comments",)
+            )
+            for body in bodies:
+                for found in FINDING_MARKER_PATTERN.findall(body["body"]):
+                    digests.update(found.split())
+        return digests
+
     def read_roots(self, owner: str, repo: str, state: PullRequestState, roots: Sequence[str]) -> None:
         """Add roots the first query did not guess (a second query, only then)."""
-        content = _Content(self, owner, repo, state.head_sha, state.base_sha, roots, with_config=False)
+        split = bool(self.connection.exists(f"zdm:split-reads:{owner}/{repo}"))
+        content = _Content(
+            self, owner, repo, state.head_sha, state.base_sha, roots, with_config=False, texts=not split
+        )
         query = (
             "query ZdmRoots($owner: String!, $name: String!) {\n  repository(owner: $owner, name: $name) {\n"
             + content.fields()
             + "  }\n}"
         )
         content.parse(self.gh.graphql.request(query, {"owner": owner, "name": repo})["repository"], state)
+
+    def blob_texts(self, owner: str, repo: str, blobs: Iterable[_Blob]) -> dict[str, str]:
+        """The full text of each blob (by oid): through GraphQL in bounded batches when GitHub gives them whole
+        there, else through the REST Git blobs API."""
+        unique = {blob.oid: blob for blob in blobs}
+        texts: dict[str, str] = {}
+        large = [b for b in unique.values() if b.size > GRAPHQL_TEXT_BYTES]
+        for batch in _batches([b for b in unique.values() if b.size <= GRAPHQL_TEXT_BYTES]):
+            fields = " ".join(
+                f"t{i}: object(oid: {_quote(blob.oid)}) {{ ... on Blob {{ text isTruncated }} }}"
+                for i, blob in enumerate(batch)
+            )
+            data = self.gh.graphql.request(
+                f"query ZdmTexts($owner: String!, $name: String!) {{ repository(owner: $owner, name: $name) {{ {fields} }} }}",
+                {"owner": owner, "name": repo},
+            )["repository"]
+            for index, blob in enumerate(batch):
+                node = data.get(f"t{index}") or {}
+                if isinstance(node.get("text"), str) and not node.get("isTruncated"):
+                    texts[blob.oid] = node["text"]
+                else:
+                    large.append(blob)
+        for blob in large:
+            data = self.gh.rest.git.get_blob(owner, repo, blob.oid).parsed_data
+            raw = base64.b64decode(data.content) if data.encoding == "base64" else data.content.encode()
+            texts[blob.oid] = raw.decode("utf-8", errors="replace")
+        return texts
 
     def _tree_key(self, owner: str, repo: str, sha: str, root: str) -> str:
         return f"zdm:tree:{owner}/{repo}:{sha}:{root}"
@@ -451,6 +631,7 @@ class GitHubAdapter:
         report lists them in a stable order)."""
         if existing is not None:
             annotations = annotations[annotations_present:]
+        title, summary = title[:MAX_TITLE], cap(summary, MAX_OUTPUT)
         batches = [
             list(annotations[i : i + ANNOTATIONS_PER_REQUEST])
             for i in range(0, len(annotations), ANNOTATIONS_PER_REQUEST)
@@ -515,9 +696,27 @@ class GitHubAdapter:
             ),
         )
 
+    def post_file_comment(self, owner: str, repo: str, number: int, head: str, comment: FileComment) -> None:
+        """A comment on a whole file (`subject_type: file`), standing for many statements' inline comments."""
+        self.gh.rest.pulls.create_review_comment(
+            owner,
+            repo,
+            number,
+            data=cast(
+                Any,
+                {
+                    "commit_id": head,
+                    "path": comment.path,
+                    "subject_type": "file",
+                    "body": cap(comment.body, MAX_COMMENT),
+                },
+            ),
+        )
+
     def upsert_summary(
         self, owner: str, repo: str, number: int, existing: IssueComment | None, body: str
     ) -> None:
+        body = cap(body, MAX_COMMENT)
         if existing is None:
             self.gh.rest.issues.create_comment(owner, repo, number, body=body)
         elif existing.body != body:
@@ -542,7 +741,7 @@ class GitHubAdapter:
         self.gh.rest.reactions.create_for_issue_comment(owner, repo, comment_id, content=cast(Any, content))
 
     def reply(self, owner: str, repo: str, number: int, body: str) -> None:
-        self.gh.rest.issues.create_comment(owner, repo, number, body=body)
+        self.gh.rest.issues.create_comment(owner, repo, number, body=cap(body, MAX_COMMENT))
 
     def summary_comment(self, state: PullRequestState, bot: str) -> IssueComment | None:
         for comment in state.comments:
@@ -563,7 +762,12 @@ def _annotation(annotation: Annotation) -> dict[str, Any]:
 
 
 def _review_comment(comment: InlineComment) -> dict[str, Any]:
-    data: dict[str, Any] = {"path": comment.path, "line": comment.line, "side": "RIGHT", "body": comment.body}
+    data: dict[str, Any] = {
+        "path": comment.path,
+        "line": comment.line,
+        "side": "RIGHT",
+        "body": cap(comment.body, MAX_COMMENT),
+    }
     if comment.start_line is not None and comment.start_line < comment.line:
         data["start_line"] = comment.start_line
         data["start_side"] = "RIGHT"
@@ -571,7 +775,8 @@ def _review_comment(comment: InlineComment) -> dict[str, Any]:
 
 
 class _Content:
-    """The GraphQL fields reading migration roots (at both commits) and package and config files."""
+    """The GraphQL fields reading migration roots (at both commits) and package and config files, and what they
+    answered: texts GitHub gave whole are kept, the others fetched (`GitHubAdapter.blob_texts`)."""
 
     def __init__(
         self,
@@ -582,6 +787,7 @@ class _Content:
         base: str,
         roots: Sequence[str],
         with_config: bool,
+        texts: bool = True,
     ) -> None:
         self.adapter = adapter
         self.owner, self.repo, self.head, self.base = owner, repo, head, base
@@ -591,38 +797,65 @@ class _Content:
             {*(lock_file_path(r) for r in roots), *(p for r in roots for p in package_files(r))}
         )
         self.base_paths = [CONFIG_PATH, STATS_PATH] if with_config else []
+        # Without texts the query asks only what each blob is; its text is read in batches afterwards.
+        self.blob = _BLOB if texts else _BLOB_META
 
     def fields(self) -> str:
         fields = []
+        tree = _root_tree(self.blob)
         for index, root in enumerate(self.roots):
             if self.cached[root] is None:
                 fields.append(
-                    f"base_{index}: object(expression: {_quote(f'{self.base}:{root}')}) {{ ... on Tree {{ {_ROOT_TREE} }} }}"
+                    f"base_{index}: object(expression: {_quote(f'{self.base}:{root}')}) {{ ... on Tree {{ {tree} }} }}"
                 )
             fields.append(
-                f"head_{index}: object(expression: {_quote(f'{self.head}:{root}')}) {{ ... on Tree {{ {_ROOT_TREE} }} }}"
+                f"head_{index}: object(expression: {_quote(f'{self.head}:{root}')}) {{ ... on Tree {{ {tree} }} }}"
             )
         for index, path in enumerate(self.head_paths):
             fields.append(
-                f"hf_{index}: object(expression: {_quote(f'{self.head}:{path}')}) {{ ... on Blob {{ text }} }}"
+                f"hf_{index}: object(expression: {_quote(f'{self.head}:{path}')}) {{ {self.blob} }}"
             )
         for index, path in enumerate(self.base_paths):
             fields.append(
-                f"bf_{index}: object(expression: {_quote(f'{self.base}:{path}')}) {{ ... on Blob {{ text }} }}"
+                f"bf_{index}: object(expression: {_quote(f'{self.base}:{path}')}) {{ {self.blob} }}"
             )
         return "".join(f"    {f}\n" for f in fields)
 
     def parse(self, repository: dict[str, Any], state: PullRequestState) -> None:
-        for index, root in enumerate(self.roots):
+        base_trees = {
+            root: _folders(repository.get(f"base_{index}"))
+            for index, root in enumerate(self.roots)
+            if self.cached[root] is None
+        }
+        head_trees = {
+            root: _folders(repository.get(f"head_{index}")) for index, root in enumerate(self.roots)
+        }
+        head_files = {path: _Blob.read(repository.get(f"hf_{i}")) for i, path in enumerate(self.head_paths)}
+        base_files = {path: _Blob.read(repository.get(f"bf_{i}")) for i, path in enumerate(self.base_paths)}
+        blobs = [
+            *(b for tree in [*base_trees.values(), *head_trees.values()] for b in (tree or {}).values()),
+            *(b for b in [*head_files.values(), *base_files.values()] if b is not None),
+        ]
+        fetched = self.adapter.blob_texts(self.owner, self.repo, [b for b in blobs if b.text is None])
+
+        def text(blob: _Blob | None) -> str | None:
+            return None if blob is None else blob.text if blob.text is not None else fetched.get(blob.oid)
+
+        def texts(tree: dict[str, _Blob] | None) -> dict[str, str] | None:
+            if tree is None:
+                return None
+            return {name: value for name, blob in tree.items() if (value := text(blob)) is not None}
+
+        for root in self.roots:
             cached = self.cached[root]
             if cached is None:
-                tree = _folders(repository.get(f"base_{index}"))
+                tree = texts(base_trees[root])
                 self.adapter._cache_tree(self.owner, self.repo, self.base, root, tree)
                 state.base_roots[root] = tree
             else:
                 state.base_roots[root] = cached or None
-            state.head_roots[root] = _folders(repository.get(f"head_{index}"))
-        for index, path in enumerate(self.head_paths):
-            state.head_texts[path] = (repository.get(f"hf_{index}") or {}).get("text")
-        for index, path in enumerate(self.base_paths):
-            state.base_texts[path] = (repository.get(f"bf_{index}") or {}).get("text")
+            state.head_roots[root] = texts(head_trees[root])
+        for path, blob in head_files.items():
+            state.head_texts[path] = text(blob)
+        for path, blob in base_files.items():
+            state.base_texts[path] = text(blob)

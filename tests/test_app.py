@@ -17,7 +17,8 @@ from redis import Redis
 from bot.settings import CHECK_NAME
 from tests.fakegithub.harness import AppUnderTest, checked_app, wait_for
 from tests.fakegithub.spec import webhook_example
-from tests.fakegithub.state import CheckRun, PullRequest, Repository
+from tests.fakegithub.state import CheckRun, PullRequest, Repository, Review
+from tests.review_measures import LARGEST, TYPICAL, CorpusMigration, corpus_migration, plan_repeats
 
 INSTALLATION = 7001
 LOCK = 'provider = "postgresql"\n'
@@ -137,16 +138,25 @@ def test_blocking_migration_fails_the_check_with_comments_on_its_lines_and_a_che
     index_comment = by_line[2].body
     assert "create-index-non-concurrent" in index_comment or "CONCURRENTLY" in index_comment
     assert "SHARE" in index_comment
-    # Before Prisma 7.4 the concurrent build needs its own migration: a plan, not an in-file suggestion.
+    # Before Prisma 7.4 the concurrent build needs a migration of its own: the comment shows this statement's
+    # step of the plan, not an in-file suggestion, and leaves the whole plan to the summary.
     assert "```suggestion" not in index_comment
-    assert "_01_zdm" in index_comment
+    assert 'CREATE INDEX CONCURRENTLY "Order_userId_idx"' in index_comment
+    assert "the whole plan is in the summary" in index_comment
     not_null = by_line[5].body
     assert "ACCESS EXCLUSIVE" in not_null
+    assert "Order_userId_idx" not in not_null  # another statement's part of the plan
 
     summaries = zdm.github.comments_on(repo, pull.number)
     assert len(summaries) == 1
     summary = summaries[0].body
     assert "<!-- zdm:summary -->" in summary
+    # The verdict and what to do come first, in at most three lines, then the table.
+    verdict = summary.split("\n\n", 1)[0].splitlines()[1:]
+    assert verdict[0] == "### zdm: 2 statements block writes on `Order`, `User`, and reads on 1 of them."
+    assert "zdm fix prisma/migrations/20240201000000_index" in verdict[1]
+    assert "/zdm approve <reason>" in verdict[1]
+    assert summary.count("<details><summary>Safe plan for") == 1
     assert "- [ ] Estimate the migration time on production-sized data" in summary
     assert "- [ ] Check active connections" in summary
     assert "- [ ] Write down the rollback plan" in summary
@@ -384,3 +394,143 @@ def test_re_run_buttons_and_fork_pull_requests_are_reviewed(zdm: AppUnderTest) -
     assert len(zdm.github.check_runs_for(repo, pull.head_sha)) == 1
     assert len(zdm.github.review_comments(repo, pull.number)) == 2
     assert len(zdm.github.comments_on(repo, pull.number)) == 1
+
+
+def corpus_pull(zdm: AppUnderTest, name: str, migration: CorpusMigration) -> tuple[Repository, PullRequest]:
+    """A repository holding a corpus migration's root up to it, and a pull request adding it."""
+    repo = zdm.github.add_repo("acme", name, INSTALLATION)
+    files = {"package.json": PACKAGE_JSON, f"{MIGRATIONS}/migration_lock.toml": LOCK}
+    files |= {f"{MIGRATIONS}/{folder}/migration.sql": text for folder, text in migration.earlier.items()}
+    base = zdm.github.commit(repo, files)
+    return repo, open_pull(zdm, repo, base, {migration.path: migration.text})
+
+
+def posted_bodies(zdm: AppUnderTest, repo: Repository, pull: PullRequest) -> list[str]:
+    """Everything zdm wrote on the pull request: review comments, conversation comments, check run output."""
+    runs = zdm.github.check_runs_for(repo, pull.head_sha)
+    return [
+        *(c.body for c in zdm.github.review_comments(repo, pull.number)),
+        *(c.body for c in zdm.github.comments_on(repo, pull.number)),
+        *(str(r.output.get(key) or "") for r in runs for key in ("summary", "text")),
+    ]
+
+
+@pytest.mark.parametrize("relative", [TYPICAL, LARGEST], ids=["typical", "largest"])
+def test_corpus_migrations_are_reviewed_within_githubs_limits_saying_each_plan_once(
+    zdm: AppUnderTest, relative: str
+) -> None:
+    migration = corpus_migration(relative)
+    repo, pull = corpus_pull(zdm, f"corpus-{migration.folder[:20]}", migration)
+    zdm.deliver("pull_request", pull_request_payload(repo, pull))
+    run = completed_run(zdm, repo, pull.head_sha, timeout=120)
+    wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
+    assert run.conclusion == "failure"
+    assert zdm.github.violations == []
+    comments = zdm.github.review_comments(repo, pull.number)
+    (summary,) = zdm.github.comments_on(repo, pull.number)
+    assert plan_repeats(migration.plan(), posted_bodies(zdm, repo, pull)) == 0
+    assert summary.body.splitlines()[1].startswith("### zdm: ")
+    assert "### Before deploying" in summary.body and "- [ ] " in summary.body
+    if relative == TYPICAL:
+        assert 15 <= len(comments) <= 25 and all(c.line is not None for c in comments)
+        assert sum(len(c.body) for c in comments) <= 15_000
+        assert all(len(c.body) <= 3_000 or "```suggestion" in c.body for c in comments)
+    else:
+        # Too many statements for a comment each: one comment on the file, the rest in the summary.
+        (file_comment,) = comments
+        assert file_comment.line is None and "statements in this migration need action" in file_comment.body
+
+
+def test_a_migration_over_512000_bytes_is_read_in_full(zdm: AppUnderTest) -> None:
+    repo, base = new_repo(zdm, "seed")
+    rows = "".join(
+        f'INSERT INTO "Seed" ("id", "note") VALUES ({n}, \'row {n} of the seed\');\n' for n in range(12_000)
+    )
+    sql = 'CREATE TABLE "Seed" ("id" INTEGER NOT NULL, "note" TEXT);\n' + rows + BLOCKING
+    assert len(sql.encode()) > 512_000
+    pull = open_pull(zdm, repo, base, {f"{MIGRATIONS}/20240201000000_seed/migration.sql": sql})
+    zdm.deliver("pull_request", pull_request_payload(repo, pull))
+    run = completed_run(zdm, repo, pull.head_sha, timeout=120)
+    last_line = sql.count("\n")
+    # The blocking statements after GraphQL's 512,000-byte cut are seen, on their lines.
+    failures = [a["start_line"] for a in run.annotations if a["annotation_level"] == "failure"]
+    assert last_line in failures and last_line - 3 in failures
+    assert any("/git/blobs/" in c.path for c in zdm.github.calls)
+
+
+def test_migrations_too_much_for_one_query_are_read_in_batches(zdm: AppUnderTest) -> None:
+    migration = corpus_migration(TYPICAL)
+    assert sum(len(t) for t in migration.earlier.values()) > 800_000
+    repo, pull = corpus_pull(zdm, "split-reads", migration)
+    zdm.github.graphql_response_limit = 1_000_000
+    try:
+        before = len(zdm.github.calls)
+        zdm.deliver("pull_request", pull_request_payload(repo, pull))
+        run = completed_run(zdm, repo, pull.head_sha, timeout=120)
+        first = zdm.github.calls[before:]
+        # GitHub gave up on the whole-tree query once (not asked again), then trees, then texts in batches.
+        assert [c.status for c in first if c.path == "/graphql"].count(502) == 1
+        assert run.conclusion == "failure"
+        assert len(zdm.github.review_comments(repo, pull.number)) >= 15
+        # The next review of the repository reads in batches from the start.
+        pull.head_sha = zdm.github.commit(repo, {"README.md": "# more\n"}, parent=pull.head_sha)
+        before = len(zdm.github.calls)
+        zdm.deliver("pull_request", pull_request_payload(repo, pull, "synchronize"))
+        completed_run(zdm, repo, pull.head_sha, timeout=120)
+        assert all(c.status != 502 for c in zdm.github.calls[before:])
+    finally:
+        zdm.github.graphql_response_limit = 8_000_000
+
+
+def test_a_long_conversation_keeps_one_summary(zdm: AppUnderTest) -> None:
+    repo, base = new_repo(zdm, "chatty")
+    pull = open_pull(zdm, repo, base, {f"{MIGRATIONS}/20240201000000_index/migration.sql": BLOCKING})
+    zdm.deliver("pull_request", pull_request_payload(repo, pull))
+    completed_run(zdm, repo, pull.head_sha)
+    for n in range(150):
+        zdm.github.user_comment(repo, pull.number, "octo-dev", f"thinking out loud, {n}")
+    pull.head_sha = zdm.github.commit(repo, {"README.md": "# chatty\n"}, parent=pull.head_sha)
+    zdm.deliver("pull_request", pull_request_payload(repo, pull, "synchronize"))
+    completed_run(zdm, repo, pull.head_sha)
+    wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
+    mine = [c for c in zdm.github.comments_on(repo, pull.number) if c.user.login == zdm.github.bot.login]
+    assert len(mine) == 1 and mine[0].edited is False
+    assert len(zdm.github.review_comments(repo, pull.number)) == 2
+
+
+def test_pull_requests_of_many_files_and_reviews_are_read_whole(zdm: AppUnderTest) -> None:
+    repo, base = new_repo(zdm, "crowded")
+    # 130 files before the migration in GitHub's order, and 105 reviews by people before zdm's: both past the
+    # first page of 100.
+    files = {f"docs/page-{n:03d}.md": f"page {n}\n" for n in range(130)}
+    pull = open_pull(zdm, repo, base, {**files, f"{MIGRATIONS}/20240201000000_index/migration.sql": BLOCKING})
+    reviewer = zdm.github.user("reviewer")
+    for _ in range(105):
+        review_id = zdm.github.next_id()
+        repo.reviews.append(
+            Review(review_id, f"PRR_{review_id}", pull.number, reviewer, "lgtm", "COMMENT", pull.head_sha, [])
+        )
+    zdm.deliver("pull_request", pull_request_payload(repo, pull))
+    assert completed_run(zdm, repo, pull.head_sha).conclusion == "failure"
+    assert len(zdm.github.review_comments(repo, pull.number)) == 2
+    pull.head_sha = zdm.github.commit(repo, {"README.md": "# crowded\n"}, parent=pull.head_sha)
+    zdm.deliver("pull_request", pull_request_payload(repo, pull, "synchronize"))
+    completed_run(zdm, repo, pull.head_sha)
+    wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
+    assert len(zdm.github.review_comments(repo, pull.number)) == 2
+
+
+def test_brief_locks_get_inline_comments_only_when_the_repository_asks(zdm: AppUnderTest) -> None:
+    brief = 'ALTER TABLE "User" ADD COLUMN "nickname" TEXT;\n\nALTER TABLE "Order" ALTER COLUMN "userId" DROP NOT NULL;\n'
+    for name, config in (("brief-quiet", None), ("brief-asked", "review:\n  comment_on_brief: true\n")):
+        repo, base = new_repo(zdm, name)
+        if config is not None:
+            base = zdm.github.commit(repo, {".github/zdm.yml": config}, parent=base)
+        pull = open_pull(zdm, repo, base, {f"{MIGRATIONS}/20240201000000_brief/migration.sql": brief})
+        zdm.deliver("pull_request", pull_request_payload(repo, pull))
+        assert completed_run(zdm, repo, pull.head_sha).conclusion == "success"
+        wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
+        lines = sorted(c.line or 0 for c in zdm.github.review_comments(repo, pull.number))
+        assert lines == ([] if config is None else [1, 3])
+        (summary,) = zdm.github.comments_on(repo, pull.number)
+        assert '| 1 | `ALTER TABLE "User" ADD COLUMN' in summary.body

@@ -216,8 +216,10 @@ def test_fix_rewrites_the_example_and_the_result_no_longer_needs_the_fixable_ste
         "20240301000000_orders_v2_01_zdm",
         "20240301000000_orders_v2_02_zdm",
         "20240301000000_orders_v2_03_zdm",
+        "20240301000000_orders_v2_04_zdm",
     ]
-    assert "CONCURRENTLY" in (repo / "prisma" / "migrations" / folders[3] / "migration.sql").read_text()
+    # Prisma's own BEGIN ... COMMIT around the enum change stays one migration; the index is built alone.
+    assert "CONCURRENTLY" in (repo / "prisma" / "migrations" / folders[4] / "migration.sql").read_text()
     after = json.loads(runner.invoke(app, ["check", "--format", "json", str(repo)]).stdout)
     still = {
         finding["rule"]

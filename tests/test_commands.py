@@ -106,6 +106,10 @@ def test_approval_by_a_writer_turns_the_check_green_and_is_recorded(zdm: AppUnde
     repo, pull = failing_pull(zdm, "approve-writer")
     comment = say(zdm, repo, pull, WRITER, "/zdm approve Order has 200 rows; deploying at night")
     reply = wait_reply(zdm, repo, pull)
+    say(zdm, repo, pull, READER, "/zdm recheck")
+    wait_reply(zdm, repo, pull, 2)
+    # The approval's review and the recheck found zdm's earlier comments: none posted twice.
+    assert len(zdm.github.review_comments(repo, pull.number)) == 2
     assert "Approved by @release-captain: Order has 200 rows; deploying at night" in reply
     assert "<!-- zdm:approval " in reply
     assert conclusion(zdm, repo, pull) == "success"
@@ -176,10 +180,14 @@ def test_an_unrelated_push_keeps_the_approval_and_a_changed_statement_voids_it(z
 
     push(zdm, repo, pull, {"README.md": "# app\n\nunrelated\n"})
     assert conclusion(zdm, repo, pull) == "success"
+    # Neither the approval's review nor the re-review repeated an inline comment.
+    assert len(zdm.github.review_comments(repo, pull.number)) == 2
 
     changed = BLOCKING.replace('ON "Order"("userId")', 'ON "Order"("userId", "id")')
     push(zdm, repo, pull, {f"{MIGRATIONS}/20240201000000_index/migration.sql": changed})
     assert conclusion(zdm, repo, pull) == "failure"
+    # Only the changed statement is commented on again.
+    assert len(zdm.github.review_comments(repo, pull.number)) == 3
     (run,) = zdm.github.check_runs_for(repo, pull.head_sha)
     assert "20240201000000_index/migration.sql` line 2" in run.output["summary"]
     assert "New or changed since the last approval" in run.output["summary"]

@@ -54,7 +54,7 @@ def assert_reviewed_once(zdm: AppUnderTest, name: str) -> None:
     assert len(runs) == 1, runs
     assert runs[0].conclusion == "failure"
     assert [a["start_line"] for a in runs[0].annotations if a["annotation_level"] == "failure"] == [2, 5]
-    assert sorted(c.line for c in zdm.github.review_comments(repo, pull.number)) == [2, 5]
+    assert sorted(c.line or 0 for c in zdm.github.review_comments(repo, pull.number)) == [2, 5]
     assert len(zdm.github.comments_on(repo, pull.number)) == 1
 
 
@@ -149,6 +149,32 @@ def test_a_worker_killed_mid_review_is_retried_without_duplicates(
     wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
     time.sleep(0.5)
     assert_reviewed_once(zdm, name)
+
+
+def test_a_worker_killed_after_posting_over_100_comments_posts_none_again(zdm: AppUnderTest) -> None:
+    # 120 inline comments in one review: the retry reads them all back, past GraphQL's 100 a page.
+    repo, base = new_repo(zdm, "killed-many")
+    files = {
+        f"{MIGRATIONS}/2024020{n}000000_many/migration.sql": "".join(
+            f'CREATE INDEX "Order_{n}_{i}_idx" ON "Order"("userId", "id");\n' for i in range(30)
+        )
+        for n in range(1, 5)
+    }
+    pull = open_pull(zdm, repo, base, files)
+    zdm.github.after_calls.append(
+        AfterCall("POST", "/repos/acme/killed-many/pulls/1/reviews", zdm.job_killer())
+    )
+    zdm.deliver("pull_request", pull_request_payload(repo, pull))
+    wait_for(lambda: not any(a.times for a in zdm.github.after_calls), what="the kill")
+    wait_for(
+        lambda: queue_is_idle(zdm) and zdm.github.check_runs_for(repo, pull.head_sha),
+        timeout=60,
+        what="the retry",
+    )
+    wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
+    assert len(repo.reviews) == 1
+    assert len(zdm.github.review_comments(repo, pull.number)) == 120
+    assert len(zdm.github.comments_on(repo, pull.number)) == 1
 
 
 def test_receiver_without_redis_answers_503_and_the_sweep_redelivers(

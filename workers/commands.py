@@ -11,7 +11,7 @@ from bot.commands import HELP, Command, approval_marker, parse_commands
 from bot.events import Work
 from bot.github import GitHubAdapter
 from bot.logs import log
-from bot.report.pull_request import Approval
+from bot.report.pull_request import MAX_COMMENT, Approval, fit_blocks
 from bot.settings import Settings
 from workers.review import Inspection, inspect, publish, with_approval
 
@@ -88,7 +88,10 @@ def approve(
     if inspection is None:
         return
     who = f"@{work.actor}"
-    reason = command.argument.strip() or ("via the Approve button" if work.kind == "approve-button" else "")
+    # The reason is recorded twice in zdm's reply (in words and in the signed record): bounded, so both fit.
+    reason = command.argument.strip()[:2_000] or (
+        "via the Approve button" if work.kind == "approve-button" else ""
+    )
     why_not = refusal(adapter, work, inspection)
     if why_not is not None:
         adapter.reply(work.owner, work.repo, work.pull_number, f"{who}: approval refused: {why_not}.")
@@ -117,8 +120,15 @@ def approve(
         frozenset(f.digest for f in pending),
         datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    listed = "\n".join(f"- `{f.path}` line {f.line_start}: {', '.join(f.rule_ids)}" for f in pending)
     record = approval_marker(approval, settings.approval_key(), f"{work.owner}/{work.repo}", work.pull_number)
+    # The record must stay whole; the list of what it covers is cut to fit beside it.
+    listed = "\n".join(
+        fit_blocks(
+            [f"- `{f.path}` line {f.line_start}: {', '.join(f.rule_ids)}" for f in pending],
+            MAX_COMMENT - len(record) - len(reason) - 1_000,
+            lambda n: f"- … {n} more: run `zdm check`",
+        )
+    )
     # The reply is the record: it lives on GitHub, signed, and is read back by every later review.
     adapter.reply(
         work.owner,

@@ -22,7 +22,13 @@ from bot.commands import read_approvals
 from bot.events import Work
 from bot.github import DEFAULT_ROOTS, GitHubAdapter, PullRequestState
 from bot.logs import log
-from bot.report.pull_request import Approval, ChangedMigration, PullRequestReport, build_report
+from bot.report.pull_request import (
+    Approval,
+    ChangedMigration,
+    PullRequestReport,
+    build_report,
+    comments_to_post,
+)
 from bot.settings import Settings
 
 APPROVE_ACTION = {
@@ -143,22 +149,32 @@ def inspect(adapter: GitHubAdapter, work: Work, settings: Settings, connection: 
     changes, prisma = analyse(state, config, notes)
     bot = adapter.app_slug()
     approvals = approvals_in(state, bot, settings, f"{owner}/{repo}")
-    report = build_report(changes, prisma, approvals, notes)
+    report = build_report(changes, prisma, approvals, notes, config.review.comment_on_brief)
     return Inspection(work, head, state, config, changes, prisma, notes, bot, approvals, report)
 
 
 def with_approval(inspection: Inspection, approval: Approval) -> Inspection:
     approvals = [*inspection.approvals, approval]
-    report = build_report(inspection.changes, inspection.prisma, approvals, inspection.notes)
+    report = build_report(
+        inspection.changes,
+        inspection.prisma,
+        approvals,
+        inspection.notes,
+        inspection.config.review.comment_on_brief,
+    )
     return replace(inspection, approvals=approvals, report=report)
 
 
 def publish(adapter: GitHubAdapter, inspection: Inspection) -> None:
     work, state, report = inspection.work, inspection.state, inspection.report
     owner, repo, number = work.owner, work.repo, state.number
-    new_comments = [c for c in report.comments if c.digest not in state.commented_digests]
+    inline, files = comments_to_post(report.comments, state.commented_digests)
     # Comments first, the check run last: a retried job finds what it already posted and adds only the rest.
-    adapter.post_review(owner, repo, number, inspection.head, new_comments)
+    adapter.post_review(owner, repo, number, inspection.head, inline)
+    state.commented_digests |= {c.digest for c in inline}
+    for file_comment in files:
+        adapter.post_file_comment(owner, repo, number, inspection.head, file_comment)
+        state.commented_digests |= file_comment.digests
     summary = adapter.summary_comment(state, inspection.bot)
     if inspection.changes or summary is not None:
         adapter.upsert_summary(owner, repo, number, summary, report.summary_comment)
@@ -176,7 +192,6 @@ def publish(adapter: GitHubAdapter, inspection: Inspection) -> None:
         state.check_run_annotations,
     )
     state.check_run_annotations = max(state.check_run_annotations, len(report.annotations))
-    state.commented_digests |= {c.digest for c in new_comments}
     log.info(
         "review.done",
         repo=f"{owner}/{repo}",
@@ -184,5 +199,6 @@ def publish(adapter: GitHubAdapter, inspection: Inspection) -> None:
         head=inspection.head,
         conclusion=report.conclusion,
         migrations=len(inspection.changes),
-        comments=len(new_comments),
+        comments=len(inline),
+        file_comments=len(files),
     )

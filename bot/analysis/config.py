@@ -40,6 +40,16 @@ class ApprovalSettings(BaseModel):
     allow_author: bool = False
 
 
+class ReviewSettings(BaseModel):
+    """What the GitHub App says on a pull request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Inline comments also on brief catalog-only locks; by default they are only in the summary's table, and
+    # inline comments are for what needs action (blocking, unknown, breaking, failing the migration).
+    comment_on_brief: bool = False
+
+
 class RepoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,6 +66,7 @@ class RepoConfig(BaseModel):
     large_tables: tuple[str, ...] = ()
     large_table_rows: Annotated[int, Field(ge=0)] = 100_000
     approvals: ApprovalSettings = ApprovalSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @field_validator("rules")
     @classmethod

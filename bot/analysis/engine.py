@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from bot.analysis import operations as op
 from bot.analysis.config import RepoConfig
+from bot.analysis.dependencies import keys_of
 from bot.analysis.model import (
     Classification,
     Effect,
@@ -116,7 +117,7 @@ class Analyzer:
                 else ctx
             )
             produced = [
-                effect
+                _with_keys(effect, operation, op_ctx)
                 for rule in _RULES_BY_OPERATION.get(type(operation), ())
                 if (effect := rule.check(operation, op_ctx)) is not None
             ]
@@ -129,7 +130,12 @@ class Analyzer:
     ) -> StatementResult:
         suppressions = suppressions_for(raw)
         effects = [effect for produced in per_operation for effect in produced]
-        fixes = tuple(self._fix_of(produced, suppressions) for produced in per_operation)
+        # Statements inside a DO block run as the block decides (conditionally, in a loop): rewriting the
+        # block's text as if it were the statement would change what it does.
+        in_block = parsed.kind.startswith("do")
+        fixes = tuple(
+            None if in_block else self._fix_of(produced, suppressions) for produced in per_operation
+        )
         locks: dict[str, LockMode] = {}
         rewrites: set[str] = set()
         scans: set[str] = set()
@@ -210,6 +216,16 @@ class Analyzer:
             suppressed_reason=reason,
             fails_migration=effect.fails_migration,
         )
+
+
+def _with_keys(effect: Effect, operation: op.Operation, ctx: Context) -> Effect:
+    """A fix that moves statements later carries what they change the meaning of, read from the schema
+    before the operation runs: the planner needs it to know what else must move or keep its place."""
+    fix = effect.fix
+    if fix is None or not fix.later:
+        return effect
+    keys = keys_of(operation, "\n".join(fix.later), ctx.schema)
+    return replace(effect, fix=replace(fix, keys=keys))
 
 
 def _created_names(operations: tuple[op.Operation, ...]) -> frozenset[tuple[str, str | None]]:

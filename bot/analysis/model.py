@@ -81,6 +81,18 @@ class Severity(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Keys:
+    """What a statement that moves later changes the meaning of (see `dependencies`)."""
+
+    # Names that matter wherever they are mentioned: types, constraints, indexes, dropped tables.
+    names: frozenset[str]
+    # Column names: they matter where their table is mentioned too (an unqualified name resolves against it).
+    columns: frozenset[str]
+    # Bare names of the tables the statement works on.
+    tables: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Fix:
     """A safe rewrite of one operation, in Prisma's terms: what replaces it in its own migration, what must run
     alone (outside any transaction), what waits for a following migration, and what no migration should do."""
@@ -98,6 +110,9 @@ class Fix:
     deploy_first: str = ""
     # A drop moved to `later` frees a name only then: (table, column or None for the table itself).
     defers_drop_of: tuple[str, str | None] | None = None
+    # What moving `later` past the rest of the file could change the meaning of; set by the analyzer from
+    # the schema where the statement was written.
+    keys: Keys | None = None
 
 
 @dataclass(frozen=True, slots=True)

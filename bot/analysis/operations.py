@@ -97,6 +97,10 @@ class CreateTable(Operation):
     constraints: tuple[ConstraintSpec, ...] = ()
     # CREATE TABLE ... AS SELECT / LIKE / PARTITION OF: reads other tables.
     reads: tuple[str, ...] = ()
+    # PARTITION BY: rows live in partitions, and an index on it cannot be built CONCURRENTLY.
+    partitioned: bool = False
+    # PARTITION OF: the partitioned table this one is a partition of.
+    partition_of: str | None = None
 
     @property
     def table(self) -> str:
@@ -155,8 +159,11 @@ class RenameColumn(TableOperation):
 class AlterColumnType(TableOperation):
     column: str = ""
     new_type: TypeSpec | None = None
-    # False when USING is absent, or is the column itself, possibly cast to the new type.
+    # False when USING is absent, or is the column itself, possibly cast (`using_casts`).
     using_expression: bool = False
+    # USING "col"::a::b: the types the column is cast to before it is assigned the new type, innermost first
+    # (None: a type zdm cannot read).
+    using_casts: tuple[TypeSpec | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -358,6 +365,8 @@ class DataChange(Operation):
     has_where: bool = False
     # INSERT ... VALUES writes new rows only; it neither scans nor locks existing rows.
     values_only: bool = False
+    # Inside a DO block's loop that commits on every pass: each transaction holds one batch of rows.
+    batched: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
@@ -409,7 +409,12 @@ def _create_table(tree: exp.Create) -> op.CreateTable:
     like = tree.find(exp.LikeProperty)
     if like is not None:
         reads = (*reads, _table_key(like.this))
-    return op.CreateTable(_table_key(target), tuple(columns), tuple(constraints), reads)
+    partitioned = tree.find(exp.PartitionedByProperty) is not None
+    parent = tree.find(exp.PartitionedOfProperty)
+    partition_of = _table_key(parent.this) if parent is not None else None
+    return op.CreateTable(
+        _table_key(target), tuple(columns), tuple(constraints), reads, partitioned, partition_of
+    )
 
 
 def column_spec(item: exp.ColumnDef) -> op.ColumnSpec:
@@ -572,11 +577,13 @@ def _alter_column(table: str, action: exp.AlterColumn) -> op.Operation:
     args = action.args
     if args.get("dtype") is not None:
         using = args.get("using") or None  # sqlglot stores an absent USING as False
+        casts = _using_casts(using, column) if using is not None else ()
         return op.AlterColumnType(
             table,
             column,
             new_type=type_spec(args["dtype"]),
-            using_expression=using is not None and not _trivial_using(using, column),
+            using_expression=casts is None,
+            using_casts=casts or (),
         )
     if args.get("allow_null") is False and not args.get("drop"):
         return op.SetNotNull(table, column)
@@ -589,14 +596,18 @@ def _alter_column(table: str, action: exp.AlterColumn) -> op.Operation:
     raise _NotUnderstood(f"zdm does not know ALTER COLUMN {action.sql()[:60]}")
 
 
-def _trivial_using(using: exp.Expression, column: str) -> bool:
-    """USING "col" or USING "col"::newtype changes nothing the plain type change would not."""
+def _using_casts(using: exp.Expression, column: str) -> tuple[op.TypeSpec | None, ...] | None:
+    """For USING "col", "col"::a, "col"::a::b...: the types cast to, innermost first (None: a type zdm cannot
+    read). None when USING is any other expression."""
+    casts: list[op.TypeSpec | None] = []
     node = using
     while isinstance(node, (exp.Paren, exp.Cast)):
+        if isinstance(node, exp.Cast):
+            casts.append(type_spec(node.args.get("to")))
         node = node.this
-    return (isinstance(node, exp.Column) and _ident(node) == column and using.find(exp.Cast) is not None) or (
-        isinstance(using, exp.Column) and _ident(using) == column
-    )
+    if not (isinstance(node, exp.Column) and _ident(node) == column):
+        return None
+    return tuple(reversed(casts))
 
 
 def _drop(tree: exp.Drop) -> Iterator[op.Operation]:
@@ -1139,11 +1150,13 @@ def _do_block(words: _Words) -> Iterator[op.Operation]:
     except (SqlglotError, ValueError, IndexError):
         raise _NotUnderstood("the DO block's body could not be tokenized") from None
     found = False
-    for piece in _split_on_semicolons(tokens):
-        upper = [t.text.upper() if t.token_type not in _QUOTED else "" for t in piece]
+    pieces = _split_on_semicolons(tokens)
+    uppers = [[t.text.upper() if t.token_type not in _QUOTED else "" for t in piece] for piece in pieces]
+    starts = [_statement_start(piece, upper) for piece, upper in zip(pieces, uppers, strict=True)]
+    loop_of, committing = _loops(uppers, starts)
+    for piece, upper, start, loop in zip(pieces, uppers, starts, loop_of, strict=True):
         if "EXECUTE" in upper:
             raise _NotUnderstood("the DO block runs dynamic SQL (EXECUTE); review it by hand")
-        start = _statement_start(piece, upper)
         if start is None:
             if any(word in _STATEMENT_STARTS for word in upper):
                 raise _NotUnderstood(
@@ -1158,9 +1171,35 @@ def _do_block(words: _Words) -> Iterator[op.Operation]:
                 if isinstance(operation, op.Unrecognized):
                     raise _NotUnderstood(f"inside the DO block: {operation.reason}")
                 found = True
+                if isinstance(operation, op.DataChange) and loop in committing:
+                    operation = replace(operation, batched=True)
                 yield operation
     if not found:
         yield op.CatalogOnly("procedural checks")
+
+
+def _loops(uppers: Sequence[list[str]], starts: Sequence[int | None]) -> tuple[list[int | None], set[int]]:
+    """For each piece of a DO block, the innermost loop its statement runs in (None: none), and the loops that
+    COMMIT somewhere inside: a data change in such a loop works in batches, each its own transaction."""
+    open_loops: list[int] = []
+    count = 0
+    loop_of: list[int | None] = []
+    committing: set[int] = set()
+    for upper, start in zip(uppers, starts, strict=True):
+        # Words inside the statement itself are SQL, not PL/pgSQL control.
+        control = upper if start is None else upper[:start]
+        for index, word in enumerate(control):
+            previous = control[index - 1] if index else ""
+            if word == "COMMIT" and (not previous or previous in _CONTROL_WORDS):
+                committing.update(open_loops)
+            elif word == "LOOP" and previous == "END":
+                if open_loops:
+                    open_loops.pop()
+            elif word == "LOOP":
+                open_loops.append(count)
+                count += 1
+        loop_of.append(open_loops[-1] if open_loops else None)
+    return loop_of, committing
 
 
 def _split_on_semicolons(tokens: Sequence[Token]) -> list[list[Token]]:

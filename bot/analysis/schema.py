@@ -35,6 +35,8 @@ class Table:
     constraints: dict[str, Constraint] = field(default_factory=dict)
     # False only for tables the model heard of without seeing their definition (e.g. a rename of an unknown).
     complete: bool = True
+    partitioned: bool = False
+    partition_of: str | None = None
 
 
 @dataclass
@@ -51,6 +53,10 @@ class Schema:
 
     def begin_file(self) -> None:
         self.new_objects = set()
+
+    def partitions_of(self, name: str) -> list[str]:
+        """The partitions the migrations created of a partitioned table (others may exist in production)."""
+        return sorted(t.name for t in self.tables.values() if t.partition_of == name)
 
     def is_new(self, name: str) -> bool:
         return name in self.new_objects
@@ -114,7 +120,7 @@ class Schema:
         return model
 
     def _apply_CreateTable(self, o: op.CreateTable) -> None:
-        table = Table(o.name)
+        table = Table(o.name, partitioned=o.partitioned, partition_of=o.partition_of)
         for spec in o.columns:
             table.columns[spec.name] = _column(spec)
             if spec.references is not None:
@@ -159,7 +165,16 @@ class Schema:
             )
 
     def _apply_DropColumn(self, o: op.DropColumn) -> None:
-        self._table(o.on).columns.pop(o.column, None)
+        table = self._table(o.on)
+        table.columns.pop(o.column, None)
+        # PostgreSQL drops the indexes and constraints of the table that involve the column with it.
+        for name, constraint in list(table.constraints.items()):
+            if o.column in constraint.columns:
+                del table.constraints[name]
+        for name, on in list(self.indexes.items()):
+            if on == o.on and o.column in self.index_columns.get(name, frozenset()):
+                del self.indexes[name]
+                self.index_columns.pop(name, None)
 
     def _apply_RenameColumn(self, o: op.RenameColumn) -> None:
         table = self._table(o.on)
@@ -168,6 +183,11 @@ class Schema:
         for constraint in table.constraints.values():
             if constraint.not_null_column == o.column:
                 constraint.not_null_column = o.new_name
+            constraint.columns = tuple(o.new_name if c == o.column else c for c in constraint.columns)
+        for name, on in self.indexes.items():
+            columns = self.index_columns.get(name, frozenset())
+            if on == o.on and o.column in columns:
+                self.index_columns[name] = (columns - {o.column}) | {o.new_name}
 
     def _apply_AlterColumnType(self, o: op.AlterColumnType) -> None:
         column = self._table(o.on).columns.setdefault(o.column, Column(None))

@@ -1,32 +1,50 @@
 """What zdm says on a pull request, built from analysis results (pure: no GitHub types, no I/O).
 
-The check run (conclusion, summary, annotations), the inline review comments with their suggestions or plans,
-and the summary comment with the checklist. Each flagged statement is identified by a digest of its
-normalised SQL and rule ids: review comments carry it in a hidden marker so a later run does not repeat them,
-and approvals cover exactly the digests present when they were given.
+The check run (verdict, table, annotations), one short inline comment per statement that needs action, and the
+summary comment (verdict, table, each file's plan once, the checklist). Each flagged statement is identified by
+a digest of its normalised SQL and rule ids: comments carry the digests they speak for in a hidden marker so a
+later run does not repeat them, and approvals cover exactly the digests present when they were given.
+
+Everything written fits GitHub's limits: what does not fit is cut at a line, step or row boundary with a line
+saying how much more there is and which command shows it, never in the middle of a block.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.analysis.model import Classification, FileResult, Finding, StatementResult
 from bot.analysis.prisma import PrismaVersion
 from bot.fixes.checklist import checklist, render_checklist
-from bot.fixes.plan import LOCK_TIMEOUT, FilePlan, plan_file, statement_sql
+from bot.fixes.plan import LOCK_TIMEOUT, FilePlan, Step, plan_file
 from bot.report import annotation_message, located_findings
 from bot.report.sarif import level
 
 SUMMARY_MARKER = "<!-- zdm:summary -->"
 FINDING_MARKER = "<!-- zdm:finding {} -->"
-FINDING_MARKER_PATTERN = re.compile(r"<!-- zdm:finding ([0-9a-f]{16}) -->")
-# GitHub's limits: 65,535 characters for a check run summary or text, and for a comment body.
-MAX_TEXT = 65_000
+FINDINGS_MARKER = "<!-- zdm:findings {} -->"
+# One digest (an inline comment) or several (a file-level comment standing for many statements).
+FINDING_MARKER_PATTERN = re.compile(r"<!-- zdm:findings? ((?:[0-9a-f]{16} ?)+) -->")
+
+# GitHub's limits: an issue or review comment body holds at most 65,536 characters (GitHub answers 422 "Body is
+# too long (maximum is 65536 characters)"); a check run's output.summary and output.text at most 65,535 (its
+# OpenAPI description). output.title has no documented limit: zdm keeps to the 255 of an annotation's title.
+MAX_COMMENT = 65_536
+MAX_OUTPUT = 65_535
+MAX_TITLE = 255
+# An inline comment is read at a glance: at most this long, unless it holds its statement's suggestion.
+INLINE_LIMIT = 3_000
+# More new statements needing action than this in one file: one file-level comment instead of one per line.
+FILE_COMMENT_THRESHOLD = 30
+# A one-line reason in an inline comment (some messages list every table a file locks).
+_WHY_LIMIT = 320
+
 _ANNOTATION_LEVEL = {"error": "failure", "warning": "warning", "note": "notice"}
 _SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z`\"(])")
 
 
 def normalised_sql(sql: str) -> str:
@@ -49,6 +67,15 @@ class ChangedMigration:
     result: FileResult
     # None: every line (an added file); otherwise the head-side lines of the diff.
     commentable: frozenset[int] | None = None
+
+    @property
+    def folder(self) -> str:
+        """The migration folder's path: what `zdm fix` takes."""
+        return self.path.rsplit("/", 1)[0] if "/" in self.path else self.path
+
+    @property
+    def name(self) -> str:
+        return self.folder.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +100,27 @@ class Annotation:
 
 @dataclass(frozen=True, slots=True)
 class InlineComment:
+    """What zdm says on one statement's lines."""
+
     path: str
     line: int
     start_line: int | None
     body: str
     digest: str
+    # What a file-level comment says of the statement when its file has too many to comment on one by one.
+    statement_line: int = 0
+    classification: str = ""
+    rule_id: str = ""
+    breaking: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FileComment:
+    """One comment on a whole file, standing for many statements' inline comments."""
+
+    path: str
+    body: str
+    digests: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +137,7 @@ class PullRequestReport:
     title: str
     summary: str
     annotations: tuple[Annotation, ...]
+    # One per statement needing action, whatever was posted before (`comments_to_post` picks the new ones).
     comments: tuple[InlineComment, ...]
     summary_comment: str
     flagged: tuple[Flagged, ...]
@@ -101,11 +145,47 @@ class PullRequestReport:
     approvals_used: tuple[Approval, ...] = field(default_factory=tuple)
 
 
-def _finding_text(finding: Finding) -> str:
-    text = f"**{finding.rule_id}** ({finding.classification.value}"
-    text += ", breaking)" if finding.breaking else ")"
-    text += f": {finding.message}"
-    return text
+# -- fitting text into GitHub's limits ------------------------------------------------------------------------
+
+
+def fit_blocks(blocks: Sequence[str], budget: int, more: Callable[[int], str]) -> list[str]:
+    """The leading blocks that fit in `budget` characters (joined by newlines), then one line saying how many
+    were left out. Blocks are never cut, so a code fence is never left open."""
+    if sum(len(b) + 1 for b in blocks) <= budget:
+        return list(blocks)
+    kept: list[str] = []
+    used = 0
+    for index, block in enumerate(blocks):
+        note = more(len(blocks) - index)
+        if used + len(block) + 1 + len(note) + 1 > budget:
+            return [*kept, note]
+        kept.append(block)
+        used += len(block) + 1
+    return kept
+
+
+def cap(text: str, limit: int) -> str:
+    """A last guard: text over `limit` is cut at a line, with any open code fence closed."""
+    if len(text) <= limit:
+        return text
+    tail = "\n\n… cut to fit GitHub's limit: run `zdm check` for everything."
+    cut = text[: limit - len(tail) - 8]
+    cut = cut[: cut.rfind("\n")] if "\n" in cut else cut
+    if cut.count("```") % 2:
+        cut += "\n```"
+    return cut + tail
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _first_sentence(text: str, limit: int = _WHY_LIMIT) -> str:
+    match = _SENTENCE_END.search(text)
+    return _clip(text[: match.start() + 1] if match else text, limit)
+
+
+# -- words -------------------------------------------------------------------------------------------------------
 
 
 def _locks(statement: StatementResult) -> str:
@@ -129,77 +209,159 @@ def _locks(statement: StatementResult) -> str:
     return "; ".join(parts)
 
 
-def _statement_replacement(statement: StatementResult, lock_timeout: bool) -> str | None:
-    """The statements that replace this one in its own file, when the fix is an in-file edit."""
-    if statement.parts is None or not statement.has_fix:
-        return None
-    pieces: list[str] = []
-    for part, fix in zip(statement.parts, statement.fixes, strict=True):
-        if fix is None:
-            pieces.append(statement_sql(part))
-            continue
-        if fix.manual or fix.later or fix.deploy_first or fix.alone_always:
-            return None
-        pieces.extend(statement_sql(s) for s in (*fix.in_place, *fix.alone))
-    if lock_timeout:
-        pieces.insert(0, LOCK_TIMEOUT)
-    return "\n".join(pieces)
+def _needs_action(findings: Sequence[Finding]) -> bool:
+    """Fails the check or needs a decision: blocking, unknown, breaking, or failing `prisma migrate deploy`."""
+    return any(
+        f.fails_check or f.fails_migration or f.breaking or f.classification.needs_review for f in findings
+    )
 
 
-def _occupies_whole_lines(text: str, statement: StatementResult) -> bool:
-    lines = text.splitlines()
-    block = "\n".join(lines[statement.line_start - 1 : statement.line_end])
-    return normalised_sql(block) == normalised_sql(statement.sql) and bool(block.strip())
+def _primary(findings: Sequence[Finding]) -> Finding:
+    """The finding that says why the statement is commented on: what fails the check first."""
+    return max(findings, key=lambda f: (f.fails_check, f.classification.rank, f.breaking, f.fails_migration))
 
 
-def _plan_steps(plan: FilePlan) -> str:
-    lines = []
+def _step_text(step: Step) -> str:
+    return _clip(step.text, 400)
+
+
+def _plan_steps(plan: FilePlan) -> list[str]:
+    """The plan as numbered blocks, one per step, each whole (SQL fences closed)."""
+    blocks = []
     for number, step in enumerate(plan.steps, 1):
         if step.migration is not None:
-            lines.append(f"{number}. Migration `{step.migration.name}` ({step.text}):")
-            lines.append("")
-            lines.append("   ```sql")
+            lines = [f"{number}. Migration `{step.migration.name}` ({step.text}):", "", "   ```sql"]
             lines.extend("   " + line for line in step.migration.sql.rstrip().splitlines())
             lines.append("   ```")
+            blocks.append("\n".join(lines))
         else:
-            lines.append(f"{number}. {step.kind.capitalize()}: {step.text}")
-    return "\n".join(lines)
+            blocks.append(f"{number}. {step.kind.capitalize()}: {_step_text(step)}")
+    return blocks
 
 
-def _comment_body(
+# -- one statement's inline comment ----------------------------------------------------------------------------
+
+
+def _has_rewrite(statement: StatementResult, index: int, plan: FilePlan) -> bool:
+    """zdm rewrites the statement, or moves it to a migration of its own."""
+    if index in plan.no_rewrite or not plan.changes_anything:
+        return False
+    if statement.has_fix:
+        return True
+    return any(
+        (step := plan.steps[number - 1]).migration is not None and step.migration.name != plan.original
+        for number in plan.step_numbers(index)
+    )
+
+
+def _suggestion(
+    change: ChangedMigration, index: int, plan: FilePlan, position: tuple[int, int | None]
+) -> str | None:
+    """The statement's rewrite as a GitHub suggestion, when it is an edit of exactly the commented lines of
+    this file: one step, the file's own migration, nothing to run alone, deploy or do by hand."""
+    statement = change.result.statements[index]
+    numbers = plan.step_numbers(index)
+    if len(numbers) != 1:
+        return None
+    step = plan.steps[numbers[0] - 1]
+    if step.migration is None or step.migration.name != plan.original or step.migration.alone:
+        return None
+    own = step.sql_of(index)
+    if not own:
+        return None
+    line, start = position
+    if (start or line) != statement.line_start or line != statement.line_end:
+        return None  # a suggestion replaces the commented lines: they must be the whole statement
+    lines = change.text.splitlines()
+    block = "\n".join(lines[statement.line_start - 1 : statement.line_end])
+    if normalised_sql(block) != normalised_sql(statement.sql) or not block.strip():
+        return None  # the statement shares its lines with another one
+    # The plan opens the migration with a lock_timeout for the statement that lacked one (never before a
+    # CONCURRENTLY build, which it would make fail).
+    timeout = step.migration.sql.startswith(LOCK_TIMEOUT) and any(
+        f.rule_id == "lock-timeout-missing" and not f.suppressed for f in statement.findings
+    )
+    return "\n".join([LOCK_TIMEOUT, *own] if timeout else own)
+
+
+def _own_steps(plan: FilePlan, index: int, with_sql: bool) -> list[str]:
+    """This statement's part of each step of the file's plan that holds it: a migration shared with other
+    statements shows only the SQL the plan put there for this one; a deploy or manual step shared with
+    others points to the summary."""
+    lines: list[str] = []
+    for number in plan.step_numbers(index):
+        step = plan.steps[number - 1]
+        if step.migration is None:
+            text = _step_text(step) if step.statements == (index,) else "see the summary comment"
+            lines.append(f"- Step {number}, {step.kind}: {text}")
+            continue
+        alone = ", alone: it cannot run inside a transaction" if step.migration.alone else ""
+        lines.append(f"- Step {number}, migration `{step.migration.name}`{alone}:")
+        own = step.sql_of(index)
+        if with_sql and own:
+            sql = "\n".join(own).splitlines()
+            lines += ["  ```sql", *("  " + line for line in sql), "  ```"]
+    return lines
+
+
+def _inline_body(
     change: ChangedMigration,
-    statement: StatementResult,
-    findings: list[Finding],
+    index: int,
+    shown: Sequence[Finding],
     digest: str,
-    plan: FilePlan | None,
-    in_file: bool,
+    plan: FilePlan,
+    prisma: PrismaVersion | None,
+    position: tuple[int, int | None],
 ) -> str:
-    lines = [FINDING_MARKER.format(digest)]
-    worst = max((f.classification for f in findings), key=lambda c: c.rank)
-    lines.append(f"**zdm: {worst.value}**. {_locks(statement)}.")
-    lines.append("")
-    lines.extend(f"- {_finding_text(f)}" for f in findings)
-    alternatives = [f.safe_alternative for f in findings if f.safe_alternative]
-    timeout = any(f.rule_id == "lock-timeout-missing" for f in findings)
-    replacement = _statement_replacement(statement, timeout) if in_file else None
-    if replacement is not None and _occupies_whole_lines(change.text, statement):
-        lines += ["", "Safe rewrite, in this file:", "", "```suggestion", replacement, "```"]
-    elif plan is not None and plan.changes_anything and statement.has_fix:
-        fixes = [fix.summary for fix in statement.fixes if fix is not None]
-        lines += [
-            "",
-            "**Fix** (" + " ".join(fixes) + ") takes more than one migration:",
-            "",
-            _plan_steps(plan),
-        ]
-        lines += ["", "`zdm fix " + change.path.rsplit("/", 1)[0] + "` writes these migration folders."]
-    elif alternatives:
-        lines += ["", "**Instead:** " + " ".join(dict.fromkeys(alternatives))]
-    lines += [
+    statement = change.result.statements[index]
+    primary = _primary(shown)
+    worst = max((f.classification for f in shown), key=lambda c: c.rank)
+    rules = ", ".join(f"`{r}`" for r in dict.fromkeys([primary.rule_id, *(f.rule_id for f in shown)]))
+    breaking = next((f for f in shown if f.breaking), None)
+    head = [
+        FINDING_MARKER.format(digest),
+        f"**zdm: {worst.value}{', breaking' if breaking else ''}** ({rules}): {_locks(statement)}.",
         "",
-        "Deliberate? `/zdm approve <reason>` (someone with write access), or `-- zdm:ignore <rule> <reason>`.",
+        _first_sentence(primary.message),
     ]
-    return "\n".join(lines)
+    if breaking is not None and not primary.breaking:
+        # Breaking the running application is a second, different reason to act.
+        head.append(_first_sentence(breaking.message))
+    tail: list[str] = []
+    if statement.fails_check:
+        tail = [
+            "",
+            f"Deliberate? `/zdm approve <reason>`, or `-- zdm:ignore {primary.rule_id} <reason>` above it.",
+        ]
+
+    def body(fix: list[str]) -> str:
+        return "\n".join([*head, *fix, *tail])
+
+    alternative = next((f.safe_alternative for f in (primary, *shown) if f.safe_alternative), "")
+    if not _has_rewrite(statement, index, plan):
+        fix = []
+        if index in plan.no_rewrite:
+            fix += ["", f"No automatic rewrite: {_clip(plan.no_rewrite[index], 400)}"]
+        if alternative:
+            fix += ["", "**Instead:** " + _clip(alternative, 600)]
+        return cap(body(fix), INLINE_LIMIT)
+    suggestion = _suggestion(change, index, plan, position)
+    if suggestion is not None:
+        text = body(["", "Safe rewrite, in place:", "", "```suggestion", suggestion, "```"])
+        if len(text) <= MAX_COMMENT:
+            return text
+    numbers = plan.step_numbers(index)
+    which = ", ".join(str(n) for n in numbers)
+    intro = [
+        "",
+        f"**Its part of the safe plan**: step{'s' if len(numbers) > 1 else ''} {which} of {len(plan.steps)}; "
+        "the whole plan is in the summary.",
+        "",
+    ]
+    text = body([*intro, *_own_steps(plan, index, with_sql=True)])
+    if len(text) > INLINE_LIMIT:
+        text = body([*intro, *_own_steps(plan, index, with_sql=False)])
+    return cap(text, INLINE_LIMIT)
 
 
 def _comment_lines(change: ChangedMigration, statement: StatementResult) -> tuple[int, int | None] | None:
@@ -216,22 +378,78 @@ def _comment_lines(change: ChangedMigration, statement: StatementResult) -> tupl
     return end, None
 
 
+# -- which comments to post --------------------------------------------------------------------------------------
+
+
+def comments_to_post(
+    comments: Sequence[InlineComment], posted: set[str]
+) -> tuple[list[InlineComment], list[FileComment]]:
+    """The comments not posted before: inline, or, for a file with more than FILE_COMMENT_THRESHOLD of them, one
+    file-level comment standing for all of them (their digests in its marker, so none is posted again)."""
+    new = [c for c in comments if c.digest not in posted]
+    by_path: dict[str, list[InlineComment]] = {}
+    for comment in new:
+        by_path.setdefault(comment.path, []).append(comment)
+    inline: list[InlineComment] = []
+    files: list[FileComment] = []
+    for path, found in by_path.items():
+        if len(found) > FILE_COMMENT_THRESHOLD:
+            files.append(
+                FileComment(path, _file_comment_body(path, found), frozenset(c.digest for c in found))
+            )
+        else:
+            inline.extend(found)
+    return inline, files
+
+
+def _file_comment_body(path: str, comments: Sequence[InlineComment]) -> str:
+    marker = FINDINGS_MARKER.format(" ".join(sorted({c.digest for c in comments})))
+    groups: dict[tuple[str, str, bool], list[int]] = {}
+    for comment in sorted(comments, key=lambda c: c.statement_line):
+        groups.setdefault((comment.rule_id, comment.classification, comment.breaking), []).append(
+            comment.statement_line
+        )
+    rows = []
+    for (rule, classification, breaking), lines in sorted(groups.items(), key=lambda item: -len(item[1])):
+        numbers = fit_blocks([str(n) for n in lines], 600, lambda n: f"and {n} more")
+        kind = classification + (", breaking" if breaking else "")
+        rows.append(f"- `{rule}` ({kind}): line{'s' if len(lines) > 1 else ''} {', '.join(numbers)}")
+    folder = path.rsplit("/", 1)[0]
+    head = [
+        marker,
+        f"**zdm: {len(comments)} statements in this migration need action**: too many for a comment on each. "
+        "Each is in the summary comment's table and annotated on its lines in the check run.",
+        "",
+    ]
+    tail = [
+        "",
+        f"The safe plan for this file is in the summary comment; `zdm fix {folder}` writes it. Deliberate? "
+        "Comment `/zdm approve <reason>` (write access).",
+    ]
+    room = MAX_COMMENT - sum(len(line) + 1 for line in [*head, *tail]) - 100
+    kept = fit_blocks(rows, room, lambda n: f"- … {n} more rule(s): run `zdm check {folder}`")
+    return cap("\n".join([*head, *kept, *tail]), MAX_COMMENT)
+
+
+# -- the report --------------------------------------------------------------------------------------------------
+
+
 def build_report(
     changes: Sequence[ChangedMigration],
     prisma: PrismaVersion | None,
     approvals: Sequence[Approval] = (),
     notes: Sequence[str] = (),
+    comment_on_brief: bool = False,
 ) -> PullRequestReport:
     annotations: list[Annotation] = []
     comments: list[InlineComment] = []
     flagged: list[Flagged] = []
     plans: dict[str, FilePlan] = {}
+    statements: dict[tuple[str, int], StatementResult] = {}
     for change in changes:
         result = change.result
-        name = change.path.rsplit("/", 2)[-2] if change.path.count("/") >= 1 else change.path
-        plan = plan_file(name, result, prisma)
+        plan = plan_file(change.name, result, prisma)
         plans[change.path] = plan
-        in_file = len(plan.migrations) == 1 and all(step.kind == "migration" for step in plan.steps)
         for located in located_findings(result):
             finding = located.finding
             if finding.suppressed:
@@ -246,10 +464,11 @@ def build_report(
                     annotation_message(finding),
                 )
             )
-        for statement in result.statements:
+        for index, statement in enumerate(result.statements):
             shown = [f for f in statement.findings if not f.suppressed and level(f) != "note"]
             if not shown:
                 continue
+            statements[(change.path, statement.line_start)] = statement
             digest = statement_digest(statement, [f.rule_id for f in shown])
             if statement.fails_check:
                 flagged.append(
@@ -262,16 +481,23 @@ def build_report(
                         statement.sql,
                     )
                 )
+            if not (comment_on_brief or _needs_action(shown)):
+                continue
             position = _comment_lines(change, statement)
             if position is None:
                 continue
+            primary = _primary(shown)
             comments.append(
                 InlineComment(
                     change.path,
                     position[0],
                     position[1],
-                    _comment_body(change, statement, shown, digest, plan, in_file),
+                    _inline_body(change, index, shown, digest, plan, prisma, position),
                     digest,
+                    statement.line_start,
+                    max((f.classification for f in shown), key=lambda c: c.rank).value,
+                    primary.rule_id,
+                    any(f.breaking for f in shown),
                 )
             )
         for finding in result.file_findings:
@@ -281,17 +507,14 @@ def build_report(
     approved = {d for a in approvals for d in a.digests}
     unapproved = tuple(f for f in flagged if f.digest not in approved)
     used = tuple(a for a in approvals if a.digests & {f.digest for f in flagged})
-    conclusion = "failure" if unapproved else "success"
-    title = _title(changes, flagged, unapproved)
-    summary = _check_summary(changes, flagged, unapproved, used, notes, bool(approvals))
-    summary_comment = _summary_comment(changes, plans, prisma, title, unapproved, used, notes)
+    verdict = _verdict(changes, plans, statements, flagged, unapproved, used, bool(approvals))
     return PullRequestReport(
-        conclusion,
-        title,
-        summary,
+        "failure" if unapproved else "success",
+        _clip(_title(changes, flagged, unapproved), MAX_TITLE),
+        _check_summary(changes, verdict, unapproved, used, notes, bool(approvals)),
         tuple(annotations),
         tuple(comments),
-        summary_comment,
+        _summary_comment(changes, plans, prisma, verdict, used, notes),
         tuple(flagged),
         unapproved,
         used,
@@ -311,22 +534,130 @@ def _title(
     return f"{statements} statement(s) in {len(changes)} migration(s): nothing blocks"
 
 
-def _statement_table(changes: Sequence[ChangedMigration]) -> list[str]:
-    lines = ["| Migration | Line | Statement | Class | Locks | Rules |", "|---|---|---|---|---|---|"]
+def _names(items: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(f"`{item}`" for item in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _verdict(
+    changes: Sequence[ChangedMigration],
+    plans: dict[str, FilePlan],
+    statements: dict[tuple[str, int], StatementResult],
+    flagged: list[Flagged],
+    unapproved: tuple[Flagged, ...],
+    used: Sequence[Approval],
+    approved_before: bool,
+) -> list[str]:
+    """At most three lines, the first the verdict, the second what to do."""
+    if not changes:
+        return ["This pull request changes no Prisma migration for PostgreSQL."]
+    if not unapproved:
+        if flagged:
+            approvers = ", ".join(dict.fromkeys(f"@{a.approver}" for a in used))
+            return [f"{len(flagged)} flagged statement(s) approved by {approvers}: nothing else blocks."]
+        total = sum(len(c.result.statements) for c in changes)
+        return [f"{total} statement(s) in {len(changes)} migration(s): nothing blocks."]
+    write_blocked: list[str] = []
+    read_blocked: set[str] = set()
+    lock_count = unknown = failing_deploy = other = 0
+    for item in unapproved:
+        statement = statements.get((item.path, item.line_start)) if item.sql else None
+        if statement is None:
+            other += 1
+        elif statement.classification is Classification.UNKNOWN:
+            unknown += 1
+        elif statement.classification is Classification.BLOCKING:
+            lock_count += 1
+            # A backfill's row locks block the writers of every row it touches, under a weak table lock.
+            rows_only = not any(mode.blocks_writes for mode in statement.locks.values())
+            for table, mode in sorted(statement.locks.items()):
+                if (mode.blocks_writes or rows_only) and table not in write_blocked:
+                    write_blocked.append(table)
+                if mode.blocks_reads:
+                    read_blocked.add(table)
+        elif any(f.fails_migration for f in statement.findings):
+            failing_deploy += 1
+        else:
+            other += 1
+    parts = []
+    if lock_count:
+        verb = "blocks" if lock_count == 1 else "block"
+        if len(read_blocked) == len(write_blocked):
+            parts.append(f"{lock_count} {verb} reads and writes on {_names(write_blocked)}")
+        else:
+            reads = f", and reads on {len(read_blocked)} of them" if read_blocked else ""
+            parts.append(f"{lock_count} {verb} writes on {_names(write_blocked)}{reads}")
+    if unknown:
+        parts.append(f"{unknown} zdm cannot read (review by hand)")
+    if failing_deploy:
+        parts.append(f"{failing_deploy} make `prisma migrate deploy` fail")
+    if other:
+        parts.append(f"{other} other finding(s)")
+    count = len(unapproved)
+    if len(parts) == 1 and lock_count:
+        first = f"{count} statement{'s' if count > 1 else ''} {parts[0].split(' ', 1)[1]}"
+    else:
+        first = f"{count} statement{'s' if count > 1 else ''} need attention: " + "; ".join(parts)
+    if approved_before:
+        first += " (new or changed since the last approval)"
+    fixable = list(
+        dict.fromkeys(
+            c.folder
+            for c in changes
+            if plans[c.path].changes_anything and any(f.path == c.path for f in unapproved)
+        )
+    )
+    approve = "comment `/zdm approve <reason>` (write access) to accept them as they are."
+    if len(fixable) == 1:
+        second = f"Run `zdm fix {fixable[0]}` to write the safe plan, or {approve}"
+    elif fixable:
+        second = f"Run `zdm fix` on each of {_names(fixable, 3)} to write the safe plans, or {approve}"
+    else:
+        second = f"Change them by hand (see the inline comments), or {approve}"
+    return [first + ".", second]
+
+
+def _statement_table(changes: Sequence[ChangedMigration]) -> tuple[list[str], list[tuple[bool, str]], str]:
+    """The table's header; its rows (statements that lock, break or have a finding), each marked when it needs
+    action; and a footer."""
+    header = ["| Migration | Line | Statement | Class | Locks | Rules |", "|---|---|---|---|---|---|"]
+    rows = []
+    quiet = 0
     for change in changes:
-        folder = change.path.rsplit("/", 2)[-2] if "/" in change.path else change.path
         for statement in change.result.statements:
             if statement.kind == "empty":
                 continue
-            first = " ".join(normalised_sql(statement.sql).split()[:6])
+            shown = [f for f in statement.findings if not f.suppressed and level(f) != "note"]
+            if statement.classification is Classification.SAFE and not statement.breaking and not shown:
+                quiet += 1
+                continue
+            first = _clip(" ".join(normalised_sql(statement.sql).split()[:6]), 80)
             rules = ", ".join(f"`{r}`" for r in statement.rule_ids) or "-"
             cls = statement.classification.value
             if statement.breaking:
                 cls += ", breaking"
-            lines.append(
-                f"| `{folder}` | {statement.line_start} | `{_cell(first)}` | {cls} | {_cell(_locks(statement))} | {rules} |"
+            row = (
+                f"| `{change.name}` | {statement.line_start} | `{_cell(first)}` | {cls} "
+                f"| {_cell(_clip(_locks(statement), 300))} | {rules} |"
             )
-    return lines
+            rows.append((_needs_action(shown), row))
+    footer = f"{quiet} safe statement(s) with nothing to report are not listed." if quiet else ""
+    return header, rows, footer
+
+
+def _table(changes: Sequence[ChangedMigration], budget: int) -> str:
+    """The table in file order; when it does not fit, the statements needing action keep their rows first."""
+    header, rows, footer = _statement_table(changes)
+    if not rows:
+        return footer
+    room = budget - sum(len(line) + 1 for line in [*header, footer])
+    ordered = [row for _, row in rows]
+    if sum(len(row) + 1 for row in ordered) > room:
+        ordered = [row for action, row in rows if action] + [row for action, row in rows if not action]
+    kept = fit_blocks(
+        ordered, room, lambda n: f"\n… {n} more statement(s): run `zdm check` for every one of them."
+    )
+    return "\n".join([*header, *kept, *([""] if footer else []), *([footer] if footer else [])])
 
 
 def _cell(text: str) -> str:
@@ -335,84 +666,104 @@ def _cell(text: str) -> str:
 
 def _approvals_text(used: Sequence[Approval]) -> list[str]:
     return [
-        f"- Approved by @{a.approver}" + (f" at {a.at}" if a.at else "") + f": {a.reason or '(no reason)'}"
+        f"- Approved by @{a.approver}"
+        + (f" at {a.at}" if a.at else "")
+        + f": {_clip(a.reason or '(no reason)', 500)}"
         for a in used
     ]
 
 
+def _listed(lines: Sequence[str], budget: int) -> list[str]:
+    return fit_blocks(lines, budget, lambda n: f"- … {n} more: run `zdm check`")
+
+
 def _check_summary(
     changes: Sequence[ChangedMigration],
-    flagged: list[Flagged],
+    verdict: list[str],
     unapproved: tuple[Flagged, ...],
     used: Sequence[Approval],
     notes: Sequence[str],
-    approved_before: bool = False,
+    approved_before: bool,
 ) -> str:
+    head = [f"**{verdict[0]}**", *verdict[1:]]
     if not changes:
-        return "This pull request changes no Prisma migration for PostgreSQL."
-    lines = []
-    counts = {c: 0 for c in Classification}
-    for change in changes:
-        for statement in change.result.statements:
-            counts[statement.classification] += 1
-    lines.append(", ".join(f"{n} {c.value}" for c, n in counts.items() if n) + ".")
+        return "\n".join(head)
+    after: list[str] = []
     if unapproved:
         heading = (
             "New or changed since the last approval, not covered by it"
             if approved_before
             else "Needs attention"
         )
-        lines += [
-            "",
-            f"{heading} (fix it, or `/zdm approve <reason>` from someone with write access):",
-            "",
-        ]
-        lines += [f"- `{f.path}` line {f.line_start}: {', '.join(f.rule_ids)}" for f in unapproved]
+        after += ["", f"{heading}:", ""]
+        after += _listed(
+            [f"- `{f.path}` line {f.line_start}: {', '.join(f.rule_ids)}" for f in unapproved], 12_000
+        )
     if used:
-        lines += ["", *_approvals_text(used)]
+        after += ["", *_listed(_approvals_text(used), 6_000)]
     if notes:
-        lines += ["", *[f"- {n}" for n in notes]]
-    lines += ["", *_statement_table(changes)]
-    return _limit("\n".join(lines))
+        after += ["", *_listed([f"- {_clip(n, 500)}" for n in notes], 4_000)]
+    room = MAX_OUTPUT - sum(len(line) + 1 for line in [*head, *after]) - 200
+    return cap("\n".join([*head, "", _table(changes, room), *after]), MAX_OUTPUT)
+
+
+def _plan_block(change: ChangedMigration, plan: FilePlan, budget: int) -> str:
+    """The file's plan, collapsed; steps that do not fit are left to `zdm fix --dry-run`."""
+    opening = [
+        f"<details><summary>Safe plan for <code>{change.path}</code>: {len(plan.steps)} steps "
+        f"(<code>zdm fix {change.folder}</code> writes it)</summary>",
+        "",
+    ]
+    closing = ["", "</details>"]
+    room = budget - sum(len(line) + 1 for line in [*opening, *closing])
+    more = f"… {{}} more step(s): `zdm fix {change.folder} --dry-run` prints the whole plan."
+    steps = _plan_steps(plan)
+    if room < 200 + len(more):
+        return _clip(
+            f"The safe plan for `{change.path}` is too long for this comment: " + more.format(len(steps)),
+            budget,
+        )
+    return "\n".join([*opening, *fit_blocks(steps, room, more.format), *closing])
 
 
 def _summary_comment(
     changes: Sequence[ChangedMigration],
     plans: dict[str, FilePlan],
     prisma: PrismaVersion | None,
-    title: str,
-    unapproved: tuple[Flagged, ...],
+    verdict: list[str],
     used: Sequence[Approval],
     notes: Sequence[str],
 ) -> str:
-    lines = [SUMMARY_MARKER, f"## zdm: {title}", ""]
+    """Verdict, table, the plan of each file once, checklist. The verdict, approvals and checklist always stay;
+    when the whole does not fit, the plans are shortened first, then the table."""
+    head = [SUMMARY_MARKER, f"### zdm: {verdict[0]}", *verdict[1:]]
     if not changes:
-        lines.append("This pull request changes no Prisma migration for PostgreSQL.")
-        return "\n".join(lines)
+        return "\n".join(head)
+    extra: list[str] = []
     if prisma is not None:
-        lines += [f"Judged for Prisma {prisma}.", ""]
-    lines += _statement_table(changes)
+        extra += ["", f"Judged for Prisma {prisma}."]
     if used:
-        lines += ["", *_approvals_text(used)]
+        extra += ["", *_listed(_approvals_text(used), 6_000)]
     if notes:
-        lines += ["", *[f"- {n}" for n in notes]]
-    for path, plan in plans.items():
-        if plan.changes_anything and len(plan.steps) > 1:
-            lines += [
-                "",
-                f"<details><summary>Safe plan for <code>{path}</code></summary>",
-                "",
-                _plan_steps(plan),
-                "",
-                "</details>",
-            ]
+        extra += ["", *_listed([f"- {_clip(n, 500)}" for n in notes], 4_000)]
     items = checklist([c.result for c in changes], prisma)
-    if items:
-        lines += ["", "### Before deploying", "", render_checklist(items)]
-    return _limit("\n".join(lines))
-
-
-def _limit(text: str) -> str:
-    if len(text) <= MAX_TEXT:
-        return text
-    return text[: MAX_TEXT - 80] + "\n\n… (truncated: see the inline comments and annotations)"
+    ending = ["", "### Before deploying", "", render_checklist(items)] if items else []
+    room = MAX_COMMENT - sum(len(line) + 1 for line in [*head, *extra, *ending]) - 200
+    with_plans = [
+        (change, plans[change.path])
+        for change in changes
+        if plans[change.path].changes_anything and len(plans[change.path].steps) > 1
+    ]
+    table = _table(changes, room)
+    full_plans = [_plan_block(change, plan, MAX_COMMENT) for change, plan in with_plans]
+    plan_need = sum(len(block) + 2 for block in full_plans)
+    if len(table) + plan_need > room:
+        # The plan is what gets shortened: each file's share of what the table leaves, at least a pointer.
+        least = 400 * len(with_plans)
+        table = _table(changes, max(room - min(plan_need, max(least, room // 3)), 2_000))
+        share = max((room - len(table)) // max(len(with_plans), 1) - 2, 0)
+        full_plans = [_plan_block(change, plan, share) for change, plan in with_plans]
+    body = [*head, "", table, *extra]
+    for block in full_plans:
+        body += ["", block]
+    return cap("\n".join([*body, *ending]), MAX_COMMENT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
 from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
@@ -45,18 +47,30 @@ def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
             f"-- next migration:\nALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted_name(name)} UNIQUE USING INDEX {quoted_name(name)};"
         ),
         table=o.on,
-        fix=_fix(o, name, cols),
+        fix=_fix(o, ctx.sql, name, cols),
     )
 
 
-def _fix(o: op.AddConstraint | op.AddColumn, name: str, cols: str) -> Fix | None:
+# Index options the rewrite would have to carry into CREATE UNIQUE INDEX: rare enough to leave to a person.
+_INDEX_OPTIONS = re.compile(r"\b(INCLUDE|NULLS|WITH|TABLESPACE)\b", re.IGNORECASE)
+_DEFERRABLE = re.compile(
+    r"\b(?:NOT\s+)?DEFERRABLE\b(?:\s+INITIALLY\s+(?:DEFERRED|IMMEDIATE))?", re.IGNORECASE
+)
+
+
+def _fix(o: op.AddConstraint | op.AddColumn, sql: str, name: str, cols: str) -> Fix | None:
     if isinstance(o, op.AddColumn) or o.constraint.kind != "unique" or not o.constraint.name or not cols:
         return None
+    if _INDEX_OPTIONS.search(sql):
+        return None
+    # DEFERRABLE belongs to the constraint, not the index: `USING INDEX` takes it as it is.
+    deferrable = " ".join(m.group(0).upper() for m in _DEFERRABLE.finditer(sql))
     return Fix(
         "Build the unique index CONCURRENTLY, then attach it as the constraint (catalog-only).",
         alone=(f"CREATE UNIQUE INDEX CONCURRENTLY {quoted_name(name)} ON {quoted(o.on)} ({cols})",),
         later=(
-            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted_name(name)} UNIQUE USING INDEX {quoted_name(name)}",
+            f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted_name(name)} UNIQUE USING INDEX {quoted_name(name)}"
+            + (f" {deferrable}" if deferrable else ""),
         ),
     )
 

@@ -1,12 +1,24 @@
-"""backfill: UPDATE/DELETE of existing rows inside a migration."""
+"""backfill: UPDATE/DELETE of existing rows inside a migration, and its batched rewrite."""
 
 from __future__ import annotations
 
+from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import SqlglotError
+from sqlglot.tokenizer_core import TokenType
+
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
+from bot.analysis.model import Classification, Effect, Fix, LockMode
+from bot.analysis.parser import qualified
+from bot.analysis.schema import Schema
 from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted_name
 
 ID = "backfill"
+# Rows per transaction in the rewrite. At most this many rows are locked at any moment, each for the few
+# milliseconds a batch of index-range writes takes, so a writer that hits one waits about as long as it would
+# behind another request; and a million-row table costs a thousand commits, not a million.
+BATCH_SIZE = 1_000
+
 # Row locks only exist on rows: the examples need some.
 _WITH_ROWS = (
     STANDARD_SETUP
@@ -14,6 +26,44 @@ _WITH_ROWS = (
 INSERT INTO "Tip" ("userId", "amount") SELECT 1 + g % 50, CASE WHEN g % 3 = 0 THEN NULL ELSE g END FROM generate_series(1, 200) AS g;
 """
 )
+_DIALECT = Postgres()
+
+# The value of these is fixed for a whole transaction: one value for every row in the original statement, one
+# per batch in the rewrite, which no run of the original could produce.
+_TRANSACTION_TIME = (
+    exp.CurrentTimestamp,
+    exp.CurrentTimestampLTZ,
+    exp.CurrentDate,
+    exp.CurrentTime,
+    exp.CurrentDatetime,
+    exp.Localtime,
+    exp.Localtimestamp,
+)
+_TRANSACTION_TIME_NAMES = {"now", "transaction_timestamp", "statement_timestamp"}
+# Built-in functions sqlglot does not model, known to read no table: a function that read the target table
+# would see the batches already committed. Volatile ones (clock_timestamp, nextval, uuid_generate_v4) give each
+# row its own value in the original too; the batches produce one of the results the original could.
+_PURE_BUILTINS = {
+    "array_cat", "array_position", "array_positions", "array_remove", "array_replace", "btrim",
+    "clock_timestamp", "date_part", "date_trunc", "format", "gen_random_uuid", "initcap", "json_agg",
+    "json_build_array", "json_build_object", "json_object", "jsonb_agg", "jsonb_array_elements",
+    "jsonb_array_elements_text", "jsonb_array_length", "jsonb_build_array", "jsonb_build_object",
+    "jsonb_each", "jsonb_extract_path", "jsonb_extract_path_text", "jsonb_insert", "jsonb_object_agg",
+    "jsonb_object_keys", "jsonb_path_query_first", "jsonb_set", "jsonb_set_lax", "jsonb_strip_nulls",
+    "jsonb_typeof", "left", "lpad", "ltrim", "make_date", "make_timestamp", "make_timestamptz", "nextval",
+    "pg_get_serial_sequence", "regexp_split_to_array", "right", "rpad", "rtrim", "string_to_array",
+    "timeofday", "to_char", "to_date", "to_json", "to_jsonb", "to_number", "to_timestamp", "translate",
+    "uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4",
+}  # fmt: skip
+# Names the DO block declares or PL/pgSQL defines: the same name in the statement would resolve to them.
+_PLPGSQL_NAMES = {"found"}
+# The system catalogs and views (pg_timezone_names): they describe the server, not the table being changed.
+_SYSTEM_RELATIONS = ("pg_", "information_schema.", "pg_catalog.")
+_OWN_PREFIX = "zdm_"
+
+
+class NotProvable(Exception):
+    """The statement's shape is one the batched rewrite cannot be shown to leave with the same rows."""
 
 
 def check(o: op.DataChange, ctx: Context) -> Effect:
@@ -37,6 +87,34 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
             locks,
             scans=o.reads,
         )
+    if o.batched:
+        return claim(
+            ID,
+            ctx,
+            f"This {o.kind.upper()} runs in a loop that commits on every pass: each transaction locks only the "
+            f"rows of its batch of {quoted_name(o.target)}, and writers wait for one batch at most.",
+            locks,
+            scans=[o.target, *o.reads],
+        )
+    advice = (
+        "Backfill outside the migration, in batches of a few thousand rows by primary key, each in its own "
+        "transaction; keep only the schema change in the migration."
+    )
+    fix = None
+    try:
+        block = batched_rewrite(ctx.sql, o.target, ctx.schema)
+    except NotProvable as reason:
+        advice += f" zdm writes no automatic rewrite for it: {reason}."
+    else:
+        fix = Fix(
+            f"the {o.kind.upper()} becomes a DO block working through {quoted_name(o.target)} by primary key, "
+            f"{BATCH_SIZE:,} rows per transaction",
+            alone=(block,),
+        )
+        advice = (
+            f"Run it in batches of {BATCH_SIZE:,} rows by primary key, each committed, from a DO block alone in "
+            "its migration (`zdm fix` writes it)."
+        )
     return claim(
         ID,
         ctx,
@@ -46,12 +124,252 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
         locks,
         scans=[o.target, *o.reads],
         classification=Classification.BLOCKING,
-        alternative=(
-            "Backfill outside the migration, in batches of a few thousand rows by primary key, each in its own "
-            "transaction; keep only the schema change in the migration."
-        ),
+        alternative=advice,
         table=o.target,
+        fix=fix,
     )
+
+
+# ---------------------------------------------------------------------------------------------- the rewrite
+
+
+def batched_rewrite(sql: str, target: str, schema: Schema, batch_size: int = BATCH_SIZE) -> str:
+    """`sql` (one UPDATE or DELETE on `target`) as a DO block that walks the table's primary key in order,
+    `batch_size` keys per transaction, and runs the statement on each range of keys.
+
+    Each row is still changed at most once, by the statement's own SET and WHERE, so the rows end the same as
+    after the original, provided what a row's new value depends on does not change between batches. The
+    statement therefore may not read its own table (a subquery, a self-join, a view over it, a function zdm
+    cannot see into), use a value fixed per transaction (now()), or change the key being walked. Raises
+    NotProvable, with the reason, for any other shape.
+    """
+    if not sql.strip():
+        raise NotProvable("it shares its statement with other changes (a WITH clause that writes)")
+    tree = _parse(sql)
+    table = tree.this
+    if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
+        raise NotProvable("its target is not a plain table")
+    if _key(table) != target:
+        raise NotProvable("its target could not be read")
+    if tree.args.get("returning"):
+        raise NotProvable("it returns rows (RETURNING), which a loop would discard")
+    key = _primary_key(schema, target)
+    if key is None:
+        raise NotProvable(f"zdm knows no single-column primary key of {quoted_name(target)} to walk")
+    if isinstance(tree, exp.Update) and key in _assigned_columns(tree):
+        raise NotProvable("it changes the primary key, which the batches walk in order")
+    _check_reads(tree, target, schema)
+    _check_functions(tree)
+    _check_names(tree)
+    if _pins_key(tree.args.get("where"), key):
+        raise NotProvable("its WHERE already picks rows by primary key, so it locks only those")
+    return _do_block(sql, tree, key, batch_size)
+
+
+def _parse(sql: str) -> exp.Update | exp.Delete:
+    try:
+        trees = [t for t in _DIALECT.parse(sql) if t is not None]
+    except (SqlglotError, ValueError, IndexError, TypeError, AttributeError, RecursionError):
+        raise NotProvable("zdm could not parse it") from None
+    if len(trees) != 1 or not isinstance(trees[0], (exp.Update, exp.Delete)):
+        raise NotProvable("it is not a single UPDATE or DELETE")
+    tree = trees[0]
+    for nested in tree.find_all(exp.Update, exp.Delete, exp.Insert, exp.Merge):
+        if nested is not tree:
+            raise NotProvable("it shares its statement with other changes (a WITH clause that writes)")
+    return tree
+
+
+def _name(node: exp.Expression | None) -> str:
+    """An identifier as PostgreSQL stores it: quoted names keep their case, unquoted ones fold to lower."""
+    if isinstance(node, exp.Identifier):
+        return str(node.this) if node.quoted else str(node.this).lower()
+    return ""
+
+
+def _key(table: exp.Table) -> str:
+    db = table.args.get("db")
+    return qualified(_name(table.this), _name(db) if db is not None else None)
+
+
+def _primary_key(schema: Schema, table: str) -> str | None:
+    model = schema.tables.get(table)
+    if model is None or not model.complete:
+        return None
+    keys = [c for c in model.constraints.values() if c.kind == "primary_key"]
+    if len(keys) != 1 or len(keys[0].columns) != 1:
+        return None
+    column = keys[0].columns[0]
+    # A renamed key column leaves the constraint naming the old column: unknown, then.
+    return column if column in model.columns else None
+
+
+def _assigned_columns(tree: exp.Update) -> set[str]:
+    names: set[str] = set()
+    for assignment in tree.expressions:
+        left = assignment.this if isinstance(assignment, exp.EQ) else None
+        columns = left.expressions if isinstance(left, exp.Tuple) else [left]
+        for column in columns:
+            if not isinstance(column, exp.Column):
+                raise NotProvable("zdm could not read its SET list")
+            names.add(_name(column.this))
+    return names
+
+
+def _check_reads(tree: exp.Update | exp.Delete, target: str, schema: Schema) -> None:
+    """Every relation the statement reads besides its target must be a table other than the target, that
+    exists before this migration and outside it (the rewrite runs in a migration, and a session, of its own)."""
+    ctes = {_name(cte.args["alias"].this) for cte in tree.find_all(exp.CTE) if cte.args.get("alias")}
+    for table in tree.find_all(exp.Table):
+        if table is tree.this:
+            continue
+        if not isinstance(table.this, exp.Identifier):
+            continue  # a set-returning function: judged with the other function calls
+        name = _key(table)
+        if (name in ctes and name != target) or name.startswith(_SYSTEM_RELATIONS):
+            continue
+        if name == target:
+            raise NotProvable(
+                f"it reads {quoted_name(target)} itself, and each batch would see the batches before it"
+            )
+        sources = _view_sources(schema, name)
+        if target in sources:
+            raise NotProvable(f"it reads the view {quoted_name(name)} over {quoted_name(target)}")
+        if name not in schema.tables and not sources:
+            raise NotProvable(f"it reads {quoted_name(name)}, which zdm never saw created")
+        if schema.is_new(name):
+            raise NotProvable(
+                f"it reads {quoted_name(name)}, created in this migration (a temporary table would not "
+                "outlive the session)"
+            )
+
+
+def _view_sources(schema: Schema, name: str) -> set[str]:
+    seen: set[str] = set()
+    pending = [name]
+    while pending:
+        current = pending.pop()
+        for source in schema.view_sources.get(current, ()):
+            if source not in seen:
+                seen.add(source)
+                pending.append(source)
+    return seen
+
+
+def _check_functions(tree: exp.Expression) -> None:
+    for node in tree.find_all(exp.Func):
+        if isinstance(node, _TRANSACTION_TIME) or (
+            isinstance(node, exp.Anonymous) and str(node.this).lower() in _TRANSACTION_TIME_NAMES
+        ):
+            raise NotProvable(
+                "it uses the transaction's time (now(), CURRENT_TIMESTAMP), which would differ per batch"
+            )
+        if isinstance(node, exp.Anonymous) and str(node.this).lower() not in _PURE_BUILTINS:
+            raise NotProvable(f"it calls {node.this}(), which may read the table being changed")
+
+
+def _check_names(tree: exp.Expression) -> None:
+    for identifier in tree.find_all(exp.Identifier):
+        name = _name(identifier)
+        if name in _PLPGSQL_NAMES or name.startswith(_OWN_PREFIX):
+            raise NotProvable(f"it uses the name {name}, which the DO block would read as a variable")
+
+
+def _pins_key(where: exp.Expression | None, key: str) -> bool:
+    """WHERE holds `key = <constant>` or `key IN (<constants>)` as one of its top-level AND terms."""
+    if not isinstance(where, exp.Where):
+        return False
+    terms = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+    for term in terms:
+        while isinstance(term, exp.Paren):
+            term = term.this
+        if isinstance(term, exp.EQ):
+            sides = (term.this, term.expression)
+            if any(_is_key(s, key) for s in sides) and any(isinstance(s, exp.Literal) for s in sides):
+                return True
+        if (
+            isinstance(term, exp.In)
+            and _is_key(term.this, key)
+            and not term.args.get("query")
+            and term.expressions
+            and all(isinstance(e, exp.Literal) for e in term.expressions)
+        ):
+            return True
+    return False
+
+
+def _is_key(node: exp.Expression, key: str) -> bool:
+    return isinstance(node, exp.Column) and _name(node.this) == key
+
+
+def _do_block(sql: str, tree: exp.Update | exp.Delete, key: str, batch_size: int) -> str:
+    statement = sql.strip().rstrip(";").rstrip()
+    table = tree.this
+    assert isinstance(table, exp.Table)
+    written = ".".join(
+        part.sql(dialect="postgres")
+        for part in (table.args.get("catalog"), table.args.get("db"), table.this)
+        if isinstance(part, exp.Identifier)
+    )
+    alias = table.args.get("alias")
+    qualifier = quoted_name(_name(alias.this)) if isinstance(alias, exp.TableAlias) else written
+    k = quoted_name(key)
+    source = ("ONLY " if table.args.get("only") else "") + written
+    # The key range is added as one more condition of the statement's own WHERE: its joins and its other
+    # conditions stay exactly as written.
+    batch = f"{qualifier}.{k} BETWEEN zdm_from AND zdm_to"
+    where = _top_level_where(statement, expected=tree.args.get("where") is not None)
+    if where is None:
+        body = f"{statement}\n        WHERE {batch}"
+    else:
+        # The closing parenthesis goes on a line of its own: the condition may end in a `--` comment.
+        body = f"{statement[:where]} ({statement[where:]}\n        ) AND {batch}"
+    tag = _dollar_tag(sql)
+    return (
+        f"DO {tag}\n"
+        "DECLARE\n"
+        f"    zdm_from {written}.{k}%TYPE;\n"
+        f"    zdm_to {written}.{k}%TYPE;\n"
+        "BEGIN\n"
+        f"    SELECT {k} INTO zdm_from FROM {source} ORDER BY {k} LIMIT 1;\n"
+        "    WHILE zdm_from IS NOT NULL LOOP\n"
+        f"        SELECT zdm_key INTO zdm_to FROM (SELECT {k} AS zdm_key FROM {source} WHERE {k} >= zdm_from\n"
+        f"            ORDER BY {k} LIMIT {batch_size}) AS zdm_batch ORDER BY zdm_key DESC LIMIT 1;\n"
+        f"        {body};\n"
+        "        COMMIT;\n"
+        f"        SELECT {k} INTO zdm_from FROM {source} WHERE {k} > zdm_to ORDER BY {k} LIMIT 1;\n"
+        "    END LOOP;\n"
+        "END\n"
+        f"{tag}"
+    )
+
+
+def _top_level_where(statement: str, expected: bool) -> int | None:
+    """The offset just after the statement's own WHERE keyword (the one outside any parentheses)."""
+    try:
+        tokens = _DIALECT.tokenize(statement)
+    except (SqlglotError, ValueError, IndexError):
+        raise NotProvable("zdm could not read it") from None
+    depth = 0
+    found: list[int] = []
+    for token in tokens:
+        if token.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif token.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+        elif token.token_type is TokenType.WHERE and depth == 0:
+            found.append(token.end + 1)
+    if len(found) != (1 if expected else 0):
+        raise NotProvable("zdm could not find its WHERE clause")
+    return found[0] if found else None
+
+
+def _dollar_tag(sql: str) -> str:
+    tag, number = "$zdm$", 0
+    while tag in sql:
+        number += 1
+        tag = f"$zdm{number}$"
+    return tag
 
 
 RULE = Rule(
@@ -63,7 +381,18 @@ RULE = Rule(
         "other writes until it ends, dead rows pile up, and replicas lag. Before Prisma 7.4 the whole file "
         "is one transaction, so locks taken by earlier statements are held for the whole backfill too."
     ),
-    instead="Backfill in batches from a script or job, outside `migration.sql`.",
+    instead=(
+        "Backfill in batches. `zdm fix` rewrites the statement, alone in its migration, as a `DO` block that "
+        "walks the table's primary key in order and runs the statement's own SET and WHERE on "
+        f"{BATCH_SIZE:,} keys at a time, committing after each batch: at most {BATCH_SIZE:,} rows are locked at "
+        "any moment, each for the milliseconds one batch takes, and a million-row table costs a thousand commits. "
+        "PostgreSQL allows `COMMIT` in a `DO` block only at top level: before Prisma 7.4 a file holding only the "
+        "block is sent as one statement, outside any transaction; from 7.4 each statement runs on its own. zdm "
+        "writes this rewrite only where it provably leaves the same rows: a single-column primary key it knows, "
+        "a statement that does not read its own table again (a subquery, self-join or view over it, a function "
+        "zdm cannot see into), no `RETURNING`, no `now()` (each batch would get its own time), the key itself "
+        "unchanged. Otherwise, backfill the same way from a script or job, outside `migration.sql`."
+    ),
     operations=(op.DataChange,),
     check=check,
     examples=(

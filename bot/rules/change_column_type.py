@@ -39,12 +39,30 @@ _RELABEL = {
 _REBUILDS_INDEXES = {pair for pair in _RELABEL if "citext" in pair}
 
 
-def needs_rewrite(old: op.TypeSpec | None, new: op.TypeSpec | None, using_expression: bool) -> bool | None:
-    """True when the change rewrites the table, False when it is catalog-only, None when zdm cannot tell."""
-    if old is None or new is None:
-        return None
+def needs_rewrite(
+    old: op.TypeSpec | None,
+    new: op.TypeSpec | None,
+    using_expression: bool,
+    casts: tuple[op.TypeSpec | None, ...] = (),
+) -> bool | None:
+    """True when the change rewrites the table, False when it is catalog-only, None when zdm cannot tell.
+
+    PostgreSQL keeps the rows only when each new value is the old one relabelled: the column itself, through
+    casts that are each binary-coercible or a widening the planner drops (`casts`, then the new type). Any
+    other USING expression rewrites every row, and so does a cast through another type such as Prisma's
+    `"c"::text::"E"`, even to the type the column already has.
+    """
     if using_expression:
         return True
+    steps = [_step_rewrites(a, b) for a, b in zip((old, *casts), (*casts, new), strict=True)]
+    if True in steps:
+        return True
+    return None if None in steps else False
+
+
+def _step_rewrites(old: op.TypeSpec | None, new: op.TypeSpec | None) -> bool | None:
+    if old is None or new is None:
+        return None
     old_base = _SERIAL_STORAGE.get(old.base, old.base)
     new_base = new.base
     if old.array_dims != new.array_dims:
@@ -79,7 +97,7 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
     previous = ctx.schema.column(o.on, o.column)
     old = previous.type if previous else None
     table, column = quoted(o.on), quoted_name(o.column)
-    rewrite = needs_rewrite(old, new, o.using_expression)
+    rewrite = needs_rewrite(old, new, o.using_expression, o.using_casts)
     if rewrite is None and ctx.live(o.on):
         return claim(
             ID,
@@ -123,11 +141,32 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
             {o.on: LockMode.ACCESS_EXCLUSIVE},
             table=o.on,
         )
+    if (o.using_expression or o.using_casts) and needs_rewrite(old, new, False) is False:
+        same = old is not None and old == new
+        return claim(
+            ID,
+            ctx,
+            f"The USING expression computes every value of {table}.{column} anew"
+            + (f" (the column is already {new})" if same else f" ({old} to {new} alone would keep the rows)")
+            + ": PostgreSQL rewrites the whole table and its indexes while an ACCESS EXCLUSIVE lock blocks every "
+            "read and write.",
+            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            rewrites=[o.on],
+            scans=[o.on],
+            alternative=(
+                f"The column already has type {new}: if USING only converts, drop the statement; if it changes "
+                "values, change them with a batched UPDATE instead."
+                if same
+                else "If USING only converts, drop it: without it the type change is catalog-only. If it changes "
+                "values, change them with a batched UPDATE instead."
+            ),
+            table=o.on,
+        )
     return claim(
         ID,
         ctx,
-        f"Changing {table}.{column} from {old} to {new} rewrites the whole table and its indexes while an "
-        "ACCESS EXCLUSIVE lock blocks every read and write.",
+        f"Changing {table}.{column} from {old or 'its previous type'} to {new} rewrites the whole table and its "
+        "indexes while an ACCESS EXCLUSIVE lock blocks every read and write.",
         {o.on: LockMode.ACCESS_EXCLUSIVE},
         rewrites=[o.on],
         scans=[o.on],
@@ -145,10 +184,13 @@ RULE = Rule(
     title="Column type change",
     summary="`ALTER COLUMN ... TYPE` rewrites the table unless the new type is a binary-compatible widening.",
     why=(
-        "Most type changes (int to bigint, text to varchar(n), timestamp to timestamptz, anything with USING) "
-        "rewrite every row and rebuild every index while holding ACCESS EXCLUSIVE. A few are catalog-only: "
-        "varchar(n) to a longer varchar or text, numeric(p,s) to a larger precision with the same scale, a "
-        "longer timestamp precision. zdm judges the change against the column's type from earlier migrations."
+        "Most type changes (int to bigint, text to varchar(n), timestamp to timestamptz) rewrite every row and "
+        "rebuild every index while holding ACCESS EXCLUSIVE. A few are catalog-only: varchar(n) to a longer "
+        "varchar or text, numeric(p,s) to a larger precision with the same scale, a longer timestamp precision. "
+        "zdm judges the change against the column's type from earlier migrations. A USING clause keeps the rows "
+        "only when it is the column itself, through binary-coercible casts; any other expression (a function, "
+        'a cast through text such as `"c"::text::"E"`) rewrites the table, even when the column already has the '
+        "new type (an enum renamed earlier in the file)."
     ),
     instead=(
         "Pick a binary-compatible widening when one exists. Otherwise expand/contract: new column, dual "
@@ -199,6 +241,48 @@ RULE = Rule(
             'ALTER TABLE "Tip" ALTER COLUMN "amount" SET DATA TYPE TEXT USING ("amount"::text);',
             Classification.BLOCKING,
             STANDARD_SETUP,
+        ),
+        Example(
+            'ALTER TYPE "Role" RENAME TO "UserRole";\n'
+            'ALTER TABLE "User" ALTER COLUMN "role" TYPE "UserRole" USING ("role"::text::"UserRole");',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="enum renamed earlier: same type, cast through text",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "role" TYPE "Role" USING "role"::text::"Role";',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="same type, cast through text",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "role" TYPE "Role" USING "role"::"Role";',
+            Classification.BRIEF,
+            STANDARD_SETUP,
+            title="same type, USING the column",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "bio" SET DATA TYPE TEXT USING lower("bio");',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="same type, USING a function",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "bio" SET DATA TYPE TEXT USING "bio"::varchar;',
+            Classification.BRIEF,
+            STANDARD_SETUP,
+            title="same type, binary-coercible casts",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "name" SET DATA TYPE TEXT USING "name"::text;',
+            Classification.BRIEF,
+            STANDARD_SETUP,
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "name" SET DATA TYPE VARCHAR(80) USING "name"::text::varchar(80);',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="a widening, but cast through text",
         ),
     ),
 )

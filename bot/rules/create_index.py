@@ -16,6 +16,11 @@ from bot.rules.base import (
 )
 
 ID = "create-index"
+_PARTITIONED_SETUP = """
+CREATE TABLE "Event" ("id" TEXT NOT NULL, "kind" TEXT, "createdAt" TIMESTAMP(3) NOT NULL) PARTITION BY RANGE ("createdAt");
+CREATE TABLE "Event_2026" PARTITION OF "Event" FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO "Event" ("id", "kind", "createdAt") VALUES ('a', 'x', '2026-06-01');
+"""
 
 
 def check(o: op.CreateIndex, ctx: Context) -> Effect:
@@ -35,6 +40,9 @@ def check(o: op.CreateIndex, ctx: Context) -> Effect:
             scans=[o.on],
             table=o.on,
         )
+    table = ctx.schema.tables.get(o.on)
+    if table is not None and table.partitioned:
+        return _on_partitioned_table(o, ctx)
     statement = f"CREATE {'UNIQUE ' if o.unique else ''}INDEX CONCURRENTLY {quoted_name(o.name)} ON {quoted(o.on)} (...)"
     return claim(
         ID,
@@ -47,6 +55,34 @@ def check(o: op.CreateIndex, ctx: Context) -> Effect:
         alternative=f"{statement};",
         table=o.on,
         fix=_fix(ctx.sql),
+    )
+
+
+def _on_partitioned_table(o: op.CreateIndex, ctx: Context) -> Effect:
+    """PostgreSQL refuses CONCURRENTLY on a partitioned table; the build recurses into every partition, each
+    locked and read in turn. Partitions are often created by the application, not by migrations: zdm knows
+    only those the migrations made, so the statement is blocking whatever it saw."""
+    partitions = ctx.schema.partitions_of(o.on)
+    kind = "unique index" if o.unique else "index"
+    name = quoted_name(o.name)
+    return claim(
+        ID,
+        ctx,
+        f"Building this {kind} on the partitioned table {quoted(o.on)} holds a SHARE lock on it and on each "
+        "partition while every partition is read: writes to them wait until the build finishes. PostgreSQL "
+        "cannot build it CONCURRENTLY on a partitioned table, so zdm has no automatic rewrite.",
+        [(o.on, LockMode.SHARE), *((p, LockMode.SHARE) for p in partitions)],
+        scans=partitions,
+        classification=Classification.BLOCKING,
+        alternative=(
+            f"Create the parent's index without building anything, `CREATE {'UNIQUE ' if o.unique else ''}INDEX "
+            f"{name} ON ONLY {quoted(o.on)} (...)`; then, for each partition, `CREATE "
+            f"{'UNIQUE ' if o.unique else ''}INDEX CONCURRENTLY` the same index on the partition (alone in its "
+            f"migration before Prisma 7.4) and `ALTER INDEX {name} ATTACH PARTITION` it. The parent's index "
+            "becomes valid once every partition's is attached. Partitions created later get the index by "
+            "themselves."
+        ),
+        table=o.on,
     )
 
 
@@ -95,6 +131,12 @@ RULE = Rule(
             'CREATE INDEX CONCURRENTLY "Tip_userId_idx" ON "Tip"("userId");',
             Classification.SAFE,
             STANDARD_SETUP,
+        ),
+        Example(
+            'CREATE INDEX "Event_kind_idx" ON "Event"("kind");',
+            Classification.BLOCKING,
+            _PARTITIONED_SETUP,
+            title="an index on a partitioned table: every partition is locked and read; no CONCURRENTLY",
         ),
     ),
 )

@@ -28,7 +28,7 @@ def check(o: op.DropIndex, ctx: Context) -> Effect:
         {table: LockMode.ACCESS_EXCLUSIVE},
         alternative=f"DROP INDEX CONCURRENTLY {quoted_name(o.name)};",
         table=table,
-        fix=_fix(ctx.sql),
+        fix=None if _partitioned(ctx, table) else _fix(ctx.sql),
         classification=None if table else Classification.BRIEF,
     )
 
@@ -36,9 +36,16 @@ def check(o: op.DropIndex, ctx: Context) -> Effect:
 _DROP_INDEX = re.compile(r"^(\s*DROP\s+INDEX)\s+(?!CONCURRENTLY\b)", re.IGNORECASE)
 
 
+def _partitioned(ctx: Context, table: str | None) -> bool:
+    # PostgreSQL cannot drop an index of a partitioned table CONCURRENTLY.
+    model = ctx.schema.tables.get(table) if table else None
+    return model is not None and model.partitioned
+
+
 def _fix(sql: str) -> Fix | None:
     concurrent, count = _DROP_INDEX.subn(r"\1 CONCURRENTLY ", sql, count=1)
-    if not count or "," in sql:
+    # Neither a list of indexes nor CASCADE can be dropped CONCURRENTLY.
+    if not count or "," in sql or re.search(r"\bCASCADE\b", sql, re.IGNORECASE):
         return None
     return Fix(
         "Drop the index CONCURRENTLY, alone in its migration (Prisma runs such a file as one batch).",

@@ -63,5 +63,18 @@ RULE = Rule(
             Classification.BLOCKING,
             STANDARD_SETUP,
         ),
+        Example(
+            "BEGIN;\n"
+            "CREATE TYPE \"Role_new\" AS ENUM ('USER');\n"
+            'ALTER TABLE "User" ALTER COLUMN "role" DROP DEFAULT;\n'
+            'ALTER TABLE "User" ALTER COLUMN "role" TYPE "Role_new" USING ("role"::text::"Role_new");\n'
+            'DROP TYPE "Role";\n'
+            'ALTER TYPE "Role_new" RENAME TO "Role";\n'
+            'ALTER TABLE "User" ALTER COLUMN "role" SET DEFAULT \'USER\';\n'
+            "COMMIT;",
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="old type dropped, then the new one renamed",
+        ),
     ),
 )

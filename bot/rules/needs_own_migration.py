@@ -16,12 +16,15 @@ from bot.rules.execution_model import (
 ID = "needs-own-migration"
 
 
-def _outside_transaction_only(statement: StatementView) -> str | None:
+def _outside_transaction_only(statement: StatementView) -> tuple[str, str] | None:
+    """What in the statement refuses a transaction block, and the SQLSTATE PostgreSQL then fails with."""
     for o in statement.operations:
         if isinstance(o, (op.CreateIndex, op.DropIndex, op.Reindex)) and o.concurrently:
-            return "CONCURRENTLY"
+            return "CONCURRENTLY", "25001"
         if isinstance(o, op.Maintenance) and o.kind in ("vacuum", "vacuum_full"):
-            return "VACUUM"
+            return "VACUUM", "25001"
+        if isinstance(o, op.DataChange) and o.batched:
+            return "a DO block that commits", "2D000"
     return None
 
 
@@ -37,9 +40,10 @@ def check_file(file: FileContext) -> list[tuple[int, Effect]]:
     real = real_statements(file)
     explicit = inside_explicit_transaction(file)
     for index, statement in enumerate(file.statements):
-        what = _outside_transaction_only(statement)
-        if what is None:
+        refused = _outside_transaction_only(statement)
+        if refused is None:
             continue
+        what, sqlstate = refused
         drop_concurrently = any(isinstance(o, op.DropIndex) and o.concurrently for o in statement.operations)
         if index in explicit:
             why = f"it sits between BEGIN and COMMIT written in the file, and {what} cannot run in a transaction block"
@@ -56,7 +60,7 @@ def check_file(file: FileContext) -> list[tuple[int, Effect]]:
         else:
             continue
         message = (
-            f"`prisma migrate deploy` fails here (P3018, SQLSTATE 25001): {why}. Every later deploy then stops "
+            f"`prisma migrate deploy` fails here (P3018, SQLSTATE {sqlstate}): {why}. Every later deploy then stops "
             "with P3009 until the failed migration is resolved."
         )
         found.append((index, migration_fails(ID, message, _ALONE)))

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -81,9 +82,19 @@ class Probe:
         self.url = url
         self.conn = psycopg.connect(url, autocommit=True)
         self._identifiers: dict[int, tuple[str, str]] = {}
+        self._observer: psycopg.Connection[tuple[Any, ...]] | None = None
 
     def close(self) -> None:
         self.conn.close()
+        if self._observer is not None:
+            self._observer.close()
+
+    def _observing(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """A second session, opened once, that looks at this one's row locks."""
+        if self._observer is None or self._observer.closed:
+            self._observer = psycopg.connect(self.url, autocommit=True)
+            self._observer.execute("SET lock_timeout = '200ms'")
+        return self._observer
 
     def execute_script(self, text: str, *, strict: bool = True) -> list[str]:
         """Run earlier migrations (setup) as they are, statement by statement in autocommit. Not strict: a
@@ -169,25 +180,28 @@ class Probe:
         if not oids:
             return []
         locked = []
-        with psycopg.connect(self.url, autocommit=True) as observer:
-            observer.execute("SET lock_timeout = '200ms'")
-            for oid in oids:
-                schema, name = self._identifiers[oid]
-                table = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
-                try:
-                    row = observer.execute(
-                        sql.SQL(
-                            "SELECT (SELECT count(*) FROM {t}), (SELECT count(*) FROM (SELECT 1 FROM {t} "
-                            "FOR UPDATE SKIP LOCKED) AS free)"
-                        ).format(t=table)
-                    ).fetchone()
-                except psycopg.Error:
-                    continue
-                if row is not None and row[1] < row[0]:
-                    locked.append(oid)
+        observer = self._observing()
+        for oid in oids:
+            schema, name = self._identifiers[oid]
+            table = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+            try:
+                row = observer.execute(
+                    sql.SQL(
+                        "SELECT (SELECT count(*) FROM {t}), (SELECT count(*) FROM (SELECT 1 FROM {t} "
+                        "FOR UPDATE SKIP LOCKED) AS free)"
+                    ).format(t=table)
+                ).fetchone()
+            except psycopg.Error:
+                continue
+            if row is not None and row[1] < row[0]:
+                locked.append(oid)
         return locked
 
-    def measure(self, raw: RawStatement, live: dict[int, tuple[str, int]]) -> Measurement:
+    def measure(
+        self, raw: RawStatement, live: dict[int, tuple[str, int]], *, in_transaction: bool = False
+    ) -> Measurement:
+        """`in_transaction`: the file opened a transaction that is still running; the statement joins it, and
+        the locks the transaction already holds count as held while the statement works."""
         result = Measurement(raw.line_start, raw.text)
         if _TRANSACTION_CONTROL.match(raw.text):
             result.skipped = True
@@ -197,7 +211,8 @@ class Probe:
         conn = self.conn
         oids = list(live)
         try:
-            conn.execute("BEGIN")
+            if not in_transaction:
+                conn.execute("BEGIN")
             before = self._counters(oids)
             conn.execute(raw.text.encode())
             pid = conn.info.backend_pid
@@ -217,7 +232,8 @@ class Probe:
                     result.rewrites.add(name)
                 if scans > old_scans:
                     result.scans.add(name)
-            conn.execute("COMMIT")
+            if not in_transaction:
+                conn.execute("COMMIT")
         except psycopg.Error as error:
             conn.execute("ROLLBACK")
             result.error = str(error).strip().splitlines()[0]

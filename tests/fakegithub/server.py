@@ -5,6 +5,7 @@ GitHub would refuse it)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import secrets
@@ -38,10 +39,22 @@ _PERMISSION_ORDER = ["none", "read", "triage", "write", "maintain", "admin"]
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.errors = errors
+
+
+# GitHub refuses a comment body over 65,536 characters: 422 "Validation Failed" with this error, as it answers
+# for issue comments (`resource` names what was being created).
+MAX_BODY = 65_536
 
 
 def _user_json(user: User) -> dict[str, Any]:
@@ -148,7 +161,32 @@ def create_app(state: GitHubState) -> FastAPI:
 
     @app.exception_handler(HTTPError)
     async def http_error(_: Request, error: HTTPError) -> JSONResponse:
-        return JSONResponse({"message": error.message}, status_code=error.status, headers=error.headers)
+        content: dict[str, Any] = {"message": error.message}
+        if error.errors is not None:
+            content["errors"] = error.errors
+            content["documentation_url"] = "https://docs.github.com/rest"
+        return JSONResponse(content, status_code=error.status, headers=error.headers)
+
+    def check_body(body: Any, resource: str) -> str:
+        text = str(body or "")
+        if len(text) > MAX_BODY:
+            with state.lock:
+                state.violations.append(
+                    f"{resource} body of {len(text)} characters (GitHub's limit: {MAX_BODY})"
+                )
+            raise HTTPError(
+                422,
+                "Validation Failed",
+                errors=[
+                    {
+                        "resource": resource,
+                        "code": "unprocessable",
+                        "field": "data",
+                        "message": f"Body is too long (maximum is {MAX_BODY} characters)",
+                    }
+                ],
+            )
+        return text
 
     def body_of(request: Request) -> dict[str, Any]:
         data = json.loads(request.state.body or b"{}")
@@ -279,6 +317,7 @@ def create_app(state: GitHubState) -> FastAPI:
             base = repo.commits[pull.base_sha]
             head = repo.commits[commit]
             for comment in comments:
+                check_body(comment.get("body"), "PullRequestReviewComment")
                 path = comment["path"]
                 _, shown = diff_of(base.get(path), head.get(path))
                 line = int(comment["line"])
@@ -305,6 +344,79 @@ def create_app(state: GitHubState) -> FastAPI:
             state="COMMENTED",
         )
         return JSONResponse(result)
+
+    @app.post("/repos/{owner}/{name}/pulls/{number}/comments")
+    async def create_review_comment(owner: str, name: str, number: int, request: Request) -> JSONResponse:
+        """A comment outside a review: GitHub wraps it in a review of its own (COMMENTED)."""
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        pull = pull_for(repo, number)
+        data = body_of(request)
+        commit = data["commit_id"]
+        if commit not in repo.commits:
+            raise HTTPError(422, "commit_id is not part of the pull request")
+        body = check_body(data.get("body"), "PullRequestReviewComment")
+        path = data["path"]
+        base, head = repo.commits[pull.base_sha], repo.commits[commit]
+        if path not in dict(state.changed_files(repo, pull)):
+            raise HTTPError(422, "Unprocessable Entity: path must be part of the diff")
+        line: int | None = None
+        if data.get("subject_type") != "file":
+            _, shown = diff_of(base.get(path), head.get(path))
+            line = int(data.get("line") or 0)
+            if line not in shown:
+                raise HTTPError(
+                    422, "Unprocessable Entity: pull_request_review_thread.line must be part of the diff"
+                )
+        with state.lock:
+            review_id, comment_id = state.next_id(), state.next_id()
+            comment = ReviewComment(comment_id, review_id, path, line, None, body, state.bot, commit)
+            repo.reviews.append(
+                Review(review_id, f"PRR_{review_id}", number, state.bot, "", "COMMENT", commit, [comment])
+            )
+        result = spec.example("pull-request-review-comment-example-for-a-multi-line-comment")
+        result.update(
+            id=comment_id,
+            node_id=f"PRRC_{comment_id}",
+            pull_request_review_id=review_id,
+            path=path,
+            body=body,
+            commit_id=commit,
+            original_commit_id=commit,
+            user=_user_json(state.bot),
+            start_line=None,
+            original_start_line=None,
+            subject_type="file" if line is None else "line",
+        )
+        if line is None:
+            # The description has no null for them: a file-level comment's answer leaves them out.
+            for key in ("line", "original_line", "position", "original_position"):
+                result.pop(key, None)
+        else:
+            result.update(line=line, original_line=line)
+        return JSONResponse(result, status_code=201)
+
+    # -- git ----------------------------------------------------------------------------------------------------
+
+    @app.get("/repos/{owner}/{name}/git/blobs/{sha}")
+    async def get_blob(owner: str, name: str, sha: str, request: Request) -> JSONResponse:
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        text = state.blobs.get(sha)
+        if text is None or not any(text in files.values() for files in repo.commits.values()):
+            raise HTTPError(404, "Not Found")
+        data = text.encode()
+        # GitHub wraps the base64 content at 60 characters a line.
+        encoded = base64.encodebytes(data).decode().replace("\n", "")
+        content = "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60)) + "\n"
+        blob = spec.example("blob")
+        blob.update(
+            content=content,
+            encoding="base64",
+            sha=sha,
+            size=len(data),
+            url=f"{HOST}/repos/{owner}/{name}/git/blobs/{sha}",
+            node_id=f"B_{sha[:12]}",
+        )
+        return JSONResponse(blob)
 
     # -- checks -------------------------------------------------------------------------------------------------
 
@@ -408,9 +520,8 @@ def create_app(state: GitHubState) -> FastAPI:
         pull_for(repo, number)
         with state.lock:
             comment_id = state.next_id()
-            comment = IssueComment(
-                comment_id, f"IC_{comment_id}", number, state.bot, body_of(request)["body"], now(), now()
-            )
+            body = check_body(body_of(request)["body"], "IssueComment")
+            comment = IssueComment(comment_id, f"IC_{comment_id}", number, state.bot, body, now(), now())
             repo.issue_comments.append(comment)
         return JSONResponse(comment_json(comment, repo), status_code=201)
 
@@ -423,7 +534,7 @@ def create_app(state: GitHubState) -> FastAPI:
                 raise HTTPError(404, "Not Found")
             if comment.user.login != state.bot.login:
                 raise HTTPError(403, "Resource not accessible by integration")
-            comment.body = body_of(request)["body"]
+            comment.body = check_body(body_of(request)["body"], "IssueComment")
             comment.updated_at = now()
             comment.edited = True
         return JSONResponse(comment_json(comment, repo))
@@ -472,7 +583,7 @@ def create_app(state: GitHubState) -> FastAPI:
     # -- GraphQL ------------------------------------------------------------------------------------------------
 
     @app.post("/graphql")
-    async def graphql_endpoint(request: Request) -> JSONResponse:
+    async def graphql_endpoint(request: Request) -> Response:
         installation = authenticate(request, app_level=False)
         data = body_of(request)
         try:
@@ -485,8 +596,21 @@ def create_app(state: GitHubState) -> FastAPI:
             with state.lock:
                 state.violations.extend(f"GraphQL query breaks GitHub's schema: {e.message}" for e in errors)
             return JSONResponse({"errors": [{"message": e.message} for e in errors]})
-        from tests.fakegithub.graphql_api import root_value
+        from tests.fakegithub.graphql_api import NODE_LIMIT, GitHubQueryError, requested_nodes, root_value
 
+        nodes = requested_nodes(document, data.get("variables"))
+        if nodes > NODE_LIMIT:
+            return JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "type": "MAX_NODE_LIMIT_EXCEEDED",
+                            "message": f"This query requests up to {nodes:,} possible nodes which exceeds the "
+                            f"maximum limit of {NODE_LIMIT:,}.",
+                        }
+                    ]
+                }
+            )
         result = graphql.execute_sync(
             spec.graphql_schema(),
             document,
@@ -494,15 +618,36 @@ def create_app(state: GitHubState) -> FastAPI:
             variable_values=data.get("variables"),
         )
         if result.errors:
+
+            def kind(error: graphql.GraphQLError) -> str:
+                original = error.original_error
+                return original.type if isinstance(original, GitHubQueryError) else "NOT_FOUND"
+
             return JSONResponse(
                 {
                     "data": result.data,
                     "errors": [
-                        {"message": e.message, "path": e.path, "type": "NOT_FOUND"} for e in result.errors
+                        {"message": e.message, "path": e.path, "type": kind(e)} for e in result.errors
                     ],
                 }
             )
-        return JSONResponse({"data": result.data})
+        answer = json.dumps({"data": result.data})
+        if len(answer) > state.graphql_response_limit:
+            # What GitHub answers when a query runs past its 10-second limit.
+            return JSONResponse(
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": "Something went wrong while executing your query. This may be the result "
+                            "of a timeout, or it could be a GitHub bug. Please include `F4KE:0001:2B3C:4D5E:6F70` "
+                            "when reporting this issue."
+                        }
+                    ],
+                },
+                status_code=502,
+            )
+        return Response(answer, media_type="application/json")
 
     return app
 

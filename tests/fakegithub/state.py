@@ -78,7 +78,7 @@ class ReviewComment:
     id: int
     review_id: int
     path: str
-    line: int
+    line: int | None  # None: on the whole file (`subject_type: file`)
     start_line: int | None
     body: str
     user: User
@@ -136,6 +136,11 @@ class Repository:
     permissions: dict[str, str] = field(default_factory=dict)
 
 
+def blob_oid(text: str) -> str:
+    data = text.encode()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
 def diff_of(base: str | None, head: str | None) -> tuple[str, set[int]]:
     """A GitHub-style patch (hunks only) and the head-side lines it shows (added and context lines)."""
     old = (base or "").splitlines()
@@ -174,6 +179,11 @@ class GitHubState:
         self.bot = User(f"{app_slug}[bot]", 9_000_000, "Bot")
         self.users: dict[str, User] = {}
         self.teams: dict[tuple[str, str], set[str]] = {}
+        # Git blobs by object id (sha1 of "blob <size>\0<content>", as git computes it).
+        self.blobs: dict[str, str] = {}
+        # GitHub gives up on a GraphQL query that takes too long (10 s); the fake stands in for that with the
+        # size of what the query would answer, in bytes.
+        self.graphql_response_limit = 8_000_000
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -202,6 +212,9 @@ class GitHubState:
                 tree[path] = text
         digest = hashlib.sha1(repr((parent, sorted(tree.items()))).encode()).hexdigest()
         repo.commits[digest] = tree
+        for text in files.values():
+            if text:
+                self.blobs[blob_oid(text)] = text
         return digest
 
     def open_pull(self, repo: Repository, author: str, base: str, head: str) -> PullRequest:

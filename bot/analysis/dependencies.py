@@ -1,0 +1,277 @@
+"""What a statement's meaning depends on, so that moving a statement later never changes another one.
+
+A plan moves statements: a drop waits for the deploy that stops using the column, a `VALIDATE` goes to the
+next migration. Every statement the moved one jumps over must mean the same thing with or without it. The
+model is deliberately coarse and errs towards "depends":
+
+- A statement *mentions* the names it contains: every identifier, quoted or not, folded to lower case (a
+  folded name that matches is enough), including those inside function bodies and `DO` blocks.
+- A moved statement has *keys*: the names whose meaning it changes (a dropped column, the type that column
+  uses, the constraints and indexes on it, a dropped table and the tables its foreign keys join it to),
+  computed from the replayed schema where the statement was written, plus its *tables*.
+- A statement that stays depends on a moved one when it mentions one of its keys, or (for column-level keys)
+  mentions the key together with the key's table, or when it changes the table's shape as a whole (drops or
+  renames it, copies its rows with `*` or without a column list).
+- A statement whose names cannot be read (dynamic SQL in `EXECUTE`, text the tokenizer refuses) depends on
+  everything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import SqlglotError
+from sqlglot.tokenizer_core import TokenType
+
+from bot.analysis import operations as op
+from bot.analysis.model import Keys
+from bot.analysis.schema import Schema
+
+_DIALECT = Postgres()
+_SKIPPED = {
+    TokenType.NUMBER,
+    TokenType.L_PAREN,
+    TokenType.R_PAREN,
+    TokenType.COMMA,
+    TokenType.DOT,
+    TokenType.SEMICOLON,
+    TokenType.EQ,
+    TokenType.COLON,
+    TokenType.DCOLON,
+}
+_BODIES = {TokenType.HEREDOC_STRING, TokenType.RAW_STRING}
+_DOLLAR_QUOTED = re.compile(r"^\$(?P<tag>[A-Za-z_]*)\$(?P<body>.*)\$(?P=tag)\$$", re.DOTALL)
+_DYNAMIC_SQL = re.compile(r"\bEXECUTE\b", re.IGNORECASE)
+_INSERT_WITHOUT_COLUMNS = re.compile(
+    r"^\s*INSERT\s+INTO\s+(?:\"[^\"]+\"|\w+)(?:\s*\.\s*(?:\"[^\"]+\"|\w+))?\s+(?:SELECT|VALUES|TABLE|WITH)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """The names a statement mentions; `opaque` when they cannot all be read."""
+
+    names: frozenset[str]
+    # The subset written as identifiers (quoted, or words that are no keyword): names of things.
+    identifiers: frozenset[str] = frozenset()
+    star: bool = False
+    insert_without_columns: bool = False
+    opaque: bool = False
+
+
+@lru_cache(maxsize=4096)
+def mentions(sql: str) -> Mentions:
+    names: set[str] = set()
+    identifiers: set[str] = set()
+    state = {"star": False, "opaque": False}
+    _collect(sql, names, identifiers, state, depth=0)
+    return Mentions(
+        frozenset(names),
+        frozenset(identifiers),
+        star=state["star"],
+        insert_without_columns=bool(_INSERT_WITHOUT_COLUMNS.match(sql)),
+        opaque=state["opaque"],
+    )
+
+
+def _collect(sql: str, names: set[str], identifiers: set[str], state: dict[str, bool], depth: int) -> None:
+    if depth > 4:
+        state["opaque"] = True
+        return
+    try:
+        tokens = _DIALECT.tokenize(sql)
+    except (SqlglotError, RecursionError, ValueError):
+        state["opaque"] = True
+        return
+    after_do = False
+    for token in tokens:
+        kind = token.token_type
+        if kind is TokenType.STAR:
+            state["star"] = True
+        elif kind in _BODIES or (after_do and kind is TokenType.STRING):
+            body = token.text
+            match = _DOLLAR_QUOTED.match(body)
+            body = match.group("body") if match else body
+            if _DYNAMIC_SQL.search(body):
+                state["opaque"] = True
+            _collect(body, names, identifiers, state, depth + 1)
+        elif kind is TokenType.STRING or kind in _SKIPPED:
+            pass
+        else:
+            names.add(token.text.lower())
+            if kind in (TokenType.IDENTIFIER, TokenType.VAR):
+                identifiers.add(token.text.lower())
+        after_do = kind is TokenType.COMMAND and token.text.upper() == "DO"
+
+
+def _bare(name: str) -> str:
+    return name.rsplit(".", 1)[-1].lower()
+
+
+def keys_of(operation: op.Operation, later_sql: str, schema: Schema) -> Keys:
+    """The keys of `operation`, deferred as `later_sql`, from the schema as it was just before it ran."""
+    names: set[str] = set()
+    columns: set[str] = set()
+    tables: set[str] = set()
+    if isinstance(operation, op.DropTable):
+        tables.add(_bare(operation.name))
+        names.add(_bare(operation.name))
+        _add_table_keys(operation.name, schema, names, tables)
+    elif isinstance(operation, op.TableOperation):
+        tables.add(_bare(operation.on))
+        touched = _columns_of(operation, schema)
+        columns |= {c.lower() for c in touched}
+        _add_column_keys(operation.on, touched, schema, names, tables)
+        for constraint_name in (getattr(operation, "name", ""), getattr(operation, "new_name", "")):
+            if isinstance(constraint_name, str) and constraint_name:
+                names.add(constraint_name.lower())
+        if isinstance(operation, op.AddConstraint):
+            spec = operation.constraint
+            names.update(n.lower() for n in (spec.name, spec.using_index) if n)
+            if spec.foreign_key is not None:
+                tables.add(_bare(spec.foreign_key.ref_table))
+    else:
+        tables.update(_bare(n) for n in _full_tables(operation))
+    # Whatever else the deferred statements name (a CHECK's name, an index), minus tables and their schemas.
+    qualifiers = {name.split(".")[0].lower() for name in _full_tables(operation) if "." in name}
+    own = mentions(later_sql).identifiers - tables - qualifiers - columns - _KEYWORDS
+    return Keys(frozenset(names | own), frozenset(columns), frozenset(tables))
+
+
+def generic_keys(sql: str) -> Keys:
+    """Keys from the text alone, for a statement that moves along with another: every name it mentions."""
+    return Keys(mentions(sql).identifiers - _KEYWORDS, frozenset(), frozenset())
+
+
+def _full_tables(operation: op.Operation) -> list[str]:
+    return [
+        n for n in (getattr(operation, "on", None), getattr(operation, "name", None)) if isinstance(n, str)
+    ]
+
+
+def _columns_of(operation: op.TableOperation, schema: Schema) -> tuple[str, ...]:
+    column = getattr(operation, "column", None)
+    if isinstance(column, str) and column:
+        return (column,)
+    if isinstance(column, op.ColumnSpec):
+        return (column.name,)
+    if isinstance(operation, (op.ValidateConstraint, op.DropConstraint)):
+        table = schema.tables.get(operation.on)
+        constraint = table.constraints.get(operation.name) if table else None
+        return constraint.columns if constraint else ()
+    if isinstance(operation, op.AddConstraint):
+        return operation.constraint.columns
+    return ()
+
+
+def _add_column_keys(
+    table_name: str, columns: tuple[str, ...], schema: Schema, names: set[str], tables: set[str]
+) -> None:
+    """A column's type (when it is the project's own), the constraints and indexes that use it, and the
+    tables its foreign keys point to (dropping one of those would need the column gone)."""
+    table = schema.tables.get(table_name)
+    if table is None:
+        return
+    for name in columns:
+        column = table.columns.get(name)
+        if column is not None and column.type is not None and column.type.user_defined:
+            names.add(_bare(column.type.base))
+        for constraint_name, constraint in table.constraints.items():
+            if name in constraint.columns or constraint.not_null_column == name:
+                names.add(constraint_name.lower())
+                if constraint.ref_table:
+                    tables.add(_bare(constraint.ref_table))
+        for index_name, index_table in schema.indexes.items():
+            if index_table == table_name and name in schema.index_columns.get(index_name, frozenset()):
+                names.add(_bare(index_name))
+
+
+def _add_table_keys(table_name: str, schema: Schema, names: set[str], tables: set[str]) -> None:
+    """A table's column types, constraints, indexes and views; the tables foreign keys join it to."""
+    table = schema.tables.get(table_name)
+    if table is not None:
+        _add_column_keys(table_name, tuple(table.columns), schema, names, tables)
+        for constraint_name, constraint in table.constraints.items():
+            names.add(constraint_name.lower())
+            if constraint.ref_table:
+                tables.add(_bare(constraint.ref_table))
+    for other_name, other in schema.tables.items():
+        if any(c.ref_table == table_name for c in other.constraints.values()):
+            tables.add(_bare(other_name))
+    for index_name, index_table in schema.indexes.items():
+        if index_table == table_name:
+            names.add(_bare(index_name))
+    for view, sources in schema.view_sources.items():
+        if table_name in sources:
+            names.add(_bare(view))
+
+
+# Words every statement says: never a reason for two statements to depend on each other.
+_KEYWORDS = frozenset(
+    [
+        "alter",
+        "table",
+        "add",
+        "drop",
+        "column",
+        "constraint",
+        "index",
+        "on",
+        "only",
+        "if",
+        "exists",
+        "not",
+        "null",
+        "set",
+        "default",
+        "validate",
+        "check",
+        "foreign",
+        "key",
+        "references",
+        "primary",
+        "unique",
+        "using",
+        "concurrently",
+        "create",
+        "type",
+        "to",
+        "rename",
+        "cascade",
+        "restrict",
+        "and",
+        "or",
+        "is",
+        "in",
+        "as",
+        "where",
+        "update",
+        "delete",
+        "from",
+        "insert",
+        "into",
+        "values",
+        "select",
+        "public",
+    ]
+)
+
+
+def depends(keys: Keys, statement: Mentions, retires: frozenset[str] = frozenset()) -> bool:
+    """Does a statement (its mentions; the tables it drops or renames) depend on a moved one's `keys`?"""
+    if statement.opaque:
+        return True
+    if keys.names & statement.names:
+        return True
+    shares_table = bool(keys.tables & statement.names)
+    if not shares_table:
+        return False
+    if keys.columns & statement.names:
+        return True
+    return (
+        statement.star or statement.insert_without_columns or bool(keys.tables & {_bare(t) for t in retires})
+    )
