@@ -73,7 +73,9 @@ def _on_partitioned_table(o: op.CreateIndex, ctx: Context) -> Effect:
         "cannot build it CONCURRENTLY on a partitioned table, so zdm has no automatic rewrite.",
         [(o.on, LockMode.SHARE), *((p, LockMode.SHARE) for p in partitions)],
         scans=partitions,
-        classification=Classification.BLOCKING,
+        # Blocking once the table is in use, whatever partitions zdm saw; on a table this migration creates
+        # nothing waits.
+        classification=Classification.BLOCKING if ctx.live(o.on) else None,
         alternative=(
             f"Create the parent's index without building anything, `CREATE {'UNIQUE ' if o.unique else ''}INDEX "
             f"{name} ON ONLY {quoted(o.on)} (...)`; then, for each partition, `CREATE "
