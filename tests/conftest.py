@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bot.verify.server import Server, extra_bin_dirs, running_server, server_from_binaries
@@ -47,3 +52,61 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with embedded_redis(tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+# Linux's PR_SET_CHILD_SUBREAPER: a daemon a test starts (redis-server double-forks away from its parent) is
+# re-parented to this process instead of init, so the check below sees it among this process's descendants.
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a process the tests started outlives them. Runs after every session fixture's
+    teardown, so the servers those fixtures stop themselves are gone by now."""
+    left = _still_running()
+    if not left:
+        return
+    # A process told to stop may still be on its way out: a short wait, not a loophole.
+    _, alive = psutil.wait_procs(left, timeout=5)
+    alive = [process for process in alive if _alive(process)]
+    if not alive:
+        return
+    lines = []
+    for process in alive:
+        with _gone_quietly():
+            lines.append(f"  pid {process.pid}: {' '.join(process.cmdline()) or process.name()}")
+            process.kill()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = "processes the tests started are still running (now killed):\n" + "\n".join(lines)
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    else:
+        print(message, file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _still_running() -> list[psutil.Process]:
+    children = psutil.Process().children(recursive=True)
+    running = [process for process in children if _alive(process)]
+    # Orphans that ended here, re-parented to this process, wait to be reaped.
+    for process in children:
+        if not _alive(process):
+            with _gone_quietly():
+                os.waitpid(process.pid, os.WNOHANG)
+    return running
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _gone_quietly() -> contextlib.suppress:
+    # A process may end, or be reaped by its own parent, between listing it and looking at it.
+    return contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, ChildProcessError)

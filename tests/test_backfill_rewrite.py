@@ -61,9 +61,6 @@ SHAPES = {
     ),
     "update-text-key": 'UPDATE "Doc" SET "title" = upper("id") WHERE "title" IS NULL;',
     "update-uuid-key": 'UPDATE "Ticket" SET "state" = \'closed\' WHERE "state" = \'done\';',
-    "inside-begin-commit": (
-        'BEGIN;\nALTER TABLE "User" ADD COLUMN "nick" TEXT;\nUPDATE "User" SET "nick" = "email";\nCOMMIT;'
-    ),
     "with-schema-changes-around": (
         'ALTER TABLE "User" ADD COLUMN "nick" TEXT;\n'
         'UPDATE "User" SET "nick" = split_part("email", \'@\', 1);\n'
@@ -128,6 +125,17 @@ def test_rewrite_leaves_the_same_rows_and_applies_like_prisma(
     assert before == after
     changed = ('"User"', '"Tip"', '"Doc"', '"Ticket"')
     assert sum(len(before[t]) for t in changed) > 2 * BATCH_SIZE
+
+
+@pytest.mark.parametrize("prisma", ["6.19.0", "7.4.0"])
+def test_a_backfill_inside_the_files_own_transaction_keeps_it(prisma: str) -> None:
+    # Batching would commit part of what the author made one transaction: the plan keeps it as written.
+    sql = 'BEGIN;\nALTER TABLE "User" ADD COLUMN "nick" TEXT;\nUPDATE "User" SET "nick" = "email";\nCOMMIT;'
+    version = PrismaVersion.parse(prisma)
+    result = analyze_sql(sql, setup=ROWS, config=RepoConfig(prisma_version=prisma))
+    plan = plan_file("20990101000000_backfill", result, version)
+    assert not any("DO $zdm$" in m.sql for m in plan.migrations), plan.render()
+    assert any("inside the file's own BEGIN" in reason for reason in plan.no_rewrite.values())
 
 
 # ------------------------------------------------------------------------------------------- row locks

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from bot.cli import app
 from bot.rules import ALL_RULES
@@ -19,6 +21,31 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "shop"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "rules"
 CHANGE = "prisma/migrations/20240201000000_change/migration.sql"
 runner = CliRunner()
+# A committer for the repositories the tests build, whatever the machine's git configuration says.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "zdm tests",
+    "GIT_AUTHOR_EMAIL": "tests@zdm.invalid",
+    "GIT_COMMITTER_NAME": "zdm tests",
+    "GIT_COMMITTER_EMAIL": "tests@zdm.invalid",
+}
+
+
+@pytest.fixture(autouse=True)
+def _outside_github_actions(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The suite may itself run in GitHub Actions: only the tests that set it write a job summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    yield
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    return done.stdout
 
 
 def _repo(
@@ -42,9 +69,12 @@ def _repo(
     return tmp_path
 
 
-def test_blocking_index_fails_the_check_with_its_lines_in_json(tmp_path: Path) -> None:
+def test_blocking_index_fails_the_check_with_its_lines_in_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = _repo(tmp_path, '-- CreateIndex\nCREATE INDEX "Tip_note_idx2"\n  ON "Tip"("note");\n')
-    result = runner.invoke(app, ["check", "--format", "json", str(repo)])
+    monkeypatch.chdir(repo)
+    result = runner.invoke(app, ["check", "--format", "json"])
     assert result.exit_code == 1
     document = json.loads(result.stdout)
     change = next(f for f in document["files"] if f["path"] == CHANGE)
@@ -124,13 +154,17 @@ def test_no_path_checks_the_repository_around_the_current_directory(
     monkeypatch.chdir(repo / "prisma" / "migrations" / "20240201000000_change")
     result = runner.invoke(app, ["check", "--format", "json"])
     assert result.exit_code == 1
+    # Shown from the current directory, as ruff and eslint show them.
     paths = [f["path"] for f in json.loads(result.stdout)["files"]]
-    assert paths == ["prisma/migrations/20240101000000_init/migration.sql", CHANGE]
+    assert paths == ["../20240101000000_init/migration.sql", "migration.sql"]
 
 
-def test_one_migration_file_is_judged_against_the_earlier_ones(tmp_path: Path) -> None:
+def test_one_migration_file_is_judged_against_the_earlier_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = _repo(tmp_path, 'CREATE INDEX "i" ON "Tip"("note");\n')
-    result = runner.invoke(app, ["check", "--format", "json", str(repo / CHANGE)])
+    monkeypatch.chdir(repo)
+    result = runner.invoke(app, ["check", "--format", "json", CHANGE])
     assert result.exit_code == 1
     [file] = json.loads(result.stdout)["files"]
     assert file["path"] == CHANGE
@@ -154,7 +188,7 @@ def test_postgres_version_option_overrides_the_config(tmp_path: Path) -> None:
     assert runner.invoke(app, ["check", str(repo)]).exit_code == 0
     result = runner.invoke(app, ["check", "--format", "json", "--postgres-version", "11", str(repo)])
     assert result.exit_code == 1
-    change = next(f for f in json.loads(result.stdout)["files"] if f["path"] == CHANGE)
+    change = next(f for f in json.loads(result.stdout)["files"] if f["path"].endswith(CHANGE))
     assert change["statements"][0]["classification"] == "blocking"
 
 
@@ -180,14 +214,17 @@ def test_mysql_root_is_skipped_with_a_note_in_json(tmp_path: Path) -> None:
     assert any("'mysql', not postgresql; skipped" in note for note in document["notes"])
 
 
-def test_check_does_not_load_the_github_app_stack(tmp_path: Path) -> None:
+def test_check_loads_only_what_checking_needs(tmp_path: Path) -> None:
+    # Start-up is most of what a pre-commit hook or a CI step waits for: no App stack, no configuration
+    # validator without a zdm.yml, no process pool for a small repository.
     repo = _repo(tmp_path, 'CREATE INDEX CONCURRENTLY "i" ON "Tip"("note");\n')
     code = (
         "import sys\n"
         "from bot.cli import main\n"
         f"sys.argv = ['zdm', 'check', '--format', 'json', {str(repo)!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = {'githubkit', 'fastapi', 'starlette', 'uvicorn', 'httpx', 'psycopg'}\n"
+        "heavy = {'githubkit', 'fastapi', 'starlette', 'uvicorn', 'httpx', 'psycopg', 'pydantic', 'yaml',\n"
+        "         'rich', 'typer', 'multiprocessing', 'concurrent'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy), file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -258,3 +295,192 @@ def test_docs_check_flags_pages_of_removed_rules_and_docs_removes_them(tmp_path:
     assert not (output / "old-rule.md").exists()
     assert (output / "notes.md").exists()
     assert runner.invoke(app, ["docs", "--check", "--output", str(output)]).exit_code == 0
+
+
+# -- `--base`: what changed since the merge base -------------------------------------------------------------
+
+_WIDER_NOTE = 'ALTER TABLE "Tip" ALTER COLUMN "note" TYPE VARCHAR(20);\n'
+
+
+def _branched_repo(tmp_path: Path) -> Path:
+    """`main` holds the init migration and a blocking one; branch `feature` adds a committed migration and
+    one `prisma migrate dev` just wrote (untracked)."""
+    repo = _repo(tmp_path, 'CREATE INDEX "i" ON "Tip"("note");\n')
+    shutil.rmtree(repo / ".git")
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "init")
+    git(repo, "switch", "--quiet", "-c", "feature")
+    migrations = repo / "prisma" / "migrations"
+    (migrations / "20240301000000_wider_note").mkdir()
+    (migrations / "20240301000000_wider_note" / "migration.sql").write_text(_WIDER_NOTE)
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "wider note")
+    (migrations / "20240302000000_user_index").mkdir()
+    (migrations / "20240302000000_user_index" / "migration.sql").write_text(
+        'CREATE INDEX CONCURRENTLY "User_bio_idx" ON "User"("bio");\n'
+    )
+    return repo
+
+
+def test_base_checks_only_the_migrations_changed_since_the_merge_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = _branched_repo(tmp_path)
+    monkeypatch.chdir(repo)
+    assert runner.invoke(app, ["check"]).exit_code == 1  # main's blocking index, checked without --base
+    result = runner.invoke(app, ["check", "--base", "main", "--format", "json"])
+    assert result.exit_code == 0, result.stdout
+    files = {f["path"]: f for f in json.loads(result.stdout)["files"]}
+    assert set(files) == {
+        "prisma/migrations/20240301000000_wider_note/migration.sql",
+        "prisma/migrations/20240302000000_user_index/migration.sql",
+    }
+    # Catalog-only, because the earlier migrations were replayed: alone, a type change on a column zdm never
+    # saw is `unknown`.
+    [widen] = files["prisma/migrations/20240301000000_wider_note/migration.sql"]["statements"]
+    assert widen["classification"] == "brief"
+
+
+def test_base_reports_a_blocking_change_and_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _branched_repo(tmp_path)
+    (repo / "prisma/migrations/20240302000000_user_index/migration.sql").write_text(
+        'CREATE INDEX "User_bio_idx" ON "User"("bio");\n'
+    )
+    monkeypatch.chdir(repo / "prisma")
+    result = runner.invoke(app, ["check", "--base", "main"])
+    assert result.exit_code == 1
+    listed = [line for line in result.stdout.splitlines() if line.endswith("migration.sql")]
+    assert listed == [
+        "migrations/20240301000000_wider_note/migration.sql",
+        "migrations/20240302000000_user_index/migration.sql",
+    ]
+
+
+def test_base_with_no_migration_changed_passes_and_says_so(tmp_path: Path) -> None:
+    repo = _branched_repo(tmp_path)
+    git(repo, "switch", "--quiet", "main")
+    shutil.rmtree(repo / "prisma/migrations/20240302000000_user_index")
+    (repo / "notes.txt").write_text("not a migration\n")
+    result = runner.invoke(app, ["check", "--base", "main", str(repo)])
+    assert result.exit_code == 0
+    merge_base = git(repo, "rev-parse", "main").strip()
+    assert f"no migration added or changed since {merge_base[:12]} (merge base with main)" in result.stdout
+
+
+def test_base_that_git_cannot_find_exits_2(tmp_path: Path) -> None:
+    repo = _branched_repo(tmp_path)
+    result = runner.invoke(app, ["check", "--base", "no-such-branch", str(repo)])
+    assert result.exit_code == 2
+    assert "--base no-such-branch: no merge base" in result.stderr
+
+
+# -- where paths are shown from ------------------------------------------------------------------------------
+
+
+def test_text_shows_paths_from_the_current_directory_and_github_formats_from_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = _repo(tmp_path, 'CREATE INDEX "i" ON "Tip"("note");\n')
+    monkeypatch.chdir(repo / "prisma")
+    text = runner.invoke(app, ["check"]).stdout
+    assert text.startswith("migrations/20240201000000_change/migration.sql\n")
+    annotations = runner.invoke(app, ["check", "--format", "github"]).stdout
+    assert annotations.startswith(f"::error file={CHANGE},")
+    sarif = json.loads(runner.invoke(app, ["check", "--format", "sarif"]).stdout)
+    uris = {
+        location["physicalLocation"]["artifactLocation"]["uri"]
+        for result in sarif["runs"][0]["results"]
+        for location in result["locations"]
+    }
+    assert uris == {CHANGE}
+    monkeypatch.chdir(tmp_path.parent)
+    elsewhere = runner.invoke(app, ["check", "--format", "json", str(repo)]).stdout
+    assert {f["path"] for f in json.loads(elsewhere)["files"]} == {
+        f"{tmp_path.name}/prisma/migrations/20240101000000_init/migration.sql",
+        f"{tmp_path.name}/{CHANGE}",
+    }
+
+
+# -- the job summary GitHub Actions shows ---------------------------------------------------------------------
+
+
+def test_github_step_summary_gets_the_apps_table_plan_and_checklist(tmp_path: Path) -> None:
+    repo = _repo(
+        tmp_path / "repo", 'CREATE INDEX "i" ON "Tip"("note");\nALTER TABLE "Tip" DROP COLUMN "amount";\n'
+    )
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("An earlier step's summary.\n")
+    result = runner.invoke(
+        app, ["check", "--format", "github", str(repo)], env={"GITHUB_STEP_SUMMARY": str(summary)}
+    )
+    assert result.exit_code == 1
+    written = summary.read_text()
+    assert written.startswith("An earlier step's summary.\n### zdm: ")
+    assert f"Run `zdm fix {CHANGE.rsplit('/', 1)[0]}` to write the safe plan" in written
+    assert "-- zdm:ignore <rule-id> <reason>" in written
+    assert "| Migration | Line | Statement | Class | Locks | Rules |" in written
+    assert "| `20240201000000_change` | 1 | `CREATE INDEX" in written
+    assert f"<details><summary>Safe plan for <code>{CHANGE}</code>" in written
+    assert "CREATE INDEX CONCURRENTLY" in written
+    assert "### Before deploying" in written and "- [ ] " in written
+    # Nothing of the App's: no command to comment, no hidden marker.
+    assert "/zdm approve" not in written and "<!--" not in written
+
+
+def test_github_step_summary_when_nothing_changed(tmp_path: Path) -> None:
+    repo = _branched_repo(tmp_path / "repo")
+    git(repo, "switch", "--quiet", "main")
+    shutil.rmtree(repo / "prisma/migrations/20240302000000_user_index")
+    summary = tmp_path / "step_summary.md"
+    result = runner.invoke(
+        app, ["check", "--base", "main", str(repo)], env={"GITHUB_STEP_SUMMARY": str(summary)}
+    )
+    assert result.exit_code == 0
+    assert summary.read_text().startswith(
+        "### zdm: no Prisma migration for PostgreSQL to check\n- no migration"
+    )
+
+
+# -- output made in worker processes --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("output", ["text", "json", "github", "sarif"])
+def test_output_made_in_worker_processes_is_the_output_of_the_whole_analysis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
+) -> None:
+    # Each root's files are rendered in the worker that analysed them; the report must not tell.
+    import bot.analysis.roots as roots
+    from bot.analysis.config import RepoConfig
+    from bot.report.github import render_github
+    from bot.report.json_report import render_json
+    from bot.report.sarif import render_sarif
+    from bot.report.text import render_text
+
+    for name in ("one", "two"):
+        _repo(
+            tmp_path / name, 'CREATE INDEX "i" ON "Tip"("note");\nALTER TABLE "Tip" DROP COLUMN "amount";\n'
+        )
+    monkeypatch.chdir(tmp_path)
+    expected_files = roots.check_paths([Path(".")], RepoConfig(), Path("."), shown_from=tmp_path).files
+    monkeypatch.setattr(roots, "_PARALLEL_FROM_FILES", 1)
+    result = runner.invoke(app, ["check", "--format", output, "."])
+    assert result.exit_code == 1
+    if output == "json":
+        from bot.analysis.prisma import PrismaVersion
+        from bot.fixes.plan import plan_as_data, plan_file
+
+        fixes = {
+            f.path: plan_as_data(
+                plan_file(Path(f.path).parent.name, f, PrismaVersion.parse(f.prisma_version or ""))
+            )
+            for f in expected_files
+            if any(s.has_fix for s in f.statements)
+        }
+        assert json.loads(result.stdout) == json.loads(render_json(expected_files, fixes=fixes))
+    elif output == "sarif":
+        assert result.stdout == render_sarif(expected_files) + "\n"
+    elif output == "github":
+        assert result.stdout == render_github(expected_files)
+    else:
+        assert result.stdout == render_text(expected_files, width=None)

@@ -18,7 +18,7 @@ from githubkit.exception import RateLimitExceeded
 from redis import Redis
 from rq import Queue, get_current_job
 
-from bot import metrics
+from bot import metrics, status
 from bot.events import Work
 from bot.github import GitHubAdapter
 from bot.logs import configure, log, redact, register_secret
@@ -45,6 +45,7 @@ def run(data: dict[str, Any]) -> str:
     work = Work.from_dict(data)
     started = time.perf_counter()
     outcome = "error"
+    verdict: str | None = None
     try:
         assert work.pull_number is not None
         lock = f"zdm:lock:{work.owner}/{work.repo}#{work.pull_number}"
@@ -52,7 +53,8 @@ def run(data: dict[str, Any]) -> str:
             connection, lock, work.delivery, settings.job_timeout_seconds, settings.job_timeout_seconds
         ):
             if work.kind == "review":
-                review(work, settings, connection)
+                report = review(work, settings, connection)
+                verdict = report.conclusion if report is not None else None
             else:
                 run_command(work, settings, connection)
         outcome = "ok"
@@ -77,8 +79,21 @@ def run(data: dict[str, Any]) -> str:
             _give_up(work, settings, connection, error)
         raise
     finally:
+        seconds = time.perf_counter() - started
         metrics.count(connection, "zdm_jobs", kind=work.kind, outcome=outcome)
-        metrics.count(connection, "zdm_job_seconds", time.perf_counter() - started, kind=work.kind)
+        metrics.count(connection, "zdm_job_seconds", seconds, kind=work.kind)
+        status.record(
+            connection,
+            status.FinishedJob(
+                f"{work.owner}/{work.repo}",
+                work.pull_number,
+                work.kind,
+                outcome,
+                verdict,
+                seconds,
+                time.time(),
+            ),
+        )
     return outcome
 
 

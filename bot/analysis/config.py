@@ -2,36 +2,47 @@
 
 Every key is optional. Unknown keys and bad values are errors that name the key, so a typo never silently
 turns a rule off.
+
+The settings are plain frozen dataclasses; pydantic validates them only when there is a file to read, so a
+repository without one (and `zdm check` start-up) never imports it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from bot.analysis.model import Severity
 
+if TYPE_CHECKING:
+    from pydantic import Field, TypeAdapter
+
 CONFIG_PATH = ".github/zdm.yml"
 SeverityName = Literal["error", "warning", "info", "off"]
+# pydantic reads this from each settings class: an unknown key is an error, never silently ignored.
+_UNKNOWN_KEYS_ARE_ERRORS: Any = {"extra": "forbid"}
 
 
 class ConfigError(ValueError):
     """A configuration problem, worded for the person who wrote the file."""
 
 
-class RuleSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True)
+class RuleSettings:
+    __pydantic_config__: ClassVar[Any] = _UNKNOWN_KEYS_ARE_ERRORS
 
     severity: SeverityName = "error"
 
 
-class ApprovalSettings(BaseModel):
+@dataclass(frozen=True)
+class ApprovalSettings:
     """Who may turn the check green with `/zdm approve` (on top of write access to the repository)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    __pydantic_config__: ClassVar[Any] = _UNKNOWN_KEYS_ARE_ERRORS
 
     # Logins and `org/team` slugs; both empty: anyone with write, maintain or admin permission.
     users: tuple[str, ...] = ()
@@ -40,18 +51,20 @@ class ApprovalSettings(BaseModel):
     allow_author: bool = False
 
 
-class ReviewSettings(BaseModel):
+@dataclass(frozen=True)
+class ReviewSettings:
     """What the GitHub App says on a pull request."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    __pydantic_config__: ClassVar[Any] = _UNKNOWN_KEYS_ARE_ERRORS
 
     # Inline comments also on brief catalog-only locks; by default they are only in the summary's table, and
     # inline comments are for what needs action (blocking, unknown, breaking, failing the migration).
     comment_on_brief: bool = False
 
 
-class RepoConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True)
+class RepoConfig:
+    __pydantic_config__: ClassVar[Any] = _UNKNOWN_KEYS_ARE_ERRORS
 
     # Globs (relative to the repository) of the migration folders to check; empty: every folder holding a
     # migration_lock.toml.
@@ -60,25 +73,18 @@ class RepoConfig(BaseModel):
     # Overrides the version read from package.json (e.g. "6.19.0").
     prisma_version: str | None = None
     # Per-rule severity: `create-index: warning`, `lock-timeout-missing: off`.
-    rules: dict[str, SeverityName | RuleSettings] = Field(default_factory=dict)
+    rules: dict[str, SeverityName | RuleSettings] = field(default_factory=dict)
     # Row-count hints for tables, and tables to treat as large whatever their count.
-    table_rows: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    table_rows: dict[str, Annotated[int, Field(ge=0)]] = field(default_factory=dict)
     large_tables: tuple[str, ...] = ()
     large_table_rows: Annotated[int, Field(ge=0)] = 100_000
     approvals: ApprovalSettings = ApprovalSettings()
     review: ReviewSettings = ReviewSettings()
 
-    @field_validator("rules")
-    @classmethod
-    def _known_rules(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from bot.rules import ALL_RULE_IDS
-
-        unknown = sorted(set(value) - ALL_RULE_IDS)
-        if unknown:
-            raise ValueError(
-                f"unknown rule id(s) {', '.join(unknown)}; known: {', '.join(sorted(ALL_RULE_IDS))}"
-            )
-        return value
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> RepoConfig:
+        """A copy with `update` applied (the spelling of the pydantic model this class replaced, which callers
+        keep using)."""
+        return dataclasses.replace(self, **(update or {}))
 
     def known_small(self, table: str) -> bool:
         """True when a size hint says the table stays under `large_table_rows`; unknown sizes count as large."""
@@ -98,7 +104,19 @@ class RepoConfig(BaseModel):
         return Severity(name)
 
 
+@cache
+def _validator() -> TypeAdapter[RepoConfig]:
+    # pydantic reads the annotations' names (`Field`) in the frame that builds the adapter: this one. They are
+    # imported here, not at the top, so that nothing but a zdm.yml to validate imports pydantic.
+    from pydantic import Field, TypeAdapter  # noqa: F401
+
+    return TypeAdapter(RepoConfig)
+
+
 def parse_config(text: str, source: str = CONFIG_PATH) -> RepoConfig:
+    import yaml
+    from pydantic import ValidationError
+
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as error:
@@ -110,16 +128,24 @@ def parse_config(text: str, source: str = CONFIG_PATH) -> RepoConfig:
             f"{source}: expected a mapping of settings at the top level, got {type(data).__name__}"
         )
     try:
-        return RepoConfig.model_validate(data)
+        config = _validator().validate_python(data)
     except ValidationError as error:
         problems = []
         for item in error.errors():
             key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-            message = item["msg"].removeprefix("Value error, ")
-            if item["type"] == "extra_forbidden":
+            message = item["msg"]
+            if item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
                 message = "unknown key"
             problems.append(f"{key}: {message}")
         raise ConfigError(f"{source}: " + "; ".join(problems)) from error
+    from bot.rules import ALL_RULE_IDS
+
+    unknown = sorted(set(config.rules) - ALL_RULE_IDS)
+    if unknown:
+        raise ConfigError(
+            f"{source}: rules: unknown rule id(s) {', '.join(unknown)}; known: {', '.join(sorted(ALL_RULE_IDS))}"
+        )
+    return config
 
 
 STATS_PATH = ".github/zdm-stats.yml"
@@ -139,4 +165,4 @@ def load_config(repo_root: Path) -> RepoConfig:
 def with_stats(config: RepoConfig, stats_text: str, source: str = STATS_PATH) -> RepoConfig:
     """The configuration with the row estimates of a zdm-stats.yml under it (hints written by hand win)."""
     measured = parse_config(stats_text, source)
-    return config.model_copy(update={"table_rows": {**measured.table_rows, **config.table_rows}})
+    return dataclasses.replace(config, table_rows={**measured.table_rows, **config.table_rows})

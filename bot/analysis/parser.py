@@ -24,6 +24,10 @@ from bot.analysis.splitter import RawStatement
 logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
 
 _DIALECT = Postgres()
+# One tokenizer and one parser for every statement: each call starts from a clean state, and building them
+# anew cost as much as tokenizing a typical statement.
+_TOKENIZER = _DIALECT.tokenizer()
+_PARSER = _DIALECT.parser()
 DEFAULT_SCHEMA = "public"
 
 
@@ -234,7 +238,7 @@ def _parse_statement(raw: RawStatement, source: str) -> ParsedStatement:
         text = source
     else:
         try:
-            tokens = _DIALECT.tokenize(raw.text)
+            tokens = _TOKENIZER.tokenize(raw.text)
         except (SqlglotError, ValueError, IndexError):
             return ParsedStatement("unparseable", (op.Unrecognized("the statement could not be tokenized"),))
         text = raw.text
@@ -281,7 +285,7 @@ def _split_parts(
 
 
 def _parse_tokens(tokens: list[Token], text: str) -> exp.Expression | None:
-    expressions = _DIALECT.parser().parse(tokens, text)
+    expressions = _PARSER.parse(tokens, text)
     real = [e for e in expressions if isinstance(e, exp.Expression)]
     if len(real) != 1:
         return None

@@ -8,14 +8,13 @@ schema the earlier ones built.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Generic, TypeVar, overload
 
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import Analyzer
@@ -34,9 +33,13 @@ class MigrationRoot:
     migrations: tuple[Path, ...]  # migration.sql files, in Prisma's order
 
 
+T = TypeVar("T")
+
+
 @dataclass
-class CheckRun:
-    files: list[FileResult] = field(default_factory=list)
+class CheckRun(Generic[T]):
+    # The files' results (or what `each` made of them), in Prisma's order root by root.
+    files: list[T] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -88,57 +91,141 @@ def root_of(migration_sql: Path) -> MigrationRoot | None:
     return None
 
 
-def _display(path: Path, relative_to: Path | None) -> str:
-    if relative_to is not None:
-        try:
-            return str(path.resolve().relative_to(relative_to.resolve()))
-        except ValueError:
-            pass
-    return str(path)
+def shown_path(path: Path, base: Path | None) -> str:
+    """`path` as the user reads it: relative to `base` (`../` when outside it), as given without a base."""
+    if base is None:
+        return str(path)
+    return _relative(str(path.resolve()), str(base.resolve()))
 
 
-def check_paths(paths: Sequence[Path], config: RepoConfig, relative_to: Path | None = None) -> CheckRun:
-    """Analyse what the user pointed at: repositories, migration roots, migration folders or .sql files."""
-    run = CheckRun()
-    targets_by_root: dict[Path, tuple[MigrationRoot, set[Path] | None]] = {}
+def _relative(absolute: str, base: str) -> str:
+    try:
+        return os.path.relpath(absolute, base)
+    except ValueError:  # another drive, on Windows
+        return absolute
+
+
+@dataclass
+class _Target:
+    """A root and which of its migration folders to report (None: all of them)."""
+
+    root: MigrationRoot
+    folders: set[str] | None
+
+
+@overload
+def check_paths(
+    paths: Sequence[Path],
+    config: RepoConfig,
+    relative_to: Path | None = None,
+    *,
+    shown_from: Path | None = None,
+    only: Collection[Path] | None = None,
+) -> CheckRun[FileResult]: ...
+
+
+@overload
+def check_paths(
+    paths: Sequence[Path],
+    config: RepoConfig,
+    relative_to: Path | None = None,
+    *,
+    shown_from: Path | None = None,
+    only: Collection[Path] | None = None,
+    each: Callable[[FileResult], T],
+) -> CheckRun[T]: ...
+
+
+def check_paths(
+    paths: Sequence[Path],
+    config: RepoConfig,
+    relative_to: Path | None = None,
+    *,
+    shown_from: Path | None = None,
+    only: Collection[Path] | None = None,
+    each: Callable[[FileResult], Any] | None = None,
+) -> CheckRun[Any]:
+    """Analyse what the user pointed at: repositories, migration roots, migration folders or .sql files.
+
+    `relative_to` is the repository root: configuration globs and the Prisma version are read relative to it.
+    Paths in the results and notes are shown relative to `shown_from` (default: `relative_to`). `only`:
+    resolved migration.sql paths; when given, only those are reported, the rest of their roots are replayed
+    for the schema, and a root holding none of them is not read at all. `each` is applied to every file's
+    result in the process that analysed it (a worker, in a large run; it must pickle): what comes back is
+    what it returns, far cheaper to send than the whole analysis when that is all the caller needs.
+    """
+    run: CheckRun[Any] = CheckRun()
+    shown_base = shown_from or relative_to
+    targets: dict[Path, _Target] = {}
+    # Files of one root come one by one (a pre-commit hook, a list of changed files): read and resolve each
+    # root once, keyed by the folder as given.
+    roots_by_folder: dict[Path, tuple[Path, MigrationRoot] | None] = {}
+
+    def add_file(sql: Path) -> None:
+        folder = sql.parent.parent
+        if folder not in roots_by_folder:
+            root = root_of(sql)
+            roots_by_folder[folder] = None if root is None else (root.path.resolve(), root)
+        found = roots_by_folder[folder]
+        if found is None:
+            loose.append(sql)
+            return
+        resolved, root = found
+        target = targets.setdefault(resolved, _Target(root, set()))
+        if target.folders is not None:
+            target.folders.add(sql.parent.name)
+
     loose: list[Path] = []
     for path in paths:
         if path.is_file():
-            root = root_of(path) if path.name == MIGRATION_FILE else None
-            if root is None:
+            if path.name == MIGRATION_FILE:
+                add_file(path)
+            else:
                 loose.append(path)
-                continue
-            _, wanted = targets_by_root.setdefault(root.path, (root, set()))
-            if wanted is not None:
-                wanted.add(path.resolve())
         elif (path / MIGRATION_FILE).is_file():
-            root = root_of(path / MIGRATION_FILE)
-            if root is None:
-                loose.append(path / MIGRATION_FILE)
-                continue
-            _, wanted = targets_by_root.setdefault(root.path, (root, set()))
-            if wanted is not None:
-                wanted.add((path / MIGRATION_FILE).resolve())
+            add_file(path / MIGRATION_FILE)
         elif path.is_dir():
             for root in find_roots(path):
-                if config.wants_root(_display(root.path, relative_to or path)):
-                    targets_by_root[root.path] = (root, None)
+                if config.wants_root(shown_path(root.path, relative_to or path)):
+                    targets[root.path.resolve()] = _Target(root, None)
         else:
             run.notes.append(f"{path}: no such file or directory")
+    if only is not None:
+        wanted = set(only)
+        _keep_only(targets, wanted)
+        loose = [sql for sql in loose if sql.resolve() in wanted]
     jobs = []
-    for root, wanted in targets_by_root.values():
-        if root.provider != "postgresql":
+    for target in targets.values():
+        if target.root.provider != "postgresql":
             run.notes.append(
-                f"{_display(root.path, relative_to)}: provider is {root.provider!r}, not postgresql; skipped"
+                f"{shown_path(target.root.path, shown_base)}: provider is {target.root.provider!r}, "
+                "not postgresql; skipped"
             )
             continue
-        jobs.append((root, wanted))
-    run.files.extend(_analyze_roots(jobs, config, relative_to))
+        jobs.append(target)
+    mapped = each or _as_analysed
+    run.files.extend(_analyze_roots(jobs, config, relative_to, shown_base, mapped))
     for sql in loose:
         analyzer = Analyzer(config)
-        text = read_sql(sql)
-        run.files.append(analyzer.analyze(text, _display(sql, relative_to)))
+        run.files.append(mapped(analyzer.analyze(read_sql(sql), shown_path(sql, shown_base))))
     return run
+
+
+def _as_analysed(result: FileResult) -> FileResult:
+    return result
+
+
+def _keep_only(targets: dict[Path, _Target], only: Collection[Path]) -> None:
+    """Narrow each root's folders to the files in `only`; drop roots left with none."""
+    folders_by_root: dict[Path, set[str]] = {}
+    for sql in only:
+        if sql.name == MIGRATION_FILE:
+            folders_by_root.setdefault(sql.parent.parent, set()).add(sql.parent.name)
+    for resolved, target in list(targets.items()):
+        wanted = folders_by_root.get(resolved, set())
+        target.folders = wanted if target.folders is None else target.folders & wanted
+        if not target.folders:
+            del targets[resolved]
 
 
 # Below this many migration files, starting worker processes costs more than it saves.
@@ -146,35 +233,57 @@ _PARALLEL_FROM_FILES = 400
 
 
 def _analyze_roots(
-    jobs: list[tuple[MigrationRoot, set[Path] | None]], config: RepoConfig, relative_to: Path | None
-) -> list[FileResult]:
+    jobs: list[_Target],
+    config: RepoConfig,
+    relative_to: Path | None,
+    shown_from: Path | None,
+    each: Callable[[FileResult], T],
+) -> list[T]:
     """Roots are independent: on a machine with several cores, analyse them in parallel, biggest first."""
     workers = min(os.cpu_count() or 1, len(jobs))
-    if workers < 2 or sum(len(root.migrations) for root, _ in jobs) < _PARALLEL_FROM_FILES:
+    if workers < 2 or sum(len(job.root.migrations) for job in jobs) < _PARALLEL_FROM_FILES:
         return [
             result
-            for root, wanted in jobs
-            for result in _analyze_root_list(root, config, wanted, relative_to)
+            for job in jobs
+            for result in _analyze_root_list(job.root, config, job.folders, relative_to, shown_from, each)
         ]
-    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][0].migrations))
-    results: list[list[FileResult]] = [[] for _ in jobs]
+    # Only a large run pays for the process pool's imports.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].root.migrations))
+    results: list[list[T]] = [[] for _ in jobs]
     context = (
         multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
     )
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, _paused_gc():
-        futures = {
-            pool.submit(_analyze_root_list, jobs[i][0], config, jobs[i][1], relative_to): i for i in order
-        }
-        for future, index in futures.items():
-            results[index] = future.result()
+    # What the parent holds (imported modules, the configuration) outlives the run: frozen, no collection in
+    # a worker walks it again, nor writes into the pages the workers share with the parent.
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, _paused_gc():
+            futures = {
+                pool.submit(
+                    _analyze_root_list, jobs[i].root, config, jobs[i].folders, relative_to, shown_from, each
+                ): i
+                for i in order
+            }
+            for future, index in futures.items():
+                results[index] = future.result()
+    finally:
+        gc.unfreeze()
     return [result for per_root in results for result in per_root]
 
 
 def _analyze_root_list(
-    root: MigrationRoot, config: RepoConfig, wanted: set[Path] | None, relative_to: Path | None
-) -> list[FileResult]:
+    root: MigrationRoot,
+    config: RepoConfig,
+    folders: set[str] | None,
+    relative_to: Path | None,
+    shown_from: Path | None,
+    each: Callable[[FileResult], T],
+) -> list[T]:
     with _paused_gc():
-        return list(analyze_root(root, config, wanted, relative_to))
+        return [each(result) for result in _analyze_folders(root, config, folders, relative_to, shown_from)]
 
 
 @contextmanager
@@ -191,19 +300,42 @@ def _paused_gc() -> Iterator[None]:
 
 
 def analyze_root(
-    root: MigrationRoot, config: RepoConfig, wanted: set[Path] | None = None, relative_to: Path | None = None
+    root: MigrationRoot,
+    config: RepoConfig,
+    wanted: set[Path] | None = None,
+    relative_to: Path | None = None,
+    shown_from: Path | None = None,
 ) -> Iterable[FileResult]:
-    """Replay `root` in order; report every file, or only `wanted` ones (stopping after the last)."""
+    """Replay `root` in order; report every file, or only `wanted` ones (resolved paths), stopping after the
+    last. Paths are shown relative to `shown_from` (default: `relative_to`)."""
+    folders = (
+        None if wanted is None else {sql.parent.name for sql in root.migrations if sql.resolve() in wanted}
+    )
+    return _analyze_folders(root, config, folders, relative_to, shown_from or relative_to)
+
+
+def _analyze_folders(
+    root: MigrationRoot,
+    config: RepoConfig,
+    folders: set[str] | None,
+    relative_to: Path | None,
+    shown_from: Path | None,
+) -> Iterator[FileResult]:
     analyzer = Analyzer(config, prisma=detect_version(root.path, relative_to or root.path))
-    remaining = set(wanted) if wanted is not None else None
+    # Resolving a path costs a system call per component: once per root, then only string operations.
+    root_path = str(root.path.resolve()) if shown_from is not None else str(root.path)
+    base = str(shown_from.resolve()) if shown_from is not None else None
+    remaining = set(folders) if folders is not None else None
     for sql in root.migrations:
         if remaining is not None and not remaining:
             return
         text = read_sql(sql)
-        if remaining is None or sql.resolve() in remaining:
+        name = sql.parent.name
+        if remaining is None or name in remaining:
             if remaining is not None:
-                remaining.discard(sql.resolve())
-            yield analyzer.analyze(text, _display(sql, relative_to))
+                remaining.discard(name)
+            path = os.path.join(root_path, name, MIGRATION_FILE)
+            yield analyzer.analyze(text, path if base is None else _relative(path, base))
         else:
             analyzer.replay(text)
 

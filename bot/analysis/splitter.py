@@ -16,7 +16,8 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import TokenType
 
-_DIALECT = Postgres()
+# One tokenizer for every file: each call starts from a clean state.
+_TOKENIZER = Postgres().tokenizer()
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class _Lines:
 
 def split_statements(text: str) -> list[RawStatement]:
     try:
-        tokens = _DIALECT.tokenize(text)
+        tokens = _TOKENIZER.tokenize(text)
     except (SqlglotError, ValueError, IndexError):
         return _split_by_scanner(text)
     return _split_tokens(text, tokens)

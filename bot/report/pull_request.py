@@ -443,9 +443,7 @@ def build_report(
 ) -> PullRequestReport:
     annotations: list[Annotation] = []
     comments: list[InlineComment] = []
-    flagged: list[Flagged] = []
     plans: dict[str, FilePlan] = {}
-    statements: dict[tuple[str, int], StatementResult] = {}
     for change in changes:
         result = change.result
         plan = plan_file(change.name, result, prisma)
@@ -465,24 +463,10 @@ def build_report(
                 )
             )
         for index, statement in enumerate(result.statements):
-            shown = [f for f in statement.findings if not f.suppressed and level(f) != "note"]
-            if not shown:
+            shown = _shown(statement)
+            if not shown or not (comment_on_brief or _needs_action(shown)):
                 continue
-            statements[(change.path, statement.line_start)] = statement
             digest = statement_digest(statement, [f.rule_id for f in shown])
-            if statement.fails_check:
-                flagged.append(
-                    Flagged(
-                        digest,
-                        change.path,
-                        statement.line_start,
-                        statement.line_end,
-                        tuple(sorted({f.rule_id for f in statement.findings if f.fails_check})),
-                        statement.sql,
-                    )
-                )
-            if not (comment_on_brief or _needs_action(shown)):
-                continue
             position = _comment_lines(change, statement)
             if position is None:
                 continue
@@ -500,10 +484,7 @@ def build_report(
                     any(f.breaking for f in shown),
                 )
             )
-        for finding in result.file_findings:
-            if finding.fails_check:
-                digest = hashlib.sha256(f"{change.path}\n{finding.rule_id}".encode()).hexdigest()[:16]
-                flagged.append(Flagged(digest, change.path, 1, 1, (finding.rule_id,), ""))
+    statements, flagged = _flagged(changes)
     approved = {d for a in approvals for d in a.digests}
     unapproved = tuple(f for f in flagged if f.digest not in approved)
     used = tuple(a for a in approvals if a.digests & {f.digest for f in flagged})
@@ -519,6 +500,68 @@ def build_report(
         unapproved,
         used,
     )
+
+
+def job_summary(changes: Sequence[ChangedMigration], notes: Sequence[str] = ()) -> str:
+    """The summary comment's verdict, table, plans and checklist for a workflow's job summary (`zdm check` in
+    GitHub Actions, without the App): there a statement is accepted with `-- zdm:ignore`, not `/zdm approve`.
+    Each file is planned for its own root's Prisma version."""
+    if not changes:
+        return "\n".join(["### zdm: no Prisma migration for PostgreSQL to check", *(f"- {n}" for n in notes)])
+    versions = {c.result.prisma_version for c in changes}
+    prisma = PrismaVersion.parse(versions.pop() or "") if len(versions) == 1 else None
+    plans = {
+        c.path: plan_file(c.name, c.result, PrismaVersion.parse(c.result.prisma_version or ""))
+        for c in changes
+    }
+    statements, flagged = _flagged(changes)
+    verdict = _verdict(
+        changes,
+        plans,
+        statements,
+        flagged,
+        tuple(flagged),
+        (),
+        False,
+        accept="put `-- zdm:ignore <rule-id> <reason>` above a statement to accept it as it is.",
+        by_hand="Change them by hand (see the annotations)",
+    )
+    return _summary_comment(changes, plans, prisma, verdict, (), notes).removeprefix(SUMMARY_MARKER + "\n")
+
+
+def _shown(statement: StatementResult) -> list[Finding]:
+    """The findings said on a pull request: not suppressed, not mere notes."""
+    return [f for f in statement.findings if not f.suppressed and level(f) != "note"]
+
+
+def _flagged(
+    changes: Sequence[ChangedMigration],
+) -> tuple[dict[tuple[str, int], StatementResult], list[Flagged]]:
+    """The statements with something to say, by (path, first line); and what fails the check, in file order."""
+    statements: dict[tuple[str, int], StatementResult] = {}
+    flagged: list[Flagged] = []
+    for change in changes:
+        for statement in change.result.statements:
+            shown = _shown(statement)
+            if not shown:
+                continue
+            statements[(change.path, statement.line_start)] = statement
+            if statement.fails_check:
+                flagged.append(
+                    Flagged(
+                        statement_digest(statement, [f.rule_id for f in shown]),
+                        change.path,
+                        statement.line_start,
+                        statement.line_end,
+                        tuple(sorted({f.rule_id for f in statement.findings if f.fails_check})),
+                        statement.sql,
+                    )
+                )
+        for finding in change.result.file_findings:
+            if finding.fails_check:
+                digest = hashlib.sha256(f"{change.path}\n{finding.rule_id}".encode()).hexdigest()[:16]
+                flagged.append(Flagged(digest, change.path, 1, 1, (finding.rule_id,), ""))
+    return statements, flagged
 
 
 def _title(
@@ -547,8 +590,12 @@ def _verdict(
     unapproved: tuple[Flagged, ...],
     used: Sequence[Approval],
     approved_before: bool,
+    *,
+    accept: str = "comment `/zdm approve <reason>` (write access) to accept them as they are.",
+    by_hand: str = "Change them by hand (see the inline comments)",
 ) -> list[str]:
-    """At most three lines, the first the verdict, the second what to do."""
+    """At most three lines, the first the verdict, the second what to do (`accept`: how to accept them as they
+    are; `by_hand`: where to read what to change)."""
     if not changes:
         return ["This pull request changes no Prisma migration for PostgreSQL."]
     if not unapproved:
@@ -607,13 +654,12 @@ def _verdict(
             if plans[c.path].changes_anything and any(f.path == c.path for f in unapproved)
         )
     )
-    approve = "comment `/zdm approve <reason>` (write access) to accept them as they are."
     if len(fixable) == 1:
-        second = f"Run `zdm fix {fixable[0]}` to write the safe plan, or {approve}"
+        second = f"Run `zdm fix {fixable[0]}` to write the safe plan, or {accept}"
     elif fixable:
-        second = f"Run `zdm fix` on each of {_names(fixable, 3)} to write the safe plans, or {approve}"
+        second = f"Run `zdm fix` on each of {_names(fixable, 3)} to write the safe plans, or {accept}"
     else:
-        second = f"Change them by hand (see the inline comments), or {approve}"
+        second = f"{by_hand}, or {accept}"
     return [first + ".", second]
 
 

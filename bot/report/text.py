@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import io
 import textwrap
-from collections import Counter
 from collections.abc import Sequence
 
 from bot.analysis.model import Classification, FileResult, Finding, StatementResult, worst
+from bot.report.tally import Tally
 
 _STYLE = {
     Classification.SAFE: "green",
@@ -89,36 +89,49 @@ def render_text(
     verbose: bool = False,
 ) -> str:
     """`width`: wrap long messages (for a terminal); None keeps one line per message (for pipes and logs)."""
+    shown = "".join(render_file_text(file, color=color, width=width, verbose=verbose) for file in files)
+    return shown + render_text_end(Tally.of(files), notes, color=color)
+
+
+def render_file_text(
+    file: FileResult, color: bool = False, width: int | None = 110, verbose: bool = False
+) -> str:
+    """One file's block of the report: empty when it has nothing to show."""
+    shown = [s for s in file.statements if verbose or s.findings]
+    if not shown and not file.file_findings:
+        return ""
     report = _Report()
-    for file in files:
-        shown = [s for s in file.statements if verbose or s.findings]
-        if not shown and not file.file_findings:
-            continue
-        report.append(file.path + "\n", style="bold")
-        for statement in shown:
-            lines = (
-                f"line {statement.line_start}"
-                if statement.line_start == statement.line_end
-                else f"lines {statement.line_start}-{statement.line_end}"
-            )
-            report.append(f"  {lines:<14}")
-            report.append(f"{statement.classification.value:<9}", style=_STYLE[statement.classification])
-            if statement.breaking:
-                report.append("breaking ", style="bold red")
-            report.append(_locks(statement) + "\n")
-            for finding in statement.findings:
-                _finding(report, finding, width)
-        if file.file_findings:
-            report.append(f"  {'whole file':<14}")
-            overall = worst([finding.classification for finding in file.file_findings])
-            report.append(f"{overall.value:<9}", style=_STYLE[overall])
-            report.append("\n")
-            for finding in file.file_findings:
-                _finding(report, finding, width)
+    report.append(file.path + "\n", style="bold")
+    for statement in shown:
+        lines = (
+            f"line {statement.line_start}"
+            if statement.line_start == statement.line_end
+            else f"lines {statement.line_start}-{statement.line_end}"
+        )
+        report.append(f"  {lines:<14}")
+        report.append(f"{statement.classification.value:<9}", style=_STYLE[statement.classification])
+        if statement.breaking:
+            report.append("breaking ", style="bold red")
+        report.append(_locks(statement) + "\n")
+        for finding in statement.findings:
+            _finding(report, finding, width)
+    if file.file_findings:
+        report.append(f"  {'whole file':<14}")
+        overall = worst([finding.classification for finding in file.file_findings])
+        report.append(f"{overall.value:<9}", style=_STYLE[overall])
         report.append("\n")
+        for finding in file.file_findings:
+            _finding(report, finding, width)
+    report.append("\n")
+    return report.styled() if color else report.plain()
+
+
+def render_text_end(tally: Tally, notes: Sequence[str] = (), color: bool = False) -> str:
+    """The notes and the summary line, after every file's block."""
+    report = _Report()
     for note in notes:
         report.append(f"note: {note}\n", style="dim")
-    report.append(summary_line(files) + "\n")
+    report.append(tally.summary_line() + "\n")
     return report.styled() if color else report.plain()
 
 
@@ -130,12 +143,4 @@ def _finding(report: _Report, finding: Finding, width: int | None) -> None:
 
 
 def summary_line(files: Sequence[FileResult]) -> str:
-    counts: Counter[Classification] = Counter(s.classification for f in files for s in f.statements)
-    failing = sum(1 for f in files for s in f.statements if s.fails_check) + sum(
-        1 for f in files for finding in f.file_findings if finding.fails_check
-    )
-    breaking = sum(1 for f in files for s in f.statements if s.breaking)
-    total = sum(counts.values())
-    parts = ", ".join(f"{counts.get(c, 0)} {c.value}" for c in Classification)
-    verdict = f"{failing} need attention before deploying" if failing else "nothing blocks"
-    return f"{len(files)} file(s), {total} statement(s): {parts}; {breaking} breaking; {verdict}."
+    return Tally.of(files).summary_line()

@@ -20,6 +20,8 @@ HERE = Path(__file__).parent / "spec"
 
 OPERATIONS: dict[str, tuple[str, ...]] = {
     "/app": ("get",),
+    "/app-manifests/{code}/conversions": ("post",),
+    "/app/installations": ("get",),
     "/app/installations/{installation_id}/access_tokens": ("post",),
     "/app/hook/deliveries": ("get",),
     "/app/hook/deliveries/{delivery_id}/attempts": ("post",),

@@ -23,11 +23,9 @@ from typing import Any
 
 import httpx
 import uvicorn
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.fakegithub.server import create_app as create_fake
-from tests.fakegithub.state import GitHubState
+from tests.fakegithub.state import GitHubState, key_pair
 
 APP_ID = 424242
 APP_SLUG = "zdm-test"
@@ -82,16 +80,7 @@ def serve_in_thread(app: Any) -> Iterator[str]:
 
 
 def private_key_pem() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    return key_pair()
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
+import html
 import json
 import re
 import secrets
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import graphql
 import jwt
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from openapi_core.testing import MockRequest, MockResponse
 
 from tests.fakegithub import spec
@@ -26,15 +29,23 @@ from tests.fakegithub.state import (
     GitHubState,
     IssueComment,
     PullRequest,
+    RegisteredApp,
     Repository,
     Review,
     ReviewComment,
     User,
     diff_of,
+    key_pair,
     now,
 )
 
 HOST = "https://api.github.com"
+# GitHub's web pages the manifest flow goes through (github.com, not the API): HTML, not in the REST description.
+WEB_PAGES = re.compile(
+    r"^/(settings/apps/new|organizations/[^/]+/settings/apps/new|apps/[^/]+/installations/new)"
+)
+# The user the fake's web pages act as, in the browser.
+WEB_USER = "octocat"
 _PERMISSION_ORDER = ["none", "read", "triage", "write", "maintain", "admin"]
 
 
@@ -98,7 +109,7 @@ def create_app(state: GitHubState) -> FastAPI:
     async def check_and_log(request: Request, call_next: Any) -> Response:
         body = await request.body()
         path = request.url.path
-        kind = "graphql" if path == "/graphql" else "rest"
+        kind = "graphql" if path == "/graphql" else "web" if WEB_PAGES.match(path) else "rest"
         auth = request.headers.get("authorization", "")
         auth_kind = "none" if not auth else "app" if path.startswith("/app") else "installation"
         fault = state.take_fault(request.method, path)
@@ -193,7 +204,123 @@ def create_app(state: GitHubState) -> FastAPI:
         assert isinstance(data, dict)
         return data
 
+    # -- GitHub's web pages: the App manifest flow and installing the App -------------------------------------
+
+    def form_of(request: Request) -> dict[str, str]:
+        parsed = parse_qs((request.state.body or b"").decode())
+        return {key: values[0] for key, values in parsed.items()}
+
+    def web_page(title: str, body: str) -> HTMLResponse:
+        return HTMLResponse(
+            f"<!doctype html><html><head><title>{html.escape(title)} · GitHub</title></head>"
+            f"<body style='font: 15px system-ui; margin: 2rem'><p><b>GitHub</b> (fake) · signed in as {WEB_USER}</p>"
+            f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+        )
+
+    def new_app_page(request: Request, owner: str) -> HTMLResponse:
+        form = form_of(request)
+        try:
+            manifest = json.loads(form["manifest"])
+        except (KeyError, ValueError):
+            return HTMLResponse("Invalid GitHub App configuration", status_code=422)
+        state_param = request.query_params.get("state", "")
+        permissions = "".join(
+            f"<li>{html.escape(name)}: {html.escape(str(access))}</li>"
+            for name, access in manifest.get("default_permissions", {}).items()
+        )
+        return web_page(
+            f"Create GitHub App for {owner}",
+            f"<form method='post' action='/settings/apps/new/create'>"
+            f"<label>GitHub App name <input name='name' value='{html.escape(manifest.get('name', ''))}'></label>"
+            f"<p>Webhook URL: <code id='hook'>{html.escape(manifest['hook_attributes']['url'])}</code></p>"
+            f"<ul>{permissions}</ul>"
+            f"<input type='hidden' name='manifest' value='{html.escape(json.dumps(manifest))}'>"
+            f"<input type='hidden' name='state' value='{html.escape(state_param)}'>"
+            f"<input type='hidden' name='owner' value='{html.escape(owner)}'>"
+            f"<button type='submit'>Create GitHub App for {html.escape(owner)}</button></form>",
+        )
+
+    @app.post("/settings/apps/new")
+    async def new_app(request: Request) -> HTMLResponse:
+        return new_app_page(request, WEB_USER)
+
+    @app.post("/organizations/{org}/settings/apps/new")
+    async def new_org_app(org: str, request: Request) -> HTMLResponse:
+        return new_app_page(request, org)
+
+    @app.post("/settings/apps/new/create")
+    async def create_app_from_manifest(request: Request) -> RedirectResponse:
+        form = form_of(request)
+        manifest = json.loads(form["manifest"])
+        name = form.get("name") or manifest["name"]
+        private, public = key_pair()
+        registered = RegisteredApp(
+            state.next_id(),
+            re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"),
+            name,
+            form["owner"],
+            manifest,
+            private,
+            public,
+            secrets.token_hex(20),
+        )
+        code = state.register_app(registered)
+        query = urlencode({"code": code, "state": form.get("state", "")})
+        return RedirectResponse(f"{manifest['redirect_url']}?{query}", status_code=302)
+
+    @app.post("/app-manifests/{code}/conversions")
+    async def convert_manifest(code: str, request: Request) -> JSONResponse:
+        registered = state.convert_manifest(code)
+        if registered is None:
+            raise HTTPError(404, "Not Found")
+        data = spec.example("integration-from-manifest")
+        data["owner"].update(login=registered.owner, id=state.user(registered.owner).id)
+        data.update(
+            id=registered.id,
+            slug=registered.slug,
+            name=registered.name,
+            html_url=f"{str(request.base_url).rstrip('/')}/apps/{registered.slug}",
+            pem=registered.private_key_pem,
+            webhook_secret=registered.webhook_secret,
+            client_secret=secrets.token_hex(20),
+            events=registered.manifest.get("default_events", []),
+            permissions=registered.manifest.get("default_permissions", {}),
+        )
+        return JSONResponse(data, status_code=201)
+
+    @app.get("/apps/{slug}/installations/new")
+    async def install_page(slug: str) -> HTMLResponse:
+        if state.registered is None or state.registered.slug != slug:
+            return HTMLResponse("Not Found", status_code=404)
+        return web_page(
+            f"Install {state.registered.name}",
+            "<form method='post'><p>Install on <b>acme</b>, all repositories.</p>"
+            "<input type='hidden' name='account' value='acme'><button type='submit'>Install</button></form>",
+        )
+
+    @app.post("/apps/{slug}/installations/new")
+    async def install(slug: str, request: Request) -> RedirectResponse:
+        assert state.registered is not None and state.registered.slug == slug
+        installation = state.install(form_of(request)["account"])
+        setup_url = state.registered.manifest["setup_url"]
+        query = urlencode({"installation_id": installation, "setup_action": "install"})
+        return RedirectResponse(f"{setup_url}?{query}", status_code=302)
+
     # -- the App ------------------------------------------------------------------------------------------------
+
+    @app.get("/app/installations")
+    async def installations(request: Request) -> JSONResponse:
+        authenticate(request, app_level=True)
+        template = spec.example("base-installation-items")[0]
+        found = []
+        for installation, account in sorted(state.installations.items()):
+            item = copy.deepcopy(template)
+            item.update(
+                id=installation, app_id=state.app_id, app_slug=state.app_slug, repository_selection="all"
+            )
+            item["account"].update(login=account, id=state.user(account).id)
+            found.append(item)
+        return JSONResponse(found)
 
     @app.get("/app")
     async def get_app(request: Request) -> JSONResponse:

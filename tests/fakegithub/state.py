@@ -13,6 +13,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 
+def key_pair() -> tuple[str, str]:
+    """A fresh RSA key for an App: (private PEM, public PEM). Every run makes its own; none is stored."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -159,6 +176,18 @@ def diff_of(base: str | None, head: str | None) -> tuple[str, set[int]]:
     return "\n".join(lines), shown
 
 
+@dataclass
+class RegisteredApp:
+    id: int
+    slug: str
+    name: str
+    owner: str
+    manifest: dict[str, Any]
+    private_key_pem: str = field(repr=False)
+    public_key_pem: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
+
+
 class GitHubState:
     def __init__(self, app_id: int, app_slug: str, public_key_pem: str) -> None:
         self.app_id = app_id
@@ -184,6 +213,37 @@ class GitHubState:
         # GitHub gives up on a GraphQL query that takes too long (10 s); the fake stands in for that with the
         # size of what the query would answer, in bytes.
         self.graphql_response_limit = 8_000_000
+        # The manifest flow: codes GitHub handed a browser, not yet converted (code -> the App to create).
+        self.manifest_codes: dict[str, RegisteredApp] = {}
+        # The App the manifest flow created: its webhook and secret, where GitHub sends deliveries.
+        self.registered: RegisteredApp | None = None
+        self.installations: dict[int, str] = {}  # installation id -> account login
+
+    def register_app(self, app: RegisteredApp) -> str:
+        """GitHub created the App from a manifest: a one-time code for the browser to take back."""
+        code = f"manifest-code-{self.next_id()}"
+        with self.lock:
+            self.manifest_codes[code] = app
+        return code
+
+    def convert_manifest(self, code: str) -> RegisteredApp | None:
+        """`POST /app-manifests/{code}/conversions`: each code works once; from then on the fake is that App."""
+        with self.lock:
+            app = self.manifest_codes.pop(code, None)
+            if app is None:
+                return None
+            self.registered = app
+            self.app_id = app.id
+            self.app_slug = app.slug
+            self.public_key_pem = app.public_key_pem
+            self.bot = User(f"{app.slug}[bot]", self.next_id(), "Bot")
+            return app
+
+    def install(self, account: str) -> int:
+        installation = self.next_id()
+        with self.lock:
+            self.installations[installation] = account
+        return installation
 
     def next_id(self) -> int:
         return next(self._ids)
