@@ -244,7 +244,7 @@ def main() -> int:
         ]
     )
     print()
-    skipped = f", without the {len(refused)} pgfence's parser refuses" if refused else ""
+    skipped = f" (leaving out {len(refused)} that pgfence's parser refuses)" if refused else ""
     print(
         f"corpus: {len(files)} of {len(all_files)} migration.sql files{skipped}, {statements} statements; "
         f"the same files for every tool, {args.runs} runs each, alternating"

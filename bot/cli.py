@@ -142,6 +142,21 @@ def check(
         notes.append(nothing_found)
     tally = Tally.total(file.tally for file in shown)
     results = [file.result for file in shown if file.result is not None]
+    _print_report(output, shown, results, tally, notes, color=terminal)
+    if summary:
+        _append_job_summary(Path(summary), results, notes, shown_from)
+    raise click.exceptions.Exit(1 if tally.fails_check else 0)
+
+
+def _print_report(
+    output: str,
+    shown: list[ShownFile],
+    results: list[FileResult],
+    tally: Tally,
+    notes: list[str],
+    color: bool,
+) -> None:
+    """The files' parts of the report, made where they were analysed, and what goes around them."""
     if output == "json":
         from bot.report.json_report import render_json_document
 
@@ -156,11 +171,8 @@ def check(
         from bot.report.text import render_text_end
 
         click.echo(
-            "".join(file.text for file in shown) + render_text_end(tally, notes, color=terminal), nl=False
+            "".join(file.text for file in shown) + render_text_end(tally, notes, color=color), nl=False
         )
-    if summary:
-        _append_job_summary(Path(summary), results, notes, shown_from)
-    raise click.exceptions.Exit(1 if tally.fails_check else 0)
 
 
 def _append_job_summary(summary: Path, files: list[FileResult], notes: list[str], shown_from: Path) -> None:
