@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -125,6 +126,18 @@ def test_a_job_that_keeps_failing_says_so_on_the_check_run_and_stays_in_the_fail
     assert len(attempts) == 3 * 4  # githubkit's attempts (1 + 3 retries) x RQ's attempts (1 + 2 retries)
 
 
+def _deliver_and_wait_for_the_retry(zdm: AppUnderTest, repo: Any, pull: Any) -> None:
+    """Deliver the pull request, see the job killed, and wait until its retry has reviewed it."""
+    zdm.deliver("pull_request", pull_request_payload(repo, pull))
+    wait_for(lambda: not any(a.times for a in zdm.github.after_calls), what="the kill")
+    wait_for(
+        lambda: queue_is_idle(zdm) and zdm.github.check_runs_for(repo, pull.head_sha),
+        timeout=60,
+        what="the retry",
+    )
+    wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
+
+
 @pytest.mark.parametrize(
     ("name", "method", "path"),
     [
@@ -139,14 +152,7 @@ def test_a_worker_killed_mid_review_is_retried_without_duplicates(
     repo, pull = blocking_pull(zdm, name)
     # GitHub has done the write; the job process dies before it hears back.
     zdm.github.after_calls.append(AfterCall(method, f"/repos/acme/{name}{path}", zdm.job_killer()))
-    zdm.deliver("pull_request", pull_request_payload(repo, pull))
-    wait_for(lambda: not any(a.times for a in zdm.github.after_calls), what="the kill")
-    wait_for(
-        lambda: queue_is_idle(zdm) and zdm.github.check_runs_for(repo, pull.head_sha),
-        timeout=60,
-        what="the retry",
-    )
-    wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
+    _deliver_and_wait_for_the_retry(zdm, repo, pull)
     time.sleep(0.5)
     assert_reviewed_once(zdm, name)
 
@@ -164,14 +170,7 @@ def test_a_worker_killed_after_posting_over_100_comments_posts_none_again(zdm: A
     zdm.github.after_calls.append(
         AfterCall("POST", "/repos/acme/killed-many/pulls/1/reviews", zdm.job_killer())
     )
-    zdm.deliver("pull_request", pull_request_payload(repo, pull))
-    wait_for(lambda: not any(a.times for a in zdm.github.after_calls), what="the kill")
-    wait_for(
-        lambda: queue_is_idle(zdm) and zdm.github.check_runs_for(repo, pull.head_sha),
-        timeout=60,
-        what="the retry",
-    )
-    wait_for(lambda: queue_is_idle(zdm), what="the queue to drain")
+    _deliver_and_wait_for_the_retry(zdm, repo, pull)
     assert len(repo.reviews) == 1
     assert len(zdm.github.review_comments(repo, pull.number)) == 120
     assert len(zdm.github.comments_on(repo, pull.number)) == 1
