@@ -23,28 +23,12 @@ import pytest
 import yaml
 
 from bot.rules.base import STANDARD_SETUP
+from tests.gitrepo import git
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION: dict[str, Any] = yaml.safe_load((ROOT / "action.yml").read_text())
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "zdm tests",
-    "GIT_AUTHOR_EMAIL": "tests@zdm.invalid",
-    "GIT_COMMITTER_NAME": "zdm tests",
-    "GIT_COMMITTER_EMAIL": "tests@zdm.invalid",
-}
 BLOCKING = "prisma/migrations/20240302000000_user_index/migration.sql"
 CATALOG_ONLY = "prisma/migrations/20240301000000_wider_note/migration.sql"
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **GIT_ENV},
-    )
-    return done.stdout
 
 
 def _write(repo: Path, path: str, text: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,18 +15,13 @@ from click.testing import CliRunner
 from bot.cli import app
 from bot.rules import ALL_RULES
 from bot.rules.base import STANDARD_SETUP
+from tests.gitrepo import git
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "shop"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "rules"
 CHANGE = "prisma/migrations/20240201000000_change/migration.sql"
 runner = CliRunner()
 # A committer for the repositories the tests build, whatever the machine's git configuration says.
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "zdm tests",
-    "GIT_AUTHOR_EMAIL": "tests@zdm.invalid",
-    "GIT_COMMITTER_NAME": "zdm tests",
-    "GIT_COMMITTER_EMAIL": "tests@zdm.invalid",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -35,17 +29,6 @@ def _outside_github_actions(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The suite may itself run in GitHub Actions: only the tests that set it write a job summary."""
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     yield
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **GIT_ENV},
-    )
-    return done.stdout
 
 
 def _repo(

@@ -14,23 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.gitrepo import git
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "shop"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "zdm tests",
-    "GIT_AUTHOR_EMAIL": "tests@zdm.invalid",
-    "GIT_COMMITTER_NAME": "zdm tests",
-    "GIT_COMMITTER_EMAIL": "tests@zdm.invalid",
-}
 BLOCKING = "prisma/migrations/20240401000000_order_total/migration.sql"
 SAFE = "prisma/migrations/20240402000000_user_note/migration.sql"
 NOT_A_MIGRATION = "scripts/cleanup.sql"
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, env={**os.environ, **GIT_ENV}
-    )
 
 
 def _hook_repository(tmp_path: Path) -> Path:
