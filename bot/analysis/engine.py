@@ -170,7 +170,6 @@ class Analyzer:
             # Parts only matter to a fix; leaving them out keeps results small to pass between processes.
             parts=parsed.parts if any(f is not None for f in fixes) else None,
             fixes=fixes if parsed.parts is not None and any(f is not None for f in fixes) else (),
-            creates=_created_names(parsed.operations),
             retires=frozenset(
                 o.name for o in parsed.operations if isinstance(o, (op.RenameTable, op.DropTable))
             ),
@@ -226,20 +225,6 @@ def _with_keys(effect: Effect, operation: op.Operation, ctx: Context) -> Effect:
         return effect
     keys = keys_of(operation, "\n".join(fix.later), ctx.schema)
     return replace(effect, fix=replace(fix, keys=keys))
-
-
-def _created_names(operations: tuple[op.Operation, ...]) -> frozenset[tuple[str, str | None]]:
-    names: set[tuple[str, str | None]] = set()
-    for operation in operations:
-        if isinstance(operation, op.AddColumn):
-            names.add((operation.on, operation.column.name))
-        elif isinstance(operation, op.RenameColumn):
-            names.add((operation.on, operation.new_name))
-        elif isinstance(operation, op.CreateTable):
-            names.add((operation.name, None))
-        elif isinstance(operation, op.RenameTable):
-            names.add((operation.new_name, None))
-    return frozenset(names)
 
 
 def _uncovered(operation: op.Operation) -> Effect:

@@ -108,8 +108,6 @@ class Fix:
     later: tuple[str, ...] = ()
     # What the application deploy between this migration and `later` must contain; empty: no deploy needed.
     deploy_first: str = ""
-    # A drop moved to `later` frees a name only then: (table, column or None for the table itself).
-    defers_drop_of: tuple[str, str | None] | None = None
     # What moving `later` past the rest of the file could change the meaning of; set by the analyzer from
     # the schema where the statement was written.
     keys: Keys | None = None
@@ -178,8 +176,6 @@ class StatementResult:
     # The statement's operations as standalone SQL, and the fix for each (None: keep it), when it can be split.
     parts: tuple[str, ...] | None = None
     fixes: tuple[Fix | None, ...] = ()
-    # Names this statement creates: (table, column) for columns, (table, None) for tables.
-    creates: frozenset[tuple[str, str | None]] = frozenset()
     # Tables this statement renames away or drops: their old name stops existing.
     retires: frozenset[str] = frozenset()
 

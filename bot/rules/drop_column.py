@@ -33,7 +33,6 @@ def check(o: op.DropColumn, ctx: Context) -> Effect:
             "Drop the column in a later migration, after the code that stopped using it is deployed.",
             later=(ctx.sql,),
             deploy_first=f"code that no longer reads or writes {quoted(o.on)}.{quoted_name(o.column)}",
-            defers_drop_of=(o.on, o.column),
         )
         if ctx.sql
         else None,

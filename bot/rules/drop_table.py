@@ -25,7 +25,6 @@ def check(o: op.DropTable, ctx: Context) -> Effect:
             "Drop the table in a later migration, after the code that stopped using it is deployed.",
             later=(ctx.sql,),
             deploy_first=f"code that no longer uses {quoted(o.name)}",
-            defers_drop_of=(o.name, None),
         )
         if ctx.sql
         else None,
