@@ -117,6 +117,15 @@ def statement_sql(sql: str) -> str:
     return sql.strip().rstrip(";").rstrip() + ";"
 
 
+def is_transaction_control(sql: str) -> bool:
+    """BEGIN, COMMIT and their spellings: the file's own transaction boundaries."""
+    return _TRANSACTION_CONTROL.match(sql) is not None
+
+
+def opens_transaction(sql: str) -> bool:
+    return is_transaction_control(sql) and _OPENS.match(sql) is not None
+
+
 def runs_outside_transaction(sql: str) -> bool:
     """The statement cannot run inside a transaction block."""
     return bool(_OUTSIDE_TRANSACTION.search(sql))
@@ -153,9 +162,9 @@ def plan_file(
     manual_indices: list[int] = []
     for index, statement in enumerate(result.statements):
         segments.index = index
-        if _TRANSACTION_CONTROL.match(statement.sql):
+        if is_transaction_control(statement.sql):
             segments.close()
-            segments.region = _OPENS.match(statement.sql) is not None
+            segments.region = opens_transaction(statement.sql)
             region_line = statement.line_start
             continue
         rules = {f.rule_id for f in statement.findings if not f.suppressed}

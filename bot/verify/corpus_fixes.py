@@ -31,7 +31,13 @@ from bot.analysis.model import Classification, FileResult
 from bot.analysis.prisma import PrismaVersion
 from bot.analysis.roots import MigrationRoot, find_roots, read_sql
 from bot.analysis.splitter import split_statements
-from bot.fixes.plan import FilePlan, plan_file, runs_outside_transaction
+from bot.fixes.plan import (
+    FilePlan,
+    is_transaction_control,
+    opens_transaction,
+    plan_file,
+    runs_outside_transaction,
+)
 from bot.report.pull_request import normalised_sql
 from bot.verify.catalog import schema_difference, schema_lines
 from bot.verify.measure import Probe
@@ -85,9 +91,7 @@ def rewrites_anything(result: FileResult, plan: FilePlan) -> bool:
     """The plan is more than the file as written: other statements, or more than one migration (a
     lock_timeout line, or a BEGIN/COMMIT moved around the same statements, does not count)."""
     written = tuple(
-        normalised_sql(s.sql)
-        for s in result.statements
-        if s.kind != "empty" and not _NO_SCHEMA_EFFECT.match(s.sql)
+        normalised_sql(s.sql) for s in result.statements if s.kind != "empty" and not _no_schema_effect(s.sql)
     )
     return len(plan.migrations) > 1 or _statements_of(plan) != written
 
@@ -178,9 +182,8 @@ def _apply_measured(
         if in_transaction:
             probe.conn.execute("BEGIN")
         for raw in split_statements(migration.sql):
-            control = _TRANSACTION_CONTROL.match(raw.text)
-            if control:
-                opening = control.group(1).upper() in ("BEGIN", "START")
+            if is_transaction_control(raw.text):
+                opening = opens_transaction(raw.text)
                 if batch_here and not opening:
                     probe.conn.execute("COMMIT")
                     probe.conn.execute("BEGIN")
@@ -220,14 +223,15 @@ def _statements_of(plan: FilePlan) -> tuple[str, ...]:
         normalised_sql(raw.text)
         for migration in plan.migrations
         for raw in split_statements(migration.sql)
-        if not _NO_SCHEMA_EFFECT.match(raw.text)
+        if not _no_schema_effect(raw.text)
     )
 
 
-_TRANSACTION_CONTROL = re.compile(
-    r"^\s*(BEGIN|START|COMMIT|END)\b\s*(?:WORK|TRANSACTION)?\s*;?\s*$", re.IGNORECASE
-)
-_NO_SCHEMA_EFFECT = re.compile(r"^\s*(?:SET\s+lock_timeout\b|BEGIN\b|COMMIT\b)", re.IGNORECASE)
+_LOCK_TIMEOUT = re.compile(r"^\s*SET\s+lock_timeout\b", re.IGNORECASE)
+
+
+def _no_schema_effect(sql: str) -> bool:
+    return _LOCK_TIMEOUT.match(sql) is not None or is_transaction_control(sql)
 
 
 def _first_line(error: Exception) -> str:
