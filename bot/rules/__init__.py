@@ -41,7 +41,7 @@ from bot.rules import (
     unrecognized_statement,
     validate_constraint,
 )
-from bot.rules.base import FileRule, Rule
+from bot.rules.base import FileRule, HistoryRule, Rule
 
 RULES: tuple[Rule, ...] = (
     create_index.RULE,
@@ -85,6 +85,9 @@ FILE_RULES: tuple[FileRule, ...] = (
     prisma_warnings.RULE,
     lock_timeout_missing.RULE,
 )
+
+# Rules over a root's history at the base and head commits (see bot.analysis.history).
+HISTORY_RULES: tuple[HistoryRule, ...] = ()
 
 ALL_RULES: tuple[Rule | FileRule, ...] = (*RULES, *FILE_RULES)
 ALL_RULE_IDS: frozenset[str] = frozenset(r.id for r in ALL_RULES)

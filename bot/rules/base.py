@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.analysis import operations as op
+from bot.analysis.history import RootHistory
 from bot.analysis.model import Classification, Effect, Fix, LockMode, Severity
 from bot.analysis.prisma import PrismaVersion
 from bot.analysis.schema import Schema
@@ -231,3 +232,20 @@ def with_concurrently(create_index_sql: str) -> str | None:
 
 
 _CREATE_INDEX = re.compile(r"^(?P<head>\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\s+(?!CONCURRENTLY\b)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class HistoryRule:
+    """A rule over a migrations root's history at two commits (an edited or out-of-order migration, drift).
+
+    `check_history` returns (path, line, message, fix) for each hazard; the caller applies the configured
+    severity (`rules: {<id>: warning}` in .github/zdm.yml) and drops hazards set to `off`.
+    """
+
+    id: str
+    title: str
+    summary: str
+    why: str
+    instead: str
+    check_history: Callable[[RootHistory], list[tuple[str, int | None, str, str]]]
+    severity: Severity = Severity.ERROR
