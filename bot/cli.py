@@ -20,7 +20,9 @@ from bot.report.tally import Tally
 
 if TYPE_CHECKING:
     from bot.analysis.config import RepoConfig
+    from bot.analysis.history import Hazard
     from bot.analysis.model import FileResult
+    from bot.git_changes import Changes
 
 
 @click.group(
@@ -107,11 +109,16 @@ def check(
     config = _load_config(root, postgres_version, prisma_version)
     only: frozenset[Path] | None = None
     nothing_found = "no Prisma migration found (looked for migration_lock.toml folders)"
+    hazards: list[Hazard] = []
+    # Hazards name files by their path in the repository git reports (`--base`).
+    top = root
     if base is not None:
         from bot.git_changes import GitError, changed_since
 
         try:
             changes = changed_since(root, base)
+            hazards = _history_hazards(changes, targets, config)
+            top = changes.top or root
         except GitError as error:
             raise _fail(f"--base {base}: {error}") from None
         only = changes.paths
@@ -138,14 +145,38 @@ def check(
 
         run = check_paths(targets, config, relative_to=root, shown_from=shown_from, only=only, each=show)
         shown, notes = run.files, run.notes
-    if not shown:
+    if not shown and not hazards:
         notes.append(nothing_found)
     tally = Tally.total(file.tally for file in shown)
     results = [file.result for file in shown if file.result is not None]
-    _print_report(output, shown, results, tally, notes, color=terminal)
+    hazards = [_shown_hazard(hazard, top, shown_from) for hazard in hazards]
+    _print_report(output, shown, results, tally, notes, color=terminal, hazards=hazards)
     if summary:
-        _append_job_summary(Path(summary), results, notes, shown_from)
-    raise click.exceptions.Exit(1 if tally.fails_check else 0)
+        _append_job_summary(Path(summary), results, notes, shown_from, hazards)
+    failing = tally.fails_check or any(hazard.fails_check for hazard in hazards)
+    raise click.exceptions.Exit(1 if failing else 0)
+
+
+def _history_hazards(changes: Changes, targets: list[Path], config: RepoConfig) -> list[Hazard]:
+    """What the change does to the history of the roots it touches (an edited, deleted or reordered
+    migration, a changed lock file); nothing to read when it touches none."""
+    from bot.git_history import touched_histories
+
+    histories = touched_histories(changes, targets, config)
+    if not histories:
+        return []
+    from bot.analysis.history import find_hazards
+
+    return [hazard for history in histories for hazard in find_hazards(history, config)]
+
+
+def _shown_hazard(hazard: Hazard, repository: Path, shown_from: Path) -> Hazard:
+    """The hazard's repository path shown as the files are (from the current directory, for people)."""
+    from dataclasses import replace
+
+    from bot.analysis.roots import shown_path
+
+    return replace(hazard, path=shown_path(repository / hazard.path, shown_from))
 
 
 def _print_report(
@@ -155,35 +186,45 @@ def _print_report(
     tally: Tally,
     notes: list[str],
     color: bool,
+    hazards: list[Hazard],
 ) -> None:
-    """The files' parts of the report, made where they were analysed, and what goes around them."""
+    """The files' parts of the report, made where they were analysed, and what goes around them. Problems
+    with the migration history come first: they concern the change as a whole."""
     if output == "json":
         from bot.report.json_report import render_json_document
 
-        click.echo(render_json_document([file.text for file in shown], tally, notes))
+        click.echo(render_json_document([file.text for file in shown], tally, notes, hazards))
     elif output == "sarif":
         from bot.report.sarif import render_sarif
 
-        click.echo(render_sarif(results))
+        click.echo(render_sarif(results, hazards=hazards))
     elif output == "github":
-        click.echo("".join(file.text for file in shown), nl=False)
-    else:
-        from bot.report.text import render_text_end
+        from bot.report.github import render_github_hazards
 
+        click.echo(render_github_hazards(hazards) + "".join(file.text for file in shown), nl=False)
+    else:
+        from bot.report.text import render_hazards_text, render_text_end
+
+        width = shutil.get_terminal_size().columns - 2 if color else None
         click.echo(
-            "".join(file.text for file in shown) + render_text_end(tally, notes, color=color), nl=False
+            render_hazards_text(hazards, color=color, width=width)
+            + "".join(file.text for file in shown)
+            + render_text_end(tally, notes, color=color, hazards=hazards),
+            nl=False,
         )
 
 
-def _append_job_summary(summary: Path, files: list[FileResult], notes: list[str], shown_from: Path) -> None:
-    """The App's summary comment (verdict, table, plans, checklist), for the workflow run's page."""
+def _append_job_summary(
+    summary: Path, files: list[FileResult], notes: list[str], shown_from: Path, hazards: list[Hazard]
+) -> None:
+    """The App's summary comment (verdict, history, table, plans, checklist), for the workflow run's page."""
     from bot.analysis.roots import read_sql
     from bot.report.pull_request import ChangedMigration, job_summary
 
     changes = [ChangedMigration(f.path, read_sql(shown_from / f.path), f) for f in files]
     # Each step has its own summary file, and other steps of the job may have written to it: append.
     with summary.open("a", encoding="utf-8") as out:
-        out.write(job_summary(changes, notes) + "\n")
+        out.write(job_summary(changes, notes, hazards) + "\n")
 
 
 @app.command()
@@ -249,20 +290,45 @@ def fix(migration: Path, dry_run: bool, database_url: str | None, prisma_version
 
 
 @app.command()
-@click.option("--database-url", required=True, help="The database to read pg_class row estimates from.")
+@click.option("--database-url", required=True, help="The database to read table sizes from (catalog only).")
 @click.option(
     "--repo",
     type=click.Path(path_type=Path),
     default=Path("."),
     help="Repository to write .github/zdm-stats.yml into.",
 )
-def stats(database_url: str, repo: Path) -> None:
-    """Record table sizes (planner estimates only) so severities follow them; commit the file it writes."""
-    from bot.stats import read_table_rows, write_stats
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Instead: time each kind of work on tables built in this SCRATCH database (refused when it holds any "
+    "table) and record the fitted constants.",
+)
+def stats(database_url: str, repo: Path, calibrate: bool) -> None:
+    """Record table sizes (from the catalog; nothing is scanned) so lock-time estimates and severities follow
+    them; commit the file it writes."""
+    from bot.stats import read_stats_file, read_table_sizes, write_stats
 
-    rows = read_table_rows(database_url)
-    path = write_stats(repository_root(repo), rows)
-    click.echo(f"wrote {path}: {len(rows)} tables")
+    root = repository_root(repo)
+    if calibrate:
+        from bot.verify.lock_time import CalibrationRefused
+        from bot.verify.lock_time import calibrate as fit_constants
+
+        try:
+            calibration, samples = fit_constants(
+                database_url, progress=lambda line: click.echo(line, err=True)
+            )
+        except CalibrationRefused as error:
+            raise _fail(str(error)) from None
+        kept, _ = read_stats_file(root)
+        path = write_stats(root, kept, calibration)
+        click.echo(
+            f"wrote {path}: constants fitted on {len(samples)} timings (PostgreSQL {calibration.postgres}); "
+            f"measured/estimated stayed within {calibration.low:g}-{calibration.high:g}"
+        )
+        return
+    sizes = read_table_sizes(database_url)
+    path = write_stats(root, sizes)
+    click.echo(f"wrote {path}: {len(sizes)} tables")
 
 
 @app.command()
@@ -272,11 +338,9 @@ def stats(database_url: str, repo: Path) -> None:
 @click.option("--check", "check_only", is_flag=True, help="Fail if the pages are out of date.")
 def docs(output: Path, check_only: bool) -> None:
     """Write one documentation page per rule, generated from the rule modules."""
-    from bot.report.docs import is_rule_page, render_index, render_rule_page
-    from bot.rules import ALL_RULES
+    from bot.report.docs import is_rule_page, rule_pages
 
-    pages = {f"{rule.id}.md": render_rule_page(rule) for rule in ALL_RULES}
-    pages["README.md"] = render_index(ALL_RULES)
+    pages = rule_pages()
     # Generated pages of rules that no longer exist: stale too, and removed when writing.
     orphans = sorted(
         page.name
@@ -303,9 +367,9 @@ def docs(output: Path, check_only: bool) -> None:
 @app.command()
 def rules() -> None:
     """List the rules."""
-    from bot.rules import ALL_RULES
+    from bot.rules import ALL_RULES, HISTORY_RULES
 
-    for rule in ALL_RULES:
+    for rule in (*ALL_RULES, *HISTORY_RULES):
         click.echo(f"{rule.id:<30} {rule.severity.value:<8} {rule.title}")
 
 

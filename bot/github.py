@@ -1,8 +1,9 @@
 """The only module that talks to GitHub (githubkit): reads a pull request's state and files, writes the check
 run, the review and the summary comment. Everything it returns is the project's own plain data.
 
-Reads are batched into one GraphQL query per review (files, comments, earlier reviews, the check run, and the
-text of every migration root at both commits); content at a commit SHA is immutable, so it is cached in Redis
+Reads are batched into one GraphQL query per review (files, comments, earlier reviews, the check run, the
+text of every migration root at both commits, and the files of each root's history: its lock file, its schema
+files and package files); content at a commit SHA is immutable, so it is cached in Redis
 by SHA and left out of later queries. What does not fit in that query is read after it: further pages of files,
 comments, zdm's earlier reviews and their comments; blobs GitHub's GraphQL cut short (`Blob.text` stops at
 512,000 bytes and says so only in `isTruncated`), through the REST Git blobs API; and, for a repository whose
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import posixpath
 import ssl
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +37,8 @@ from redis import Redis
 
 from bot import metrics
 from bot.analysis.config import CONFIG_PATH, STATS_PATH
-from bot.analysis.snapshot import lock_file_path, migration_root_of, package_files
+from bot.analysis.history import LOCK_FILE, PACKAGE_FILES, is_schema_path
+from bot.analysis.snapshot import lock_file_path, migration_root_of, package_directories, package_files
 from bot.logs import log
 from bot.report.pull_request import (
     FINDING_MARKER_PATTERN,
@@ -97,6 +100,25 @@ def _root_tree(blob: str) -> str:
     return f"entries {{ name type object {{ {blob} ... on Tree {{ entries {{ name object {{ {blob} }} }} }} }} }}"
 
 
+# A root's parent directory two levels down, blobs described but not read: where its `*.prisma` files are.
+_SCHEMA_TREE = f"entries {{ name type object {{ {_BLOB_META} ... on Tree {{ entries {{ name type object {{ {_BLOB_META} }} }} }} }} }}"
+
+
+def _history_paths(root: str) -> list[str]:
+    """Files of a root's history read at both commits by path (the schema's usual place among them, so the
+    common case needs no second query for its text)."""
+    parent = posixpath.dirname(root)
+    return [
+        lock_file_path(root),
+        posixpath.join(parent, "schema.prisma"),
+        *(
+            posixpath.join(directory, name)
+            for directory in package_directories(root)
+            for name in PACKAGE_FILES
+        ),
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class IssueComment:
     id: int
@@ -135,6 +157,15 @@ class PullRequestState:
     def changed_migrations(self) -> list[str]:
         """The migration.sql files the pull request adds or changes (deleted ones are not reviewed)."""
         return [path for path, kind in self.files.items() if kind != "DELETED" and migration_root_of(path)]
+
+    def history_roots(self, known: Iterable[str]) -> list[str]:
+        """The roots whose history the pull request touches: it adds, changes or deletes one of their
+        migrations or their lock file, or a `*.prisma` file under one of the `known` roots' parent."""
+        roots = {found[0] for path in self.files if (found := migration_root_of(path)) is not None}
+        roots |= {posixpath.dirname(path) for path in self.files if posixpath.basename(path) == LOCK_FILE}
+        schemas = [path for path in self.files if path.endswith(".prisma")]
+        roots |= {root for root in {*known, *roots} for path in schemas if is_schema_path(root, path)}
+        return sorted(roots)
 
 
 def _count_response(connection: Redis) -> Callable[[httpx.Response], None]:
@@ -385,6 +416,24 @@ class _Blob:
         text = node.get("text")
         complete = isinstance(text, str) and not node.get("isTruncated")
         return cls(str(node["oid"]), int(node.get("byteSize") or 0), text if complete else None)
+
+
+def _schema_files(root: str, tree: dict[str, Any] | None) -> dict[str, _Blob]:
+    """The `*.prisma` blobs of a listing of the root's parent directory (`_SCHEMA_TREE`), by repository path."""
+    parent = posixpath.dirname(root)
+    found: dict[str, _Blob] = {}
+
+    def walk(node: dict[str, Any] | None, directory: str) -> None:
+        for entry in (node or {}).get("entries") or []:
+            path = posixpath.join(directory, entry["name"])
+            obj = entry.get("object") or {}
+            if "entries" in obj:
+                walk(obj, path)
+            elif is_schema_path(root, path) and (blob := _Blob.read(obj)) is not None:
+                found[path] = blob
+
+    walk(tree, parent)
+    return found
 
 
 def _folders(tree: dict[str, Any] | None) -> dict[str, _Blob] | None:
@@ -841,10 +890,9 @@ class _Content:
         self.owner, self.repo, self.head, self.base = owner, repo, head, base
         self.roots = list(roots)
         self.cached = {root: adapter._cached_tree(owner, repo, base, root) for root in self.roots}
-        self.head_paths = sorted(
-            {*(lock_file_path(r) for r in roots), *(p for r in roots for p in package_files(r))}
-        )
-        self.base_paths = [CONFIG_PATH, STATS_PATH] if with_config else []
+        history = {path for r in roots for path in _history_paths(r)}
+        self.head_paths = sorted({*(p for r in roots for p in package_files(r)), *history})
+        self.base_paths = [*([CONFIG_PATH, STATS_PATH] if with_config else []), *sorted(history)]
         # Without texts the query asks only what each blob is; its text is read in batches afterwards.
         self.blob = _BLOB if texts else _BLOB_META
 
@@ -859,6 +907,11 @@ class _Content:
             fields.append(
                 f"head_{index}: object(expression: {_quote(f'{self.head}:{root}')}) {{ ... on Tree {{ {tree} }} }}"
             )
+            parent = posixpath.dirname(root)
+            for side, sha in (("bs", self.base), ("hs", self.head)):
+                fields.append(
+                    f"{side}_{index}: object(expression: {_quote(f'{sha}:{parent}')}) {{ ... on Tree {{ {_SCHEMA_TREE} }} }}"
+                )
         for index, path in enumerate(self.head_paths):
             fields.append(
                 f"hf_{index}: object(expression: {_quote(f'{self.head}:{path}')}) {{ {self.blob} }}"
@@ -880,6 +933,12 @@ class _Content:
         }
         head_files = {path: _Blob.read(repository.get(f"hf_{i}")) for i, path in enumerate(self.head_paths)}
         base_files = {path: _Blob.read(repository.get(f"bf_{i}")) for i, path in enumerate(self.base_paths)}
+        # Schema files found in the listings that were not read by path: their texts come with the others.
+        for side, files in (("hs", head_files), ("bs", base_files)):
+            for index, root in enumerate(self.roots):
+                for path, listed in _schema_files(root, repository.get(f"{side}_{index}")).items():
+                    known = files.get(path)
+                    files[path] = known if known is not None and known.oid == listed.oid else listed
         blobs = [
             *(b for tree in [*base_trees.values(), *head_trees.values()] for b in (tree or {}).values()),
             *(b for b in [*head_files.values(), *base_files.values()] if b is not None),

@@ -55,9 +55,22 @@ def test_rule_example_claims_match_postgresql(any_pg_server: Server, example: Ex
             probe.close()
 
     assert len(measurements) == len(result.statements)
+    refused = {
+        statement.index
+        for statement in result.statements
+        if example.refused_with and any(f.fails_migration for f in statement.findings)
+    }
+    if example.refused_with:
+        # zdm says the migration fails, and PostgreSQL refuses those statements with that error.
+        assert refused, "zdm does not say the migration fails"
     for statement, measurement in zip(result.statements, measurements, strict=True):
         if measurement.skipped:
             continue
+        if statement.index in refused:
+            assert example.refused_with in (measurement.error or ""), (
+                f"line {statement.line_start}: PostgreSQL did not refuse it ({measurement.error})"
+            )
+            continue  # a refused statement holds nothing to compare
         assert measurement.error is None, f"line {statement.line_start}: {measurement.error}"
         if statement.classification.value == "unknown":
             continue  # zdm claims nothing about a statement it cannot read

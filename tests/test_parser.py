@@ -89,3 +89,24 @@ def test_default_volatility(default: str, volatile: bool) -> None:
     [add] = _ops(f'ALTER TABLE "t" ADD COLUMN "c" TEXT DEFAULT {default};')
     assert isinstance(add, op.AddColumn) and add.column.default is not None
     assert add.column.default.volatile is volatile
+
+
+def test_rename_without_the_column_keyword_renames_a_column() -> None:
+    # PostgreSQL's COLUMN is optional in `ALTER TABLE t RENAME [COLUMN] a TO b`; `RENAME TO b` renames the table.
+    assert _ops('ALTER TABLE "listings" RENAME "marketing_date" TO "marketing_year";') == (
+        op.RenameColumn("listings", "marketing_date", "marketing_year"),
+    )
+    assert _ops('ALTER TABLE "listings" RENAME TO "offers";') == (op.RenameTable("listings", "offers"),)
+
+
+def test_schema_qualified_user_types_are_named_by_their_keys() -> None:
+    # Recent Prisma writes `"public"."Role_new"` in its enum swap: the same key as CREATE TYPE gives the type.
+    [alter] = _ops(
+        'ALTER TABLE "public"."Order" ALTER COLUMN "type" TYPE "public"."Type_new" '
+        'USING ("type"::text::"public"."Type_new");'
+    )
+    assert isinstance(alter, op.AlterColumnType) and alter.new_type is not None
+    assert (alter.new_type.base, alter.new_type.user_defined) == ("Type_new", True)
+    [create] = _ops('CREATE TABLE "t" ("a" "auth"."Kind"[], "b" auth.kind);')
+    assert isinstance(create, op.CreateTable)
+    assert [str(c.type) for c in create.columns] == ["auth.Kind[]", "auth.kind"]

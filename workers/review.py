@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from redis import Redis
 
 from bot.analysis.config import CONFIG_PATH, STATS_PATH, ConfigError, RepoConfig, parse_config, with_stats
+from bot.analysis.history import Hazard, RootHistory, find_hazards, history_files
 from bot.analysis.model import FileResult
 from bot.analysis.prisma import PrismaVersion
 from bot.analysis.roots import provider_of
@@ -92,6 +93,30 @@ def analyse(
     return changes, prisma
 
 
+def history_hazards(state: PullRequestState, config: RepoConfig) -> list[Hazard]:
+    """What the pull request does to the history of each PostgreSQL root it touches (an applied migration
+    edited, renamed or deleted, one added out of order, the lock file changed)."""
+    hazards: list[Hazard] = []
+    for root in state.history_roots(state.head_roots):
+        if not config.wants_root(root):
+            continue
+        history = RootHistory(
+            root,
+            state.base_roots.get(root) or {},
+            state.head_roots.get(root) or {},
+            history_files(root, state.base_texts),
+            history_files(root, state.head_texts),
+            postgres_version=config.postgres_version,
+        )
+        providers = {
+            provider_of(history.base_files.get(history.lock_path)),
+            provider_of(history.head_files.get(history.lock_path)),
+        }
+        if "postgresql" in providers:
+            hazards.extend(find_hazards(history, config))
+    return hazards
+
+
 @dataclass
 class Inspection:
     """A pull request read and analysed, before anything is written."""
@@ -106,6 +131,7 @@ class Inspection:
     bot: str
     approvals: list[Approval]
     report: PullRequestReport
+    hazards: list[Hazard]
 
 
 def review(work: Work, settings: Settings, connection: Redis) -> PullRequestReport | None:
@@ -138,7 +164,7 @@ def inspect(adapter: GitHubAdapter, work: Work, settings: Settings, connection: 
             return None  # the push that moved the head has its own delivery
         head = state.head_sha
     changed_paths = state.changed_migrations()
-    missing = [r for r in roots_of(changed_paths) if r not in state.head_roots]
+    missing = [r for r in state.history_roots(state.head_roots) if r not in state.head_roots]
     if missing:
         adapter.read_roots(owner, repo, state, missing)
         connection.set(_roots_key(work), json.dumps(sorted({*roots, *missing})))
@@ -147,10 +173,11 @@ def inspect(adapter: GitHubAdapter, work: Work, settings: Settings, connection: 
         state.diff_lines = adapter.diff_lines(owner, repo, number, modified)
     config, notes = repo_config(state)
     changes, prisma = analyse(state, config, notes)
+    hazards = history_hazards(state, config)
     bot = adapter.app_slug()
     approvals = approvals_in(state, bot, settings, f"{owner}/{repo}")
-    report = build_report(changes, prisma, approvals, notes, config.review.comment_on_brief)
-    return Inspection(work, head, state, config, changes, prisma, notes, bot, approvals, report)
+    report = build_report(changes, prisma, approvals, notes, config.review.comment_on_brief, hazards=hazards)
+    return Inspection(work, head, state, config, changes, prisma, notes, bot, approvals, report, hazards)
 
 
 def with_approval(inspection: Inspection, approval: Approval) -> Inspection:
@@ -161,6 +188,7 @@ def with_approval(inspection: Inspection, approval: Approval) -> Inspection:
         approvals,
         inspection.notes,
         inspection.config.review.comment_on_brief,
+        hazards=inspection.hazards,
     )
     return replace(inspection, approvals=approvals, report=report)
 
@@ -176,7 +204,7 @@ def publish(adapter: GitHubAdapter, inspection: Inspection) -> None:
         adapter.post_file_comment(owner, repo, number, inspection.head, file_comment)
         state.commented_digests |= file_comment.digests
     summary = adapter.summary_comment(state, inspection.bot)
-    if inspection.changes or summary is not None:
+    if inspection.changes or inspection.hazards or summary is not None:
         adapter.upsert_summary(owner, repo, number, summary, report.summary_comment)
     adapter.publish_check_run(
         owner,

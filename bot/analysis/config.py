@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
+from bot.analysis.lock_time import Calibration, TableSize
 from bot.analysis.model import Severity
 
 if TYPE_CHECKING:
@@ -78,6 +79,12 @@ class RepoConfig:
     table_rows: dict[str, Annotated[int, Field(ge=0)]] = field(default_factory=dict)
     large_tables: tuple[str, ...] = ()
     large_table_rows: Annotated[int, Field(ge=0)] = 100_000
+    # A blocking statement whose estimated lock time (the band's high end) stays under this many seconds is a
+    # warning, above it an error; it decides wherever the tables' sizes are known (`tables`, from zdm stats).
+    max_lock_seconds: Annotated[float, Field(ge=0)] = 2.0
+    # Sizes read from the catalog by `zdm stats` (zdm-stats.yml), and constants `zdm stats --calibrate` fitted.
+    tables: dict[str, TableSize] = field(default_factory=dict)
+    calibration: Calibration | None = None
     approvals: ApprovalSettings = ApprovalSettings()
     review: ReviewSettings = ReviewSettings()
 
@@ -90,6 +97,18 @@ class RepoConfig:
         """True when a size hint says the table stays under `large_table_rows`; unknown sizes count as large."""
         rows = self.table_rows.get(table)
         return rows is not None and rows < self.large_table_rows and table not in self.large_tables
+
+    def table_size(self, table: str) -> TableSize | None:
+        """The measured size of a table, scaled to a hand-written row hint; None for unknown or `large_tables`."""
+        size = self.tables.get(table)
+        if size is None or table in self.large_tables:
+            return None
+        hint = self.table_rows.get(table)
+        return size if hint is None else size.with_rows(hint)
+
+    def table_sizes(self) -> dict[str, TableSize]:
+        """Every known size, as `table_size` gives it."""
+        return {table: size for table in self.tables if (size := self.table_size(table)) is not None}
 
     def wants_root(self, relative_path: str) -> bool:
         return not self.migrations or any(
@@ -165,4 +184,9 @@ def load_config(repo_root: Path) -> RepoConfig:
 def with_stats(config: RepoConfig, stats_text: str, source: str = STATS_PATH) -> RepoConfig:
     """The configuration with the row estimates of a zdm-stats.yml under it (hints written by hand win)."""
     measured = parse_config(stats_text, source)
-    return dataclasses.replace(config, table_rows={**measured.table_rows, **config.table_rows})
+    return dataclasses.replace(
+        config,
+        table_rows={**measured.table_rows, **config.table_rows},
+        tables={**measured.tables, **config.tables},
+        calibration=config.calibration or measured.calibration,
+    )

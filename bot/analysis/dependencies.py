@@ -30,7 +30,9 @@ from bot.analysis import operations as op
 from bot.analysis.model import Keys
 from bot.analysis.schema import Schema
 
-_DIALECT = Postgres()
+# One tokenizer for every call (each starts from a clean state; the token list is complete before a nested
+# body is tokenized): building one costs as much as tokenizing a short statement.
+_TOKENIZER = Postgres().tokenizer()
 _SKIPPED = {
     TokenType.NUMBER,
     TokenType.L_PAREN,
@@ -83,7 +85,7 @@ def _collect(sql: str, names: set[str], identifiers: set[str], state: dict[str, 
         state["opaque"] = True
         return
     try:
-        tokens = _DIALECT.tokenize(sql)
+        tokens = _TOKENIZER.tokenize(sql)
     except (SqlglotError, RecursionError, ValueError):
         state["opaque"] = True
         return
@@ -176,18 +178,19 @@ def _add_column_keys(
     table = schema.tables.get(table_name)
     if table is None:
         return
+    wanted = set(columns)
     for name in columns:
         column = table.columns.get(name)
         if column is not None and column.type is not None and column.type.user_defined:
             names.add(_bare(column.type.base))
-        for constraint_name, constraint in table.constraints.items():
-            if name in constraint.columns or constraint.not_null_column == name:
-                names.add(constraint_name.lower())
-                if constraint.ref_table:
-                    tables.add(_bare(constraint.ref_table))
-        for index_name, index_table in schema.indexes.items():
-            if index_table == table_name and name in schema.index_columns.get(index_name, frozenset()):
-                names.add(_bare(index_name))
+    for constraint_name, constraint in table.constraints.items():
+        if constraint.not_null_column in wanted or not wanted.isdisjoint(constraint.columns):
+            names.add(constraint_name.lower())
+            if constraint.ref_table:
+                tables.add(_bare(constraint.ref_table))
+    for index_name, index_table in schema.indexes.items():
+        if index_table == table_name and not wanted.isdisjoint(schema.index_columns.get(index_name, ())):
+            names.add(_bare(index_name))
 
 
 def _add_table_keys(table_name: str, schema: Schema, names: set[str], tables: set[str]) -> None:

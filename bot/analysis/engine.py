@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from bot.analysis import operations as op
 from bot.analysis.config import RepoConfig
 from bot.analysis.dependencies import keys_of
+from bot.analysis.lock_time import DEFAULT_CALIBRATION, Duration, duration, human_band
 from bot.analysis.model import (
     Classification,
     Effect,
@@ -63,6 +64,8 @@ class Analyzer:
         # The configured version wins over the one read from the repository.
         configured = PrismaVersion.parse(self.config.prisma_version) if self.config.prisma_version else None
         self.prisma = configured or prisma
+        self.sizes = self.config.table_sizes()
+        self.calibration = self.config.calibration or DEFAULT_CALIBRATION
 
     def replay(self, text: str) -> None:
         """Apply an earlier migration to the schema without reporting on it."""
@@ -139,6 +142,8 @@ class Analyzer:
         locks: dict[str, LockMode] = {}
         rewrites: set[str] = set()
         scans: set[str] = set()
+        lock_time = duration(effects, self.sizes, self.calibration)
+        online_time = duration(effects, self.sizes, self.calibration, blocking=False)
         findings: list[Finding] = []
         classes: list[Classification] = []
         for effect in effects:
@@ -150,7 +155,7 @@ class Analyzer:
                 effect.breaking or effect.fails_migration
             ):
                 continue  # nothing to report; safe adds nothing to the classification either
-            finding = self._finding(effect, suppressions)
+            finding = self._finding(effect, suppressions, lock_time)
             if finding is None:
                 continue
             classes.append(effect.classification)
@@ -173,6 +178,8 @@ class Analyzer:
             retires=frozenset(
                 o.name for o in parsed.operations if isinstance(o, (op.RenameTable, op.DropTable))
             ),
+            lock_time=lock_time,
+            online_time=online_time,
         )
 
     def _fix_of(self, effects: list[Effect], suppressions: list[Suppression]) -> Fix | None:
@@ -187,13 +194,28 @@ class Analyzer:
                 return effect.fix
         return None
 
-    def _finding(self, effect: Effect, suppressions: Iterable[Suppression]) -> Finding | None:
+    def _finding(
+        self, effect: Effect, suppressions: Iterable[Suppression], lock_time: Duration | None = None
+    ) -> Finding | None:
+        """`lock_time`: the band of the whole statement the effect belongs to, when its sizes are known."""
         severity = self.config.severity_of(effect.rule_id, _RULE_SEVERITY.get(effect.rule_id, Severity.ERROR))
         if severity is Severity.OFF:
             return None
         message = effect.message
         touched = set(effect.locks) | effect.rewrites | effect.scans
-        if severity is Severity.ERROR and touched and all(self.config.known_small(t) for t in touched):
+        if effect.classification is Classification.BLOCKING:
+            lock_time = lock_time or duration([effect], self.sizes, self.calibration)
+        else:
+            lock_time = None
+        if severity is Severity.ERROR and lock_time is not None:
+            # Sizes are known: the estimated time under the lock decides, not the row count.
+            if lock_time.high < self.config.max_lock_seconds:
+                severity = Severity.WARNING
+                message = (
+                    f"{message} (About {human_band(lock_time.low, lock_time.high)} by the table sizes zdm stats "
+                    f"recorded, under max_lock_seconds {self.config.max_lock_seconds:g} s: a warning.)"
+                )
+        elif severity is Severity.ERROR and touched and all(self.config.known_small(t) for t in touched):
             # The duration of a blocking lock grows with the table: on tables known to stay small it is a warning.
             severity = Severity.WARNING
             sizes = ", ".join(f"{t}: ~{self.config.table_rows[t]:,} rows" for t in sorted(touched))

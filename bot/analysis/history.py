@@ -9,11 +9,22 @@ History rules read a `RootHistory` (the root at the base commit and at the head)
 
 from __future__ import annotations
 
+import hashlib
+import posixpath
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from bot.analysis.model import Severity
 from bot.analysis.schema import Schema
+
+if TYPE_CHECKING:
+    from bot.analysis.config import RepoConfig
+    from bot.rules.base import HistoryRule
+
+LOCK_FILE = "migration_lock.toml"
+# Files that may say where a root's schema is (`"prisma": {"schema": ...}`, `schema:` in the config).
+PACKAGE_FILES = ("package.json", "prisma.config.ts")
 
 
 @dataclass(frozen=True)
@@ -44,12 +55,18 @@ class RootHistory:
     @property
     def edited(self) -> list[str]:
         """Folders present at both commits whose migration.sql differs in any byte."""
-        return _ordered(name for name in self.head if name in self.base and self.head[name] != self.base[name])
+        return _ordered(
+            name for name in self.head if name in self.base and self.head[name] != self.base[name]
+        )
 
     @property
     def removed(self) -> list[str]:
         """Folders whose migration.sql existed at base and is gone at head (deleted or renamed)."""
         return _ordered(name for name in self.base if name not in self.head)
+
+    @property
+    def lock_path(self) -> str:
+        return posixpath.join(self.root, LOCK_FILE) if self.root else LOCK_FILE
 
     def head_schema(self) -> Schema:
         """The schema zdm's replay builds from every migration at head, in Prisma's order."""
@@ -75,10 +92,83 @@ class Hazard:
     message: str
     fix: str
     line: int | None = None
+    # A digest of the texts the hazard is about (its path at both commits): an approval of the hazard covers
+    # exactly that content, so changing the file again needs a new one.
+    content_digest: str = ""
 
     @property
     def fails_check(self) -> bool:
         return self.severity is Severity.ERROR
+
+
+def history_files(root: str, texts: Mapping[str, str | None]) -> dict[str, str]:
+    """The files of `texts` (repository path -> text, None: absent) that `RootHistory.base_files`/`head_files`
+    hold for `root`: its lock file, the `*.prisma` files under its parent directory (outside the root and any
+    `node_modules`), and the package files of the directories from the root's parent up to the top."""
+    parent = posixpath.dirname(root)
+    package_directories = {parent}
+    directory = parent
+    while directory:
+        directory = posixpath.dirname(directory)
+        package_directories.add(directory)
+    lock = posixpath.join(root, LOCK_FILE) if root else LOCK_FILE
+    selected: dict[str, str] = {}
+    for path, text in texts.items():
+        if text is None:
+            continue
+        directory, name = posixpath.split(path)
+        if (
+            path == lock
+            or (name in PACKAGE_FILES and directory in package_directories)
+            or (name.endswith(".prisma") and is_schema_path(root, path))
+        ):
+            selected[path] = text
+    return selected
+
+
+def is_schema_path(root: str, path: str) -> bool:
+    """A `*.prisma` path that may be part of `root`'s schema: under the root's parent, outside the root itself
+    and outside `node_modules`."""
+    parent = posixpath.dirname(root)
+    inside_parent = not parent or path.startswith(parent + "/")
+    inside_root = path.startswith(root + "/") if root else True
+    return (
+        path.endswith(".prisma")
+        and inside_parent
+        and not inside_root
+        and "node_modules" not in path.split("/")[:-1]
+    )
+
+
+def find_hazards(
+    history: RootHistory, config: RepoConfig, rules: Iterable[HistoryRule] | None = None
+) -> list[Hazard]:
+    """Every history rule's hazards for one root, at the severity `.github/zdm.yml` gives the rule (`off`
+    drops them), each bound to the content it judged."""
+    if rules is None:
+        # The registry imports the rules, which import this module: read it when the rules run.
+        from bot.rules import HISTORY_RULES
+
+        rules = HISTORY_RULES
+    hazards = []
+    for rule in rules:
+        severity = config.severity_of(rule.id, rule.severity)
+        if severity is Severity.OFF:
+            continue
+        for path, line, message, fix in rule.check_history(history):
+            hazard = Hazard(rule.id, severity, path, message, fix, line)
+            hazards.append(replace(hazard, content_digest=_content_digest(history, hazard)))
+    return hazards
+
+
+def _content_digest(history: RootHistory, hazard: Hazard) -> str:
+    texts = [hazard.rule_id, hazard.path, hazard.message]
+    for migrations, files in ((history.base, history.base_files), (history.head, history.head_files)):
+        folder = posixpath.basename(posixpath.dirname(hazard.path))
+        in_root = posixpath.dirname(posixpath.dirname(hazard.path)) == history.root
+        text = migrations.get(folder) if in_root else files.get(hazard.path)
+        texts.append("\0absent" if text is None else text)
+    return hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
 
 
 def _ordered(names: Iterable[str]) -> list[str]:

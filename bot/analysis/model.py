@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.analysis.lock_time import Duration
 
 
 class LockMode(IntEnum):
@@ -114,6 +118,15 @@ class Fix:
 
 
 @dataclass(frozen=True, slots=True)
+class IndexBuild:
+    """An index an operation builds under its lock: how long that takes grows with the table and the key."""
+
+    table: str
+    columns: tuple[str, ...] = ()
+    unique: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Effect:
     """One rule's claim about one operation: the locks it takes on live tables and what it makes them do."""
 
@@ -129,6 +142,10 @@ class Effect:
     # The statement makes `prisma migrate deploy` fail (e.g. CONCURRENTLY inside Prisma's transaction).
     fails_migration: bool = False
     fix: Fix | None = None
+    # Indexes built on live tables (their scans are part of the build), for the lock-time estimate.
+    index_builds: tuple[IndexBuild, ...] = ()
+    # Live tables a validation looks every row up in (a foreign key's referenced table).
+    looks_up: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +195,10 @@ class StatementResult:
     fixes: tuple[Fix | None, ...] = ()
     # Tables this statement renames away or drops: their old name stops existing.
     retires: frozenset[str] = frozenset()
+    # How long its blocking lock is held, from the tables' sizes (None: no blocking work or sizes unknown);
+    # `online_time`: work under a lock that blocks neither reads nor writes (VALIDATE CONSTRAINT).
+    lock_time: Duration | None = None
+    online_time: Duration | None = None
 
     @property
     def has_fix(self) -> bool:

@@ -319,6 +319,8 @@ class CreateView(Operation):
     materialized: bool = False
     replace: bool = False
     reads: tuple[str, ...] = ()
+    # The columns the query reads, as `bot.analysis.views` finds them; None: zdm cannot tell.
+    columns: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from bot.analysis import operations as op
 from bot.analysis.splitter import RawStatement
+from bot.analysis.views import columns_read
 
 # sqlglot announces every fallback to `Command` on its logger; those lines are for sqlglot's developers.
 logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
@@ -134,6 +135,9 @@ def type_spec(dtype: exp.Expression | None) -> op.TypeSpec | None:
         )
         if isinstance(kind, exp.Identifier) and not kind.quoted:
             name = _normalise_unquoted_type_name(name)
+        elif isinstance(kind, exp.Dot) and isinstance(kind.expression, exp.Identifier):
+            # `"public"."Role"`, `auth."Kind"`: the key zdm gives the type (`Role`, `auth.Kind`).
+            name = qualified(_ident(kind.expression), _ident(kind.this) if kind.this else None)
         return op.TypeSpec(name, (), dims, user_defined=True)
     raw = dtype.this.name.lower() if hasattr(dtype.this, "name") else str(dtype.this).lower()
     params: list[int] = []
@@ -385,6 +389,7 @@ def _create(tree: exp.Create) -> Iterator[op.Operation]:
             materialized=materialized,
             replace=bool(tree.args.get("replace")),
             reads=_reads(tree.args.get("expression")),
+            columns=columns_read(tree.args.get("expression"), _table_key, _ident),
         )
     elif kind == "TRIGGER":
         trigger = tree.find(exp.TriggerProperties)
@@ -401,21 +406,29 @@ def _create_table(tree: exp.Create) -> op.CreateTable:
     target = tree.this
     columns: list[op.ColumnSpec] = []
     constraints: list[op.ConstraintSpec] = []
-    if isinstance(target, exp.Schema):
-        for item in target.expressions:
-            if isinstance(item, exp.ColumnDef):
-                columns.append(column_spec(item))
-            elif isinstance(item, exp.Constraint):
-                constraints.extend(_constraints(item))
-            elif isinstance(item, (exp.PrimaryKey, exp.ForeignKey, exp.UniqueColumnConstraint)):
-                constraints.extend(_constraint_parts(None, [item]))
     reads = _reads(tree.args.get("expression"))
-    like = tree.find(exp.LikeProperty)
-    if like is not None:
-        reads = (*reads, _table_key(like.this))
-    partitioned = tree.find(exp.PartitionedByProperty) is not None
-    parent = tree.find(exp.PartitionedOfProperty)
-    partition_of = _table_key(parent.this) if parent is not None else None
+    partitioned = False
+    partition_of: str | None = None
+    # The table's own items and properties, not a search of the whole tree: a CREATE TABLE is the largest
+    # tree a migration holds, and these sit at known places in it.
+    properties = tree.args.get("properties")
+    items = [
+        *(target.expressions if isinstance(target, exp.Schema) else ()),
+        *(properties.expressions if isinstance(properties, exp.Properties) else ()),
+    ]
+    for item in items:
+        if isinstance(item, exp.ColumnDef):
+            columns.append(column_spec(item))
+        elif isinstance(item, exp.Constraint):
+            constraints.extend(_constraints(item))
+        elif isinstance(item, (exp.PrimaryKey, exp.ForeignKey, exp.UniqueColumnConstraint)):
+            constraints.extend(_constraint_parts(None, [item]))
+        elif isinstance(item, exp.LikeProperty):
+            reads = (*reads, _table_key(item.this))
+        elif isinstance(item, exp.PartitionedByProperty):
+            partitioned = True
+        elif isinstance(item, exp.PartitionedOfProperty):
+            partition_of = _table_key(item.this)
     return op.CreateTable(
         _table_key(target), tuple(columns), tuple(constraints), reads, partitioned, partition_of
     )
@@ -534,6 +547,11 @@ def _alter(tree: exp.Alter) -> Iterator[op.Operation]:
     if kind != "TABLE":
         raise _NotUnderstood(f"zdm does not know ALTER {kind}")
     not_valid = bool(tree.args.get("not_valid"))
+    # `RENAME col TO new` (COLUMN is optional): sqlglot reads a rename of the table to `col`, `TO new` apart.
+    renamed_to = next((o for o in tree.args.get("options") or [] if isinstance(o, exp.ToTableProperty)), None)
+    if renamed_to is not None and len(actions) == 1 and isinstance(actions[0], exp.AlterRename):
+        yield op.RenameColumn(target, _ident(actions[0].this), _ident(renamed_to.this))
+        return
     for action in actions:
         yield from _alter_table_action(target, action, not_valid)
 

@@ -67,9 +67,10 @@ def migrations_of(root: Path, folders: list[str] | None = None) -> tuple[Path, .
     if folders is None:
         folders = [entry.name for entry in os.scandir(root) if entry.is_dir()]
     ordered = sorted(folders, key=lambda name: name.encode())
-    return tuple(
-        root / name / MIGRATION_FILE for name in ordered if os.path.isfile(root / name / MIGRATION_FILE)
-    )
+    # Joined as strings, one Path per file: a root can hold hundreds of folders.
+    base = str(root)
+    files = (os.path.join(base, name, MIGRATION_FILE) for name in ordered)
+    return tuple(Path(file) for file in files if os.path.isfile(file))
 
 
 def find_roots(base: Path) -> list[MigrationRoot]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.analysis import operations as op
+from bot.analysis.views import ALL_COLUMNS, UNQUALIFIED
 
 
 @dataclass
@@ -26,6 +27,8 @@ class Constraint:
     ref_table: str | None = None
     index: str | None = None
     columns: tuple[str, ...] = ()
+    # A foreign key's columns in the referenced table; empty: its primary key.
+    ref_columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -48,6 +51,9 @@ class Schema:
     views: set[str] = field(default_factory=set)
     materialized_views: set[str] = field(default_factory=set)
     view_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # view -> table -> the columns of it the view reads (None: zdm cannot tell which). `SELECT *` counts the
+    # columns the table had when the view was created: PostgreSQL expands the star then.
+    view_columns: dict[str, dict[str, frozenset[str] | None]] = field(default_factory=dict)
     # Objects created by the migration file being analysed: nothing reads them yet.
     new_objects: set[str] = field(default_factory=set)
 
@@ -57,6 +63,21 @@ class Schema:
     def partitions_of(self, name: str) -> list[str]:
         """The partitions the migrations created of a partitioned table (others may exist in production)."""
         return sorted(t.name for t in self.tables.values() if t.partition_of == name)
+
+    def all_partitions(self, name: str) -> list[str]:
+        """Every partition below a partitioned table, partitions of partitions included, parents first."""
+        found: list[str] = []
+        pending = self.partitions_of(name)
+        while pending:
+            partition = pending.pop(0)
+            if partition not in found and partition != name:
+                found.append(partition)
+                pending.extend(self.partitions_of(partition))
+        return found
+
+    def leaf_partitions(self, name: str) -> list[str]:
+        """The partitions below a partitioned table that hold its rows (a partitioned partition holds none)."""
+        return [p for p in self.all_partitions(name) if not self.partitions_of(p)]
 
     def is_new(self, name: str) -> bool:
         return name in self.new_objects
@@ -93,6 +114,64 @@ class Schema:
             if other.name != table and any(c.ref_table == table for c in other.constraints.values())
         )
 
+    def referenced_tables(self, table: str, column: str | None = None) -> list[str]:
+        """The other tables the foreign keys of `table` reference (only those over `column`, when given)."""
+        model = self.tables.get(table)
+        if model is None:
+            return []
+        return sorted(
+            {
+                c.ref_table
+                for c in model.constraints.values()
+                if c.ref_table and c.ref_table != table and (column is None or column in c.columns)
+            }
+        )
+
+    def tables_referencing_column(self, table: str, column: str) -> list[str]:
+        """The other tables whose foreign keys reference `table`.`column`."""
+        return sorted(
+            other.name
+            for other in self.tables.values()
+            if other.name != table
+            and any(
+                c.ref_table == table and column in (c.ref_columns or self.primary_key(table))
+                for c in other.constraints.values()
+            )
+        )
+
+    def primary_key(self, table: str) -> tuple[str, ...]:
+        model = self.tables.get(table)
+        if model is None:
+            return ()
+        return next((c.columns for c in model.constraints.values() if c.kind == "primary_key"), ())
+
+    def dependent_views(self, name: str) -> list[str]:
+        """The views and materialized views that read `name`, and the views that read those."""
+        found: list[str] = []
+        pending = [name]
+        while pending:
+            source = pending.pop(0)
+            for view, sources in self.view_sources.items():
+                exists = view in self.views or view in self.materialized_views
+                if exists and source in sources and view not in found and view != name:
+                    found.append(view)
+                    pending.append(view)
+        return found
+
+    def views_reading_column(self, table: str, column: str) -> tuple[list[str], list[str]]:
+        """(views that read `table`.`column` for certain, views that read `table` where zdm cannot tell which
+        columns). Only views the migrations created: others may exist in production."""
+        certain, possible = [], []
+        for view in sorted(self.views | self.materialized_views):
+            if table not in self.view_sources.get(view, ()):
+                continue
+            columns = self.view_columns.get(view, {}).get(table)
+            if columns is None:
+                possible.append(view)
+            elif column in columns:
+                certain.append(view)
+        return certain, possible
+
     def has_valid_not_null_check(self, table: str, column: str) -> bool:
         model = self.tables.get(table)
         if model is None:
@@ -125,10 +204,13 @@ class Schema:
             table.columns[spec.name] = _column(spec)
             if spec.references is not None:
                 table.constraints[f"{o.name}_{spec.name}_fkey"] = Constraint(
-                    "foreign_key", ref_table=spec.references.ref_table, columns=(spec.name,)
+                    "foreign_key",
+                    ref_table=spec.references.ref_table,
+                    columns=(spec.name,),
+                    ref_columns=spec.references.ref_columns,
                 )
         for index, constraint in enumerate(o.constraints):
-            name = constraint.name or f"{o.name}_constraint_{index}"
+            name = constraint.name or _generated_name(table, constraint) or f"{o.name}_constraint_{index}"
             table.constraints[name] = _constraint(constraint, validated=True)
             if constraint.kind in ("primary_key", "unique"):
                 self.indexes[name] = o.name
@@ -142,8 +224,18 @@ class Schema:
         self.new_objects.add(o.name)
 
     def _apply_DropTable(self, o: op.DropTable) -> None:
+        if o.cascade:
+            for view in self.dependent_views(o.name):
+                self.views.discard(view)
+                self.materialized_views.discard(view)
         self.tables.pop(o.name, None)
         self.indexes = {i: t for i, t in self.indexes.items() if t != o.name}
+        # The foreign keys of other tables that referenced it are gone with it (CASCADE; without, the drop
+        # fails while they exist).
+        for other in self.tables.values():
+            for name, constraint in list(other.constraints.items()):
+                if constraint.ref_table == o.name:
+                    del other.constraints[name]
 
     def _apply_RenameTable(self, o: op.RenameTable) -> None:
         table = self.tables.pop(o.name, None) or Table(o.new_name, complete=False)
@@ -154,6 +246,14 @@ class Schema:
             for constraint in other.constraints.values():
                 if constraint.ref_table == o.name:
                     constraint.ref_table = o.new_name
+            if other.partition_of == o.name:
+                other.partition_of = o.new_name
+        # Views follow a renamed table: they refer to it, not to its name.
+        for view, sources in self.view_sources.items():
+            self.view_sources[view] = tuple(o.new_name if s == o.name else s for s in sources)
+            columns = self.view_columns.get(view, {})
+            if o.name in columns:
+                columns[o.new_name] = columns.pop(o.name)
         if o.name in self.new_objects:
             self.new_objects.add(o.new_name)
 
@@ -161,7 +261,10 @@ class Schema:
         self._table(o.on).columns[o.column.name] = _column(o.column)
         if o.column.references is not None:
             self._table(o.on).constraints[f"{o.on}_{o.column.name}_fkey"] = Constraint(
-                "foreign_key", ref_table=o.column.references.ref_table, columns=(o.column.name,)
+                "foreign_key",
+                ref_table=o.column.references.ref_table,
+                columns=(o.column.name,),
+                ref_columns=o.column.references.ref_columns,
             )
 
     def _apply_DropColumn(self, o: op.DropColumn) -> None:
@@ -188,6 +291,16 @@ class Schema:
             columns = self.index_columns.get(name, frozenset())
             if on == o.on and o.column in columns:
                 self.index_columns[name] = (columns - {o.column}) | {o.new_name}
+        for other in self.tables.values():
+            for constraint in other.constraints.values():
+                if constraint.ref_table == o.on and o.column in constraint.ref_columns:
+                    constraint.ref_columns = tuple(
+                        o.new_name if c == o.column else c for c in constraint.ref_columns
+                    )
+        for reads in self.view_columns.values():
+            read = reads.get(o.on)
+            if read is not None and o.column in read:
+                reads[o.on] = (read - {o.column}) | {o.new_name}
 
     def _apply_AlterColumnType(self, o: op.AlterColumnType) -> None:
         column = self._table(o.on).columns.setdefault(o.column, Column(None))
@@ -207,7 +320,11 @@ class Schema:
 
     def _apply_AddConstraint(self, o: op.AddConstraint) -> None:
         table = self._table(o.on)
-        name = o.constraint.name or f"{o.on}_constraint_{len(table.constraints)}"
+        name = (
+            o.constraint.name
+            or _generated_name(table, o.constraint)
+            or f"{o.on}_constraint_{len(table.constraints)}"
+        )
         table.constraints[name] = _constraint(o.constraint, validated=not o.not_valid)
         if o.constraint.kind in ("primary_key", "unique"):
             self.indexes.pop(o.constraint.using_index or "", None)
@@ -277,11 +394,76 @@ class Schema:
     def _apply_CreateView(self, o: op.CreateView) -> None:
         (self.materialized_views if o.materialized else self.views).add(o.name)
         self.view_sources[o.name] = o.reads
+        self.view_columns[o.name] = self._columns_read(o)
         self.new_objects.add(o.name)
+
+    def _columns_read(self, o: op.CreateView) -> dict[str, frozenset[str] | None]:
+        """The columns of each table a new view reads, resolved against the tables as they are now."""
+        if o.columns is None:
+            return dict.fromkeys(o.reads)
+        found: dict[str, set[str] | None] = {table: set() for table in o.reads}
+
+        def known_columns(table: str) -> set[str] | None:
+            model = self.tables.get(table)
+            return set(model.columns) if model is not None and model.complete else None
+
+        for table, column in o.columns:
+            if table == UNQUALIFIED:
+                # An unqualified name is the column of the one table that has it; a name none has is an
+                # output column's (ORDER BY "total"). A table whose columns zdm does not know may be either.
+                having = [t for t in o.reads if column in (known_columns(t) or ())]
+                unsure = [t for t in o.reads if known_columns(t) is None]
+                if len(having) == 1 and not unsure:
+                    targets, certain = having, True
+                else:
+                    targets, certain = having + unsure, False
+            else:
+                targets, certain = [table], True
+            for target in targets:
+                read = found.get(target)
+                if read is None:
+                    continue
+                if not certain:
+                    found[target] = None
+                elif column == ALL_COLUMNS:
+                    every = known_columns(target)
+                    found[target] = None if every is None else read | every
+                else:
+                    read.add(column)
+        return {table: frozenset(read) if read is not None else None for table, read in found.items()}
 
     def _apply_DropView(self, o: op.DropView) -> None:
         self.views.discard(o.name)
         self.materialized_views.discard(o.name)
+
+
+# The labels PostgreSQL ends a constraint's generated name with.
+_NAME_LABELS = {"foreign_key": "fkey", "unique": "key", "primary_key": "pkey", "check": "check"}
+
+
+def _generated_name(table: Table, spec: op.ConstraintSpec) -> str | None:
+    """The name PostgreSQL gives a constraint written without one (`<table>_<columns>_fkey`, `<table>_pkey`,
+    then `..._fkey1` when taken), so a later DROP CONSTRAINT by that name finds it. None when the name would
+    need PostgreSQL's truncation (over 63 bytes), which zdm does not reproduce."""
+    label = _NAME_LABELS.get(spec.kind)
+    if label is None:
+        return None
+    columns = spec.foreign_key.columns if spec.foreign_key else spec.columns
+    if spec.kind == "primary_key":
+        columns = ()
+    elif spec.kind == "check":
+        # Named after the first column its expression mentions, which zdm knows only for `col IS NOT NULL`.
+        if spec.not_null_column is None:
+            return None
+        columns = (spec.not_null_column,)
+    base = "_".join((table.name.rsplit(".", 1)[-1], *columns))
+    for suffix in ("", *range(1, 10)):
+        name = f"{base}_{label}{suffix}"
+        if len(name.encode()) > 63:
+            return None
+        if name not in table.constraints:
+            return name
+    return None
 
 
 def _column(spec: op.ColumnSpec) -> Column:
@@ -300,4 +482,5 @@ def _constraint(spec: op.ConstraintSpec, validated: bool) -> Constraint:
         ref_table=spec.foreign_key.ref_table if spec.foreign_key else None,
         index=spec.using_index,
         columns=spec.columns,
+        ref_columns=spec.foreign_key.ref_columns if spec.foreign_key else (),
     )

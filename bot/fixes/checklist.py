@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.analysis.lock_time import human_band
 from bot.analysis.model import Classification, FileResult
 from bot.analysis.prisma import PrismaVersion
 
@@ -39,12 +40,25 @@ def checklist(files: Sequence[FileResult], prisma: PrismaVersion | None = None) 
     breaking = [s for s in statements if s.breaking]
     builds_index = any("INDEX" in s.sql.upper() and s.scans for s in statements)
     items: list[ChecklistItem] = []
-    if blocking:
-        tables = sorted({t for s in blocking for t in (*s.locks, *s.rewrites, *s.scans)})
+    estimated = [s for s in blocking if s.lock_time is not None]
+    unestimated = [s for s in blocking if s.lock_time is None]
+    if estimated:
+        low = sum(s.lock_time.low for s in estimated if s.lock_time)
+        high = sum(s.lock_time.high for s in estimated if s.lock_time)
+        each = "; ".join(f"line {s.line_start} {s.lock_time.describe()}" for s in estimated if s.lock_time)
+        total = f" In all about {human_band(low, high)} of blocking locks." if len(estimated) > 1 else ""
+        items.append(
+            ChecklistItem(
+                f"Plan for the time under lock, estimated from the table sizes `zdm stats` recorded: {each}.{total} "
+                "(A band for a warm cache; a cold cache or a busier server takes longer.)"
+            )
+        )
+    if unestimated:
+        tables = sorted({t for s in unestimated for t in (*s.locks, *s.rewrites, *s.scans)})
         names = ", ".join(f"'{t.rsplit('.', 1)[-1]}'" for t in tables)
         items.append(
             ChecklistItem(
-                f"Estimate the migration time on production-sized data: {len(blocking)} statement(s) hold a "
+                f"Estimate the migration time on production-sized data: {len(unestimated)} statement(s) hold a "
                 f"blocking lock for as long as they read {', '.join(tables)}.",
                 TABLE_SIZES.format(tables=names),
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.analysis.history import Hazard
 from bot.analysis.model import FileResult
 from bot.report import annotation_message, located_findings
 from bot.report.sarif import level
@@ -42,4 +43,18 @@ def render_github(files: Sequence[FileResult]) -> str:
             )
             message = escape_data(annotation_message(finding))
             lines.append(f"::{_COMMANDS[level(finding)]} {properties}::{message}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def render_github_hazards(hazards: Sequence[Hazard]) -> str:
+    """One workflow command per history hazard, on its line when the file exists at head."""
+    lines = []
+    for hazard in hazards:
+        properties = [f"file={escape_property(hazard.path)}"]
+        if hazard.line is not None:
+            properties.append(f"line={hazard.line}")
+        properties.append(f"title={escape_property(f'zdm {hazard.rule_id}')}")
+        command = _COMMANDS.get(hazard.severity.value, "notice")
+        message = escape_data(f"{hazard.message}\nFix: {hazard.fix}")
+        lines.append(f"::{command} {','.join(properties)}::{message}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -2,6 +2,9 @@
 
 `locks` maps each live table to the strongest mode taken (`"ACCESS EXCLUSIVE"`); `rewrite`/`scan` say whether
 any live table is rewritten or scanned (`rewrites`/`scans` name them); `rules` are the ids of the findings.
+`lock_seconds` is the band (`low`, `high`) of seconds a blocking lock is held, from the tables' sizes (null
+when there is no blocking work or a size is unknown); `runs_seconds` the same for work that blocks neither
+reads nor writes (`VALIDATE CONSTRAINT`).
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
+from bot.analysis.history import Hazard
+from bot.analysis.lock_time import Duration
 from bot.analysis.model import FileResult, Finding, StatementResult
 from bot.report.tally import Tally
 
@@ -41,12 +46,18 @@ def statement_data(statement: StatementResult, fix: Mapping[str, object] | None)
         "rewrites": sorted(statement.rewrites),
         "scans": sorted(statement.scans),
         "rules": statement.rule_ids,
+        "lock_seconds": _band(statement.lock_time),
+        "runs_seconds": _band(statement.online_time),
         "fails_check": statement.fails_check,
         "findings": [finding_data(f) for f in statement.findings],
     }
     if fix is not None and statement.has_fix:
         data["fix"] = fix
     return data
+
+
+def _band(duration: Duration | None) -> dict[str, float] | None:
+    return None if duration is None else {"low": round(duration.low, 3), "high": round(duration.high, 3)}
 
 
 def render_json(
@@ -74,11 +85,27 @@ def file_json(file: FileResult, fix: Mapping[str, object] | None = None) -> str:
     )
 
 
-def render_json_document(files_json: Sequence[str], tally: Tally, notes: Sequence[str] = ()) -> str:
-    """The document around its files' entries (from `file_json`), which may have been made in other processes."""
+def hazard_data(hazard: Hazard) -> dict[str, object]:
+    return {
+        "rule": hazard.rule_id,
+        "severity": hazard.severity.value,
+        "path": hazard.path,
+        "line": hazard.line,
+        "message": hazard.message,
+        "fix": hazard.fix,
+        "fails_check": hazard.fails_check,
+    }
+
+
+def render_json_document(
+    files_json: Sequence[str], tally: Tally, notes: Sequence[str] = (), hazards: Sequence[Hazard] = ()
+) -> str:
+    """The document around its files' entries (from `file_json`), which may have been made in other processes.
+    `hazards`: what the change does to its roots' history (`zdm check --base`), under `history`."""
     by_classification = tally.by_classification()
     rest = {
-        "fails_check": tally.fails_check,
+        "fails_check": tally.fails_check or any(hazard.fails_check for hazard in hazards),
+        "history": [hazard_data(hazard) for hazard in hazards],
         "summary": {
             "files": tally.files,
             "statements": sum(tally.statements),

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from bot.analysis.history import Hazard
 from bot.analysis.model import Classification, FileResult, Finding, StatementResult
 from bot.analysis.prisma import PrismaVersion
 from bot.fixes.checklist import checklist, render_checklist
@@ -206,6 +207,8 @@ def _locks(statement: StatementResult) -> str:
         elif table in statement.scans:
             extra.append("scans it")
         parts.append(f"`{mode.sql_name}` on `{table}` ({', '.join([effect, *extra])})")
+    # The estimate from the tables' sizes, where the reviewer decides.
+    parts += [band.describe() for band in (statement.lock_time, statement.online_time) if band is not None]
     return "; ".join(parts)
 
 
@@ -440,8 +443,11 @@ def build_report(
     approvals: Sequence[Approval] = (),
     notes: Sequence[str] = (),
     comment_on_brief: bool = False,
+    hazards: Sequence[Hazard] = (),
 ) -> PullRequestReport:
-    annotations: list[Annotation] = []
+    """`hazards`: what the pull request does to its roots' history (`bot.analysis.history`); those at severity
+    error fail the check like flagged statements, and `/zdm approve` covers them the same way."""
+    annotations: list[Annotation] = _hazard_annotations(hazards)
     comments: list[InlineComment] = []
     plans: dict[str, FilePlan] = {}
     for change in changes:
@@ -485,28 +491,33 @@ def build_report(
                 )
             )
     statements, flagged = _flagged(changes)
+    flagged = [*_hazard_flags(hazards), *flagged]
     approved = {d for a in approvals for d in a.digests}
     unapproved = tuple(f for f in flagged if f.digest not in approved)
     used = tuple(a for a in approvals if a.digests & {f.digest for f in flagged})
-    verdict = _verdict(changes, plans, statements, flagged, unapproved, used, bool(approvals))
+    verdict = _verdict(
+        changes, plans, statements, flagged, unapproved, used, bool(approvals), hazards=hazards
+    )
     return PullRequestReport(
         "failure" if unapproved else "success",
-        _clip(_title(changes, flagged, unapproved), MAX_TITLE),
-        _check_summary(changes, verdict, unapproved, used, notes, bool(approvals)),
+        _clip(_title(changes, flagged, unapproved, hazards), MAX_TITLE),
+        _check_summary(changes, verdict, unapproved, used, notes, bool(approvals), hazards),
         tuple(annotations),
         tuple(comments),
-        _summary_comment(changes, plans, prisma, verdict, used, notes),
+        _summary_comment(changes, plans, prisma, verdict, used, notes, hazards),
         tuple(flagged),
         unapproved,
         used,
     )
 
 
-def job_summary(changes: Sequence[ChangedMigration], notes: Sequence[str] = ()) -> str:
+def job_summary(
+    changes: Sequence[ChangedMigration], notes: Sequence[str] = (), hazards: Sequence[Hazard] = ()
+) -> str:
     """The summary comment's verdict, table, plans and checklist for a workflow's job summary (`zdm check` in
     GitHub Actions, without the App): there a statement is accepted with `-- zdm:ignore`, not `/zdm approve`.
     Each file is planned for its own root's Prisma version."""
-    if not changes:
+    if not changes and not hazards:
         return "\n".join(["### zdm: no Prisma migration for PostgreSQL to check", *(f"- {n}" for n in notes)])
     versions = {c.result.prisma_version for c in changes}
     prisma = PrismaVersion.parse(versions.pop() or "") if len(versions) == 1 else None
@@ -515,6 +526,7 @@ def job_summary(changes: Sequence[ChangedMigration], notes: Sequence[str] = ()) 
         for c in changes
     }
     statements, flagged = _flagged(changes)
+    flagged = [*_hazard_flags(hazards), *flagged]
     verdict = _verdict(
         changes,
         plans,
@@ -525,8 +537,55 @@ def job_summary(changes: Sequence[ChangedMigration], notes: Sequence[str] = ()) 
         False,
         accept="put `-- zdm:ignore <rule-id> <reason>` above a statement to accept it as it is.",
         by_hand="Change them by hand (see the annotations)",
+        hazards=hazards,
+        accept_history="set the rule's severity in `.github/zdm.yml` to accept it.",
     )
-    return _summary_comment(changes, plans, prisma, verdict, (), notes).removeprefix(SUMMARY_MARKER + "\n")
+    summary = _summary_comment(changes, plans, prisma, verdict, (), notes, hazards)
+    return summary.removeprefix(SUMMARY_MARKER + "\n")
+
+
+def hazard_digest(hazard: Hazard) -> str:
+    """What an approval of the hazard covers: its rule, its path and the content it judged."""
+    text = f"history\n{hazard.rule_id}\n{hazard.path}\n{hazard.content_digest}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _hazard_flags(hazards: Sequence[Hazard]) -> list[Flagged]:
+    return [
+        Flagged(hazard_digest(h), h.path, h.line or 1, h.line or 1, (h.rule_id,), "")
+        for h in hazards
+        if h.fails_check
+    ]
+
+
+def _hazard_annotations(hazards: Sequence[Hazard]) -> list[Annotation]:
+    """Hazards on a file that exists at head, on their line (the others are in the summary only)."""
+    return [
+        Annotation(
+            h.path,
+            h.line,
+            h.line,
+            "failure" if h.fails_check else "warning",
+            f"zdm {h.rule_id}",
+            f"{h.message}\nFix: {h.fix}",
+        )
+        for h in hazards
+        if h.line is not None
+    ]
+
+
+def _history_section(hazards: Sequence[Hazard], budget: int) -> list[str]:
+    """Each hazard with its fix: a section of its own, since they concern the change as a whole."""
+    if not hazards:
+        return []
+    blocks = []
+    for h in hazards:
+        where = f"`{h.path}`" + (f" line {h.line}" if h.line else "")
+        blocks.append(
+            f"- **`{h.rule_id}`** ({h.severity.value}) on {where}: {_clip(h.message, 1_500)}\n"
+            f"  **Fix:** {_clip(h.fix, 1_000)}"
+        )
+    return ["", "#### The migration history", "", *_listed(blocks, budget)]
 
 
 def _shown(statement: StatementResult) -> list[Finding]:
@@ -565,13 +624,30 @@ def _flagged(
 
 
 def _title(
-    changes: Sequence[ChangedMigration], flagged: list[Flagged], unapproved: tuple[Flagged, ...]
+    changes: Sequence[ChangedMigration],
+    flagged: list[Flagged],
+    unapproved: tuple[Flagged, ...],
+    hazards: Sequence[Hazard] = (),
 ) -> str:
     if not changes:
-        return "No migration changes"
+        if not hazards:
+            return "No migration changes"
+        if unapproved:
+            return f"{len(unapproved)} problem(s) with the migration history"
+        return (
+            "Migration history: nothing blocks"
+            if not flagged
+            else f"{len(flagged)} history problem(s) approved"
+        )
     statements = sum(len(c.result.statements) for c in changes)
     if unapproved:
-        return f"{len(unapproved)} statement(s) need attention in {len(changes)} migration(s)"
+        history = {hazard_digest(h) for h in hazards}
+        pending_history = sum(1 for f in unapproved if f.digest in history)
+        pending = len(unapproved) - pending_history
+        parts = [f"{pending} statement(s) need attention in {len(changes)} migration(s)"] if pending else []
+        if pending_history:
+            parts.append(f"{pending_history} problem(s) with the migration history")
+        return "; ".join(parts)
     if flagged:
         return f"{len(flagged)} flagged statement(s) approved"
     return f"{statements} statement(s) in {len(changes)} migration(s): nothing blocks"
@@ -593,11 +669,43 @@ def _verdict(
     *,
     accept: str = "comment `/zdm approve <reason>` (write access) to accept them as they are.",
     by_hand: str = "Change them by hand (see the inline comments)",
+    hazards: Sequence[Hazard] = (),
+    accept_history: str = "",
 ) -> list[str]:
     """At most three lines, the first the verdict, the second what to do (`accept`: how to accept them as they
-    are; `by_hand`: where to read what to change)."""
-    if not changes:
+    are; `by_hand`: where to read what to change). Problems with the migration history (`hazards`) come first:
+    their fix is in the section below the verdict."""
+    if not changes and not hazards:
         return ["This pull request changes no Prisma migration for PostgreSQL."]
+    history = {hazard_digest(h): h for h in hazards if h.fails_check}
+    pending_history = [history[f.digest] for f in unapproved if f.digest in history]
+    unapproved = tuple(f for f in unapproved if f.digest not in history)
+    if pending_history:
+        rules = ", ".join(f"`{r}`" for r in dict.fromkeys(h.rule_id for h in pending_history))
+        first = f"{len(pending_history)} problem(s) with the migration history ({rules})"
+        if approved_before:
+            first += " (new or changed since the last approval)"
+        rest = _verdict(
+            changes,
+            plans,
+            statements,
+            flagged,
+            unapproved,
+            used,
+            approved_before,
+            accept=accept,
+            by_hand=by_hand,
+        )
+        if not unapproved:
+            return [first + ".", f"Fix them as the section below says, or {accept_history or accept}"]
+        return [f"{first}; {rest[0][0].lower()}{rest[0][1:]}", *rest[1:]]
+    if not changes:
+        approvers = ", ".join(dict.fromkeys(f"@{a.approver}" for a in used))
+        return (
+            [f"{len(history)} problem(s) with the migration history approved by {approvers}."]
+            if history
+            else ["Nothing blocks in the migration history."]
+        )
     if not unapproved:
         if flagged:
             approvers = ", ".join(dict.fromkeys(f"@{a.approver}" for a in used))
@@ -730,10 +838,11 @@ def _check_summary(
     used: Sequence[Approval],
     notes: Sequence[str],
     approved_before: bool,
+    hazards: Sequence[Hazard] = (),
 ) -> str:
-    head = [f"**{verdict[0]}**", *verdict[1:]]
+    head = [f"**{verdict[0]}**", *verdict[1:], *_history_section(hazards, 20_000)]
     if not changes:
-        return "\n".join(head)
+        return cap("\n".join(head), MAX_OUTPUT)
     after: list[str] = []
     if unapproved:
         heading = (
@@ -779,12 +888,15 @@ def _summary_comment(
     verdict: list[str],
     used: Sequence[Approval],
     notes: Sequence[str],
+    hazards: Sequence[Hazard] = (),
 ) -> str:
-    """Verdict, table, the plan of each file once, checklist. The verdict, approvals and checklist always stay;
-    when the whole does not fit, the plans are shortened first, then the table."""
-    head = [SUMMARY_MARKER, f"### zdm: {verdict[0]}", *verdict[1:]]
+    """Verdict, problems with the migration history, table, the plan of each file once, checklist. The verdict,
+    history, approvals and checklist always stay; when the whole does not fit, the plans are shortened first,
+    then the table."""
+    head = [SUMMARY_MARKER, f"### zdm: {verdict[0]}", *verdict[1:], *_history_section(hazards, 20_000)]
     if not changes:
-        return "\n".join(head)
+        tail = ["", *_listed(_approvals_text(used), 6_000)] if used else []
+        return cap("\n".join([*head, *tail]), MAX_COMMENT)
     extra: list[str] = []
     if prisma is not None:
         extra += ["", f"Judged for Prisma {prisma}."]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from bot.analysis.history import Hazard
 from bot.analysis.model import Classification, FileResult, Finding, Severity
 from bot.report import located_findings
-from bot.rules import ALL_RULES
+from bot.rules import ALL_RULES, HISTORY_RULES
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _DEFAULT_LEVEL = {
@@ -42,12 +43,24 @@ def _rules() -> list[dict[str, object]]:
             },
             "defaultConfiguration": {"level": _DEFAULT_LEVEL[rule.severity]},
         }
-        for rule in ALL_RULES
+        for rule in (*ALL_RULES, *HISTORY_RULES)
     ]
 
 
-def render_sarif(files: Sequence[FileResult], version: str = "0.1.0") -> str:
-    results = []
+def _hazard_result(hazard: Hazard) -> dict[str, object]:
+    location: dict[str, object] = {"artifactLocation": {"uri": hazard.path}}
+    if hazard.line is not None:
+        location["region"] = {"startLine": hazard.line}
+    return {
+        "ruleId": hazard.rule_id,
+        "level": _DEFAULT_LEVEL[hazard.severity],
+        "message": {"text": f"{hazard.message}\nFix: {hazard.fix}"},
+        "locations": [{"physicalLocation": location}],
+    }
+
+
+def render_sarif(files: Sequence[FileResult], version: str = "0.1.0", hazards: Sequence[Hazard] = ()) -> str:
+    results = [_hazard_result(hazard) for hazard in hazards]
     for file in files:
         for located in located_findings(file):
             finding = located.finding

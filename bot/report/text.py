@@ -10,7 +10,8 @@ import io
 import textwrap
 from collections.abc import Sequence
 
-from bot.analysis.model import Classification, FileResult, Finding, StatementResult, worst
+from bot.analysis.history import Hazard
+from bot.analysis.model import Classification, FileResult, Finding, Severity, StatementResult, worst
 from bot.report.tally import Tally
 
 _STYLE = {
@@ -113,6 +114,9 @@ def render_file_text(
         if statement.breaking:
             report.append("breaking ", style="bold red")
         report.append(_locks(statement) + "\n")
+        for band in (statement.lock_time, statement.online_time):
+            if band is not None:
+                _wrapped(report, band.describe(), 4, width)
         for finding in statement.findings:
             _finding(report, finding, width)
     if file.file_findings:
@@ -126,12 +130,35 @@ def render_file_text(
     return report.styled() if color else report.plain()
 
 
-def render_text_end(tally: Tally, notes: Sequence[str] = (), color: bool = False) -> str:
+def render_hazards_text(hazards: Sequence[Hazard], color: bool = False, width: int | None = 110) -> str:
+    """What the change does to its roots' history (an edited or reordered migration), one block per hazard."""
+    report = _Report()
+    for hazard in hazards:
+        report.append(hazard.path + "\n", style="bold")
+        where = f"line {hazard.line}" if hazard.line else "whole file"
+        report.append(f"  {where:<14}")
+        style = "bold red" if hazard.severity is Severity.ERROR else "yellow"
+        report.append(f"{hazard.severity.value}\n", style=style)
+        _wrapped(report, hazard.message, 4, width, f"[{hazard.rule_id}] ", "cyan")
+        _wrapped(report, hazard.fix, 6, width, "fix: ", "green")
+        report.append("\n")
+    return report.styled() if color else report.plain()
+
+
+def render_text_end(
+    tally: Tally, notes: Sequence[str] = (), color: bool = False, hazards: Sequence[Hazard] = ()
+) -> str:
     """The notes and the summary line, after every file's block."""
     report = _Report()
     for note in notes:
         report.append(f"note: {note}\n", style="dim")
     report.append(tally.summary_line() + "\n")
+    if hazards:
+        failing = sum(1 for hazard in hazards if hazard.fails_check)
+        verdict = f"{failing} need attention before merging" if failing else "none fails the check"
+        report.append(
+            f"{len(hazards)} history finding(s) (edited, reordered or relocked migrations): {verdict}.\n"
+        )
     return report.styled() if color else report.plain()
 
 

@@ -26,6 +26,9 @@ from bot.rules import (
     explicit_lock,
     lock_timeout_missing,
     locks_held_until_commit,
+    migration_edited,
+    migration_lock_changed,
+    migration_out_of_order,
     needs_own_migration,
     prisma_warnings,
     refresh_materialized_view,
@@ -33,6 +36,7 @@ from bot.rules import (
     rename_index_or_constraint,
     rename_table,
     row_level_security,
+    schema_drift,
     set_not_null,
     table_option,
     table_rewrite,
@@ -87,7 +91,13 @@ FILE_RULES: tuple[FileRule, ...] = (
 )
 
 # Rules over a root's history at the base and head commits (see bot.analysis.history).
-HISTORY_RULES: tuple[HistoryRule, ...] = ()
+HISTORY_RULES: tuple[HistoryRule, ...] = (
+    migration_edited.RULE,
+    migration_out_of_order.RULE,
+    migration_lock_changed.RULE,
+    schema_drift.RULE,
+)
 
 ALL_RULES: tuple[Rule | FileRule, ...] = (*RULES, *FILE_RULES)
-ALL_RULE_IDS: frozenset[str] = frozenset(r.id for r in ALL_RULES)
+# Every id `.github/zdm.yml` may configure.
+ALL_RULE_IDS: frozenset[str] = frozenset(r.id for r in (*ALL_RULES, *HISTORY_RULES))

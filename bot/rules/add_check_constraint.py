@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
+from bot.rules.base import (
+    PARTITIONED_SETUP,
+    STANDARD_SETUP,
+    Context,
+    Example,
+    Rule,
+    claim,
+    quoted,
+    quoted_name,
+)
 
 ID = "add-check-constraint"
 
@@ -83,6 +92,18 @@ RULE = Rule(
             'ALTER TABLE "User" ADD CONSTRAINT "user_bio_nn" CHECK ("bio" IS NOT NULL) NOT VALID;',
             Classification.BRIEF,
             STANDARD_SETUP,
+        ),
+        Example(
+            'ALTER TABLE "Event" ADD CONSTRAINT "Event_amount_check" CHECK ("amount" > 0);',
+            Classification.BLOCKING,
+            STANDARD_SETUP + PARTITIONED_SETUP,
+            title="a partitioned table: every partition is locked and read",
+        ),
+        Example(
+            'ALTER TABLE "Event" ADD CONSTRAINT "Event_amount_check" CHECK ("amount" > 0) NOT VALID;',
+            Classification.BRIEF,
+            STANDARD_SETUP + PARTITIONED_SETUP,
+            title="NOT VALID on a partitioned table: every partition is locked, none read",
         ),
     ),
 )

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
+from bot.rules.base import (
+    PARTITIONED_SETUP,
+    STANDARD_SETUP,
+    Context,
+    Example,
+    Rule,
+    claim,
+    quoted,
+    quoted_name,
+)
 
 ID = "add-column"
 
@@ -43,6 +52,12 @@ RULE = Rule(
             'ALTER TABLE "User" ADD COLUMN "joined" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP;',
             Classification.BRIEF,
             STANDARD_SETUP,
+        ),
+        Example(
+            'ALTER TABLE "Event" ADD COLUMN "note" TEXT;',
+            Classification.BRIEF,
+            STANDARD_SETUP + PARTITIONED_SETUP,
+            title="a partitioned table: every partition is locked too",
         ),
     ),
 )

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, not_null_steps, quoted, quoted_name
+from bot.analysis.model import Classification, Effect, Fix, IndexBuild, LockMode
+from bot.rules.base import (
+    PARTITIONED_SETUP,
+    STANDARD_SETUP,
+    Context,
+    Example,
+    Rule,
+    claim,
+    not_null_steps,
+    partitioned,
+    quoted,
+    quoted_name,
+)
 
 ID = "add-primary-key"
 
@@ -42,13 +53,17 @@ def check(o: op.AddConstraint | op.AddColumn, ctx: Context) -> Effect | None:
         f"{quoted(o.on)} while an ACCESS EXCLUSIVE lock blocks every read and write.",
         {o.on: LockMode.ACCESS_EXCLUSIVE},
         scans=[o.on],
+        index_builds=[IndexBuild(o.on, columns, unique=True)],
+        # Before 18 each partition's index is built under SHARE, as CREATE INDEX builds it (measured on 15).
+        partition_lock=LockMode.SHARE if ctx.postgres_version < 18 else None,
         alternative=(
             f"CREATE UNIQUE INDEX CONCURRENTLY {quoted_name(name)} ON {quoted(o.on)} ({cols});\n"
             "-- make the columns NOT NULL with the CHECK ... NOT VALID / VALIDATE / SET NOT NULL sequence, then:\n"
             f"ALTER TABLE {quoted(o.on)} ADD CONSTRAINT {quoted_name(name)} PRIMARY KEY USING INDEX {quoted_name(name)};"
         ),
         table=o.on,
-        fix=_fix(o, ctx, name, columns),
+        # PostgreSQL builds no index CONCURRENTLY on a partitioned table.
+        fix=None if partitioned(ctx, o.on) else _fix(o, ctx, name, columns),
     )
 
 
@@ -104,6 +119,12 @@ RULE = Rule(
             'ALTER TABLE "Log" ADD CONSTRAINT "Log_pkey" PRIMARY KEY USING INDEX "Log_id_key";',
             Classification.BRIEF,
             STANDARD_SETUP + 'CREATE UNIQUE INDEX "Log_id_key" ON "Log"("id");',
+        ),
+        Example(
+            'ALTER TABLE "Event" ADD CONSTRAINT "Event_pkey" PRIMARY KEY ("id");',
+            Classification.BLOCKING,
+            STANDARD_SETUP + PARTITIONED_SETUP,
+            title="a partitioned table: each partition's index is built under SHARE before PostgreSQL 18, ACCESS EXCLUSIVE from 18",
         ),
     ),
 )

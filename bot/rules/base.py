@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.analysis import operations as op
 from bot.analysis.history import RootHistory
-from bot.analysis.model import Classification, Effect, Fix, LockMode, Severity
+from bot.analysis.model import Classification, Effect, Fix, IndexBuild, LockMode, Severity
 from bot.analysis.prisma import PrismaVersion
 from bot.analysis.schema import Schema
 
@@ -48,6 +48,9 @@ class Example:
     min_postgres: int = 11
     # For rules that depend on Prisma's execution model: the version the example assumes.
     prisma: str | None = None
+    # A migration PostgreSQL refuses: a part of the error it gives, which the tests expect for the statements
+    # zdm says fail (and nothing claimed of those is measured: a refused statement holds nothing).
+    refused_with: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,13 +114,25 @@ def claim(
     table: str | None = None,
     classification: Classification | None = None,
     fix: Fix | None = None,
+    index_builds: Iterable[IndexBuild] = (),
+    looks_up: Iterable[str | None] = (),
+    partitions: bool = True,
+    partition_lock: LockMode | None = None,
 ) -> Effect:
     """An effect restricted to live tables, classified from what it does to them.
 
     blocking: a lock that blocks writes (SHARE or stronger) held while a live table is rewritten or scanned;
     brief: such a lock with neither; safe: anything weaker. Objects created in the same file are not live.
+
+    `partitions`: PostgreSQL takes the statement's locks on every partition of a partitioned table too
+    (`partition_lock` instead, where it takes another mode there); False for the statements it does not
+    recurse with (RENAME, COMMENT, ROW LEVEL SECURITY...).
     """
-    pairs: Iterable[tuple[str | None, LockMode]] = locks.items() if isinstance(locks, Mapping) else locks
+    pairs: list[tuple[str | None, LockMode]] = list(locks.items() if isinstance(locks, Mapping) else locks)
+    if partitions:
+        pairs, rewrites, scans, message = _through_partitions(
+            ctx, pairs, list(rewrites), list(scans), message, partition_lock
+        )
     live_locks: dict[str, LockMode] = {}
     for name, mode in pairs:
         if name and ctx.live(name):
@@ -138,7 +153,50 @@ def claim(
         safe_alternative=alternative,
         table=table,
         fix=fix if touches_live else None,
+        index_builds=tuple(b for b in index_builds if ctx.live(b.table)),
+        looks_up=frozenset(t for t in looks_up if t and ctx.live(t)),
     )
+
+
+def _through_partitions(
+    ctx: Context,
+    pairs: list[tuple[str | None, LockMode]],
+    rewrites: list[str | None],
+    scans: list[str | None],
+    message: str,
+    partition_lock: LockMode | None,
+) -> tuple[list[tuple[str | None, LockMode]], list[str | None], list[str | None], str]:
+    """The locks, rewrites and scans of a statement on partitioned tables, as PostgreSQL spreads them: each
+    lock is taken on every partition as well, and the rows rewritten or read are the partitions' (the parent
+    holds none). The message names the partitions it adds."""
+    stated = {name for name, _ in pairs}
+    spread = list(pairs)
+    told: dict[str, str] = {}
+    for name, mode in pairs:
+        below = ctx.schema.all_partitions(name) if name else []
+        # A rule that names partitions of the table itself said which are locked (dropping one partition
+        # locks its parent, not the other partitions).
+        if not name or not below or stated & set(below):
+            continue
+        spread += [(partition, partition_lock or mode) for partition in below]
+        live = [partition for partition in below if ctx.live(partition)]
+        if live and name not in told:
+            listed = ", ".join(quoted(p) for p in live[:5]) + (
+                f" and {len(live) - 5} more" if len(live) > 5 else ""
+            )
+            lock = f"a {partition_lock.sql_name} lock" if partition_lock else "the same lock"
+            told[name] = (
+                f" {quoted(name)} is partitioned: {lock} is taken on each of its partitions ({listed})."
+            )
+
+    def rows_of(tables: list[str | None]) -> list[str | None]:
+        holders: list[str | None] = []
+        for table in tables:
+            leaves = ctx.schema.leaf_partitions(table) if table else []
+            holders.extend(leaves or [table])
+        return holders
+
+    return spread, rows_of(rewrites), rows_of(scans), message + "".join(told.values())
 
 
 def classify(
@@ -150,6 +208,24 @@ def classify(
     if strong:
         return Classification.BRIEF
     return Classification.SAFE
+
+
+def also_locks(ctx: Context, tables: Iterable[str], what: tuple[str, str], until: str) -> str:
+    """A sentence naming the other live tables a statement takes ACCESS EXCLUSIVE on, and why: `what` is how
+    one table and several relate to the statement ("the table its foreign key references", "the tables its
+    foreign keys reference"); `until` how long every query on them waits."""
+    live = sorted({t for t in tables if ctx.live(t)})
+    if not live:
+        return ""
+    names = ", ".join(quoted(t) for t in live)
+    role, pronoun = (what[0], "it") if len(live) == 1 else (what[1], "them")
+    return f" It also locks {names} (ACCESS EXCLUSIVE), {role}: every query on {pronoun} waits {until}."
+
+
+def partitioned(ctx: Context, table: str | None) -> bool:
+    """Whether the migrations made `table` a partitioned table (PARTITION BY)."""
+    model = ctx.schema.tables.get(table or "")
+    return model is not None and model.partitioned
 
 
 def quoted_name(name: str | None) -> str:
@@ -202,6 +278,18 @@ CREATE MATERIALIZED VIEW "TipTotals" AS SELECT "userId", count(*) AS "tips" FROM
 """
 
 
+# A partitioned table with two partitions, on top of STANDARD_SETUP: PostgreSQL spreads most statements on
+# "Event" to "Event_1" and "Event_2", where its rows are.
+PARTITIONED_SETUP = """
+CREATE TABLE "Event" ("id" INTEGER NOT NULL, "userId" INTEGER, "kind" VARCHAR(30), "amount" INTEGER) PARTITION BY RANGE ("id");
+CREATE TABLE "Event_1" PARTITION OF "Event" FOR VALUES FROM (0) TO (1000);
+CREATE TABLE "Event_2" PARTITION OF "Event" FOR VALUES FROM (1000) TO (2000);
+"""
+EVENT_USER_FKEY = (
+    'ALTER TABLE "Event" ADD CONSTRAINT "Event_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User"("id");\n'
+)
+
+
 def bare(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
@@ -235,11 +323,30 @@ _CREATE_INDEX = re.compile(r"^(?P<head>\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\s+(?!CON
 
 
 @dataclass(frozen=True)
+class HistoryExample:
+    """A change that shows a history rule: one root's migrations (folder -> SQL) and other files (repository
+    path -> text) at the base commit and at the head. The rule's page shows what zdm says about it, and the
+    tests check it reports `hazards` of them."""
+
+    title: str
+    base: Mapping[str, str]
+    head: Mapping[str, str]
+    base_files: Mapping[str, str] = field(default_factory=dict)
+    head_files: Mapping[str, str] = field(default_factory=dict)
+    hazards: int = 1
+    root: str = "prisma/migrations"
+
+    def history(self) -> RootHistory:
+        return RootHistory(self.root, self.base, self.head, self.base_files, self.head_files)
+
+
+@dataclass(frozen=True)
 class HistoryRule:
     """A rule over a migrations root's history at two commits (an edited or out-of-order migration, drift).
 
     `check_history` returns (path, line, message, fix) for each hazard; the caller applies the configured
-    severity (`rules: {<id>: warning}` in .github/zdm.yml) and drops hazards set to `off`.
+    severity (`rules: {<id>: warning}` in .github/zdm.yml) and drops hazards set to `off`
+    (`bot.analysis.history.find_hazards`).
     """
 
     id: str
@@ -249,3 +356,4 @@ class HistoryRule:
     instead: str
     check_history: Callable[[RootHistory], list[tuple[str, int | None, str, str]]]
     severity: Severity = Severity.ERROR
+    examples: tuple[HistoryExample, ...] = ()

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
+from bot.rules.base import (
+    PARTITIONED_SETUP,
+    STANDARD_SETUP,
+    Context,
+    Example,
+    Rule,
+    claim,
+    quoted,
+    quoted_name,
+)
 
 ID = "catalog-change"
 
@@ -33,8 +42,14 @@ def check(
         locks = [(t, LockMode.ACCESS_SHARE) for t in o.reads]
         if o.replace and ctx.live(o.name):
             locks.append((o.name, LockMode.ACCESS_EXCLUSIVE))
+        # A view only names its tables; a materialized view runs its query, which reads every partition.
         return claim(
-            ID, ctx, f"Creates view {quoted(o.name)}.", locks, scans=o.reads if o.materialized else ()
+            ID,
+            ctx,
+            f"Creates view {quoted(o.name)}.",
+            locks,
+            scans=o.reads if o.materialized else (),
+            partitions=o.materialized,
         )
     if isinstance(o, op.DropView):
         return claim(
@@ -64,6 +79,7 @@ def check(
             ctx,
             f"Catalog change ({o.what}); no table is locked.",
             [(t, LockMode[m]) for t, m in o.weak_locks],
+            partitions=False,
         )
     return claim(ID, ctx, "Catalog change; no table is locked.", {})
 
@@ -104,6 +120,18 @@ RULE = Rule(
             Classification.BRIEF,
             STANDARD_SETUP,
             title="CASCADE drops the columns",
+        ),
+        Example(
+            'CREATE VIEW "EventKinds" AS SELECT "kind" FROM "Event";',
+            Classification.SAFE,
+            STANDARD_SETUP + PARTITIONED_SETUP,
+            title="a view of a partitioned table locks no partition",
+        ),
+        Example(
+            "COMMENT ON TABLE \"Event\" IS 'clicks';",
+            Classification.SAFE,
+            STANDARD_SETUP + PARTITIONED_SETUP,
+            title="a comment on a partitioned table locks no partition",
         ),
     ),
 )

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
+from bot.rules.base import (
+    EVENT_USER_FKEY,
+    PARTITIONED_SETUP,
+    STANDARD_SETUP,
+    Context,
+    Example,
+    Rule,
+    also_locks,
+    claim,
+    quoted,
+    quoted_name,
+)
 
 ID = "change-column-type"
 
@@ -94,17 +107,24 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
     new = o.new_type
     if new is not None and new.user_defined and ctx.schema.is_new(new.base) and new.base in ctx.schema.enums:
         return None  # the enum-rebuild rule explains Prisma's enum swap
+    effect = _type_change(o, ctx)
+    return _refused_under_views(o, ctx, effect) if effect is not None else None
+
+
+def _type_change(o: op.AlterColumnType, ctx: Context) -> Effect | None:
+    new = o.new_type
     previous = ctx.schema.column(o.on, o.column)
     old = previous.type if previous else None
     table, column = quoted(o.on), quoted_name(o.column)
     rewrite = needs_rewrite(old, new, o.using_expression, o.using_casts)
+    keys = _ForeignKeys(o, ctx, rewrites=bool(rewrite))
     if rewrite is None and ctx.live(o.on):
         return claim(
             ID,
             ctx,
             f"zdm does not know the previous type of {table}.{column}, so it cannot tell whether changing it "
-            f"to {new} rewrites the table under ACCESS EXCLUSIVE. Check it by hand.",
-            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            f"to {new} rewrites the table under ACCESS EXCLUSIVE. Check it by hand.{keys.words}",
+            keys.locks,
             table=o.on,
             classification=Classification.UNKNOWN,
         )
@@ -123,9 +143,9 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
             ID,
             ctx,
             f"Changing {table}.{column} from {old} to {new} keeps the rows, but every index on the column is "
-            "rebuilt (new operator class) by reading the whole table under ACCESS EXCLUSIVE.",
-            {o.on: LockMode.ACCESS_EXCLUSIVE},
-            scans=[o.on],
+            f"rebuilt (new operator class) by reading the whole table under ACCESS EXCLUSIVE.{keys.words}",
+            keys.locks,
+            scans=[o.on, *keys.scans],
             alternative=(
                 "Create the new index concurrently on an expression (e.g. `lower(col)`) instead, or do the change "
                 "in a maintenance window."
@@ -137,8 +157,8 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
             ID,
             ctx,
             f"Changing {table}.{column} from {old} to {new} is catalog-only (no rewrite), under a brief ACCESS "
-            "EXCLUSIVE lock.",
-            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            f"EXCLUSIVE lock.{keys.words}",
+            keys.locks,
             table=o.on,
         )
     if (o.using_expression or o.using_casts) and needs_rewrite(old, new, False) is False:
@@ -149,10 +169,10 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
             f"The USING expression computes every value of {table}.{column} anew"
             + (f" (the column is already {new})" if same else f" ({old} to {new} alone would keep the rows)")
             + ": PostgreSQL rewrites the whole table and its indexes while an ACCESS EXCLUSIVE lock blocks every "
-            "read and write.",
-            {o.on: LockMode.ACCESS_EXCLUSIVE},
+            f"read and write.{keys.words}",
+            keys.locks,
             rewrites=[o.on],
-            scans=[o.on],
+            scans=[o.on, *keys.scans],
             alternative=(
                 f"The column already has type {new}: if USING only converts, drop the statement; if it changes "
                 "values, change them with a batched UPDATE instead."
@@ -166,10 +186,10 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
         ID,
         ctx,
         f"Changing {table}.{column} from {old or 'its previous type'} to {new} rewrites the whole table and its "
-        "indexes while an ACCESS EXCLUSIVE lock blocks every read and write.",
-        {o.on: LockMode.ACCESS_EXCLUSIVE},
+        f"indexes while an ACCESS EXCLUSIVE lock blocks every read and write.{keys.words}",
+        keys.locks,
         rewrites=[o.on],
-        scans=[o.on],
+        scans=[o.on, *keys.scans],
         alternative=(
             "Expand and contract: add a new column of the new type, write both from the application, backfill "
             "in batches, switch reads, then drop the old column. Where a wider type is enough "
@@ -178,6 +198,88 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
         table=o.on,
     )
 
+
+class _ForeignKeys:
+    """The foreign keys over the column, on either side: PostgreSQL rebuilds each under ACCESS EXCLUSIVE on
+    the table at its other end as well (measured on 15 and 18), held for as long as the change takes. When the
+    referenced column's values are rewritten, every referencing table is read to check its key again."""
+
+    def __init__(self, o: op.AlterColumnType, ctx: Context, *, rewrites: bool) -> None:
+        referenced = ctx.schema.referenced_tables(o.on, o.column)
+        referencing = ctx.schema.tables_referencing_column(o.on, o.column)
+        self.locks = [(t, LockMode.ACCESS_EXCLUSIVE) for t in (o.on, *referenced, *referencing)]
+        self.scans = referencing if rewrites else []
+        until = f"until the rewrite of {quoted(o.on)} finishes" if rewrites else "until the change commits"
+        self.words = also_locks(
+            ctx,
+            referenced,
+            ("the table its foreign key references", "the tables its foreign keys reference"),
+            until,
+        ) + also_locks(
+            ctx,
+            referencing,
+            (
+                "whose foreign key references the column"
+                + (", and reads all of it to check the key" if rewrites else ""),
+                "whose foreign keys reference the column"
+                + (", and reads each to check its key" if rewrites else ""),
+            ),
+            until,
+        )
+
+
+def _refused_under_views(o: op.AlterColumnType, ctx: Context, effect: Effect) -> Effect:
+    """PostgreSQL refuses to change the type of a column a view or materialized view reads (`cannot alter type
+    of a column used by a view or rule`). Where zdm knows the view reads the column, the migration fails;
+    where it knows only that a view reads the table, it says so."""
+    certain, possible = ctx.schema.views_reading_column(o.on, o.column)
+    table, column = quoted(o.on), quoted_name(o.column)
+    if certain:
+        names = ", ".join(quoted(v) for v in certain)
+        reads = "reads" if len(certain) == 1 else "read"
+        drops = "\n".join(
+            f"DROP {'MATERIALIZED ' if v in ctx.schema.materialized_views else ''}VIEW {quoted(v)};"
+            for v in certain
+        )
+        return replace(
+            effect,
+            message=(
+                f'PostgreSQL refuses this change: {names} {reads} {table}.{column} ("cannot alter type of a column '
+                'used by a view or rule"), so `prisma migrate deploy` fails here. Without the view: '
+                + effect.message
+            ),
+            safe_alternative=(
+                "Drop the view before the type change and create it again after it, in the same migration "
+                "(Prisma does not manage views: write both by hand):\n"
+                f"{drops}\n-- the type change\n-- CREATE VIEW ... AS ... again, as it was"
+            ),
+            fails_migration=True,
+        )
+    if possible:
+        names = ", ".join(quoted(v) for v in possible)
+        one = len(possible) == 1
+        return replace(
+            effect,
+            message=(
+                f"{effect.message} This may fail if a view reads the column: {names} "
+                f"{'reads' if one else 'read'} {table}, and zdm cannot tell which columns; PostgreSQL refuses "
+                f"to change the type of a column a view reads. If {'it reads' if one else 'one reads'} "
+                f"{column}, drop the view before the change and create it again after it."
+            ),
+        )
+    return effect
+
+
+_SESSION = """
+CREATE TABLE "Session" ("id" TEXT NOT NULL, "userId" INTEGER NOT NULL, CONSTRAINT "Session_pkey" PRIMARY KEY ("id"));
+ALTER TABLE "Session" ADD CONSTRAINT "Session_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User"("id");
+"""
+_CODES = """
+CREATE TABLE "Account" ("code" VARCHAR(10) NOT NULL, CONSTRAINT "Account_pkey" PRIMARY KEY ("code"));
+CREATE TABLE "Ref" ("id" INTEGER NOT NULL, "code" VARCHAR(10));
+ALTER TABLE "Ref" ADD CONSTRAINT "Ref_code_fkey" FOREIGN KEY ("code") REFERENCES "Account"("code");
+"""
+_EVENTS = PARTITIONED_SETUP + EVENT_USER_FKEY
 
 RULE = Rule(
     id=ID,
@@ -190,11 +292,17 @@ RULE = Rule(
         "zdm judges the change against the column's type from earlier migrations. A USING clause keeps the rows "
         "only when it is the column itself, through binary-coercible casts; any other expression (a function, "
         'a cast through text such as `"c"::text::"E"`) rewrites the table, even when the column already has the '
-        "new type (an enum renamed earlier in the file)."
+        "new type (an enum renamed earlier in the file). A foreign key over the column is rebuilt with it: the "
+        "table at its other end is locked ACCESS EXCLUSIVE for as long as the change takes (changing "
+        '"Session"."userId" stops every query on "User" during the rewrite of "Session"), and when the '
+        "referenced column is rewritten, each referencing table is read to check its key again. PostgreSQL "
+        "refuses to change the type of a column a view or materialized view reads (`SELECT *` reads every "
+        "column the table had when the view was created): `prisma migrate deploy` fails."
     ),
     instead=(
         "Pick a binary-compatible widening when one exists. Otherwise expand/contract: new column, dual "
-        "writes, batched backfill, switch reads, drop the old column in a later migration."
+        "writes, batched backfill, switch reads, drop the old column in a later migration. Drop the views that "
+        "read the column before the change and create them again after it, in the same migration."
     ),
     operations=(op.AlterColumnType,),
     check=check,
@@ -283,6 +391,77 @@ RULE = Rule(
             Classification.BLOCKING,
             STANDARD_SETUP,
             title="a widening, but cast through text",
+        ),
+        Example(
+            'ALTER TABLE "Session" ALTER COLUMN "userId" SET DATA TYPE BIGINT;',
+            Classification.BLOCKING,
+            STANDARD_SETUP + _SESSION,
+            title="a foreign key column: the referenced table is locked for the whole rewrite",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "id" SET DATA TYPE BIGINT;',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="a referenced column: each referencing table is locked and read to check its key",
+        ),
+        Example(
+            'ALTER TABLE "Ref" ALTER COLUMN "code" SET DATA TYPE VARCHAR(20);',
+            Classification.BRIEF,
+            STANDARD_SETUP + _CODES,
+            title="a catalog-only change of a foreign key column still locks the referenced table",
+        ),
+        Example(
+            'ALTER TABLE "Account" ALTER COLUMN "code" SET DATA TYPE VARCHAR(20);',
+            Classification.BRIEF,
+            STANDARD_SETUP + _CODES,
+            title="a catalog-only change of a referenced column locks the referencing table, reads nothing",
+        ),
+        Example(
+            'ALTER TABLE "Node" ALTER COLUMN "parentId" SET DATA TYPE BIGINT;',
+            Classification.BLOCKING,
+            STANDARD_SETUP
+            + 'CREATE TABLE "Node" ("id" INTEGER NOT NULL, "parentId" INTEGER, CONSTRAINT "Node_pkey" PRIMARY KEY ("id"));\n'
+            'ALTER TABLE "Node" ADD CONSTRAINT "Node_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "Node"("id");',
+            title="a foreign key to its own table",
+        ),
+        Example(
+            'ALTER TABLE "Event" ALTER COLUMN "userId" SET DATA TYPE BIGINT;',
+            Classification.BLOCKING,
+            STANDARD_SETUP + _EVENTS,
+            title="a partitioned table: every partition is locked and rewritten, and the referenced table locked",
+        ),
+        Example(
+            'ALTER TABLE "Event" ALTER COLUMN "kind" SET DATA TYPE VARCHAR(20);',
+            Classification.BLOCKING,
+            STANDARD_SETUP + _EVENTS,
+            title="a partitioned table: the rows are the partitions'",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "email" SET DATA TYPE VARCHAR(100);',
+            Classification.BLOCKING,
+            STANDARD_SETUP + 'CREATE VIEW "UserEmails" AS SELECT "id", "email" FROM "User";',
+            title="a column a view reads: PostgreSQL refuses the change",
+            refused_with="cannot alter type of a column used by a view or rule",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "bio" SET DATA TYPE VARCHAR(100);',
+            Classification.BLOCKING,
+            STANDARD_SETUP + 'CREATE VIEW "AllUsers" AS SELECT * FROM "User";',
+            title="SELECT * reads every column the table had when the view was created",
+            refused_with="cannot alter type of a column used by a view or rule",
+        ),
+        Example(
+            'ALTER TABLE "Tip" ALTER COLUMN "userId" SET DATA TYPE BIGINT;',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="a column a materialized view reads: PostgreSQL refuses the change",
+            refused_with="cannot alter type of a column used by a view or rule",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "bio" SET DATA TYPE VARCHAR(100);',
+            Classification.BLOCKING,
+            STANDARD_SETUP + 'CREATE VIEW "UserEmails" AS SELECT "id", "email" FROM "User";',
+            title="a column no view reads",
         ),
     ),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, Fix, LockMode
+from bot.analysis.model import Classification, Effect, Fix, IndexBuild, LockMode
 from bot.rules.base import (
     STANDARD_SETUP,
     Context,
@@ -52,6 +52,7 @@ def check(o: op.CreateIndex, ctx: Context) -> Effect:
         "with the table.",
         {o.on: LockMode.SHARE},
         scans=[o.on],
+        index_builds=[IndexBuild(o.on, o.columns, o.unique)],
         alternative=f"{statement};",
         table=o.on,
         fix=_fix(ctx.sql),
@@ -73,6 +74,7 @@ def _on_partitioned_table(o: op.CreateIndex, ctx: Context) -> Effect:
         "cannot build it CONCURRENTLY on a partitioned table, so zdm has no automatic rewrite.",
         [(o.on, LockMode.SHARE), *((p, LockMode.SHARE) for p in partitions)],
         scans=partitions,
+        index_builds=[IndexBuild(p, o.columns, o.unique) for p in partitions],
         # Blocking once the table is in use, whatever partitions zdm saw; on a table this migration creates
         # nothing waits.
         classification=Classification.BLOCKING if ctx.live(o.on) else None,

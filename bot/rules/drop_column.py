@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, also_locks, claim, quoted, quoted_name
 
 ID = "drop-column"
 
 
 def check(o: op.DropColumn, ctx: Context) -> Effect:
-    locks = [(o.on, LockMode.ACCESS_EXCLUSIVE)]
-    model = ctx.schema.tables.get(o.on)
-    if model is not None:
-        for constraint in model.constraints.values():
-            if constraint.ref_table and o.column in constraint.columns:
-                locks.append((constraint.ref_table, LockMode.ACCESS_EXCLUSIVE))
+    # The column's foreign keys go with it, and with them their triggers on the referenced tables.
+    referenced = ctx.schema.referenced_tables(o.on, o.column)
+    locks = [(t, LockMode.ACCESS_EXCLUSIVE) for t in (o.on, *referenced)]
+    also = also_locks(
+        ctx,
+        referenced,
+        ("the table its foreign key references", "the tables its foreign keys reference"),
+        "until the drop commits",
+    )
     return claim(
         ID,
         ctx,
         f"Dropping {quoted(o.on)}.{quoted_name(o.column)} is catalog-only, but the application version still "
         "running selects it (Prisma Client names every column) and fails until the new code is everywhere. "
-        "The data is gone for good.",
+        f"The data is gone for good.{also}",
         locks,
         breaking=True,
         alternative=(
@@ -45,10 +48,21 @@ RULE = Rule(
     summary="`DROP COLUMN` breaks queries of the running application and loses the data.",
     why=(
         "The drop itself is quick (a brief ACCESS EXCLUSIVE lock), but Prisma Client selects every column "
-        "of a model by name: the version still running fails on each query of that model."
+        "of a model by name: the version still running fails on each query of that model. Dropping a "
+        "foreign key column drops its key, which also takes ACCESS EXCLUSIVE on the referenced table."
     ),
     instead="Ship the code that stops using the column first; drop it in a later migration.",
     operations=(op.DropColumn,),
     check=check,
-    examples=(Example('ALTER TABLE "User" DROP COLUMN "score";', Classification.BRIEF, STANDARD_SETUP),),
+    examples=(
+        Example('ALTER TABLE "User" DROP COLUMN "score";', Classification.BRIEF, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "Tip" DROP COLUMN "userId";',
+            Classification.BRIEF,
+            'CREATE TABLE "User" ("id" SERIAL NOT NULL, CONSTRAINT "User_pkey" PRIMARY KEY ("id"));\n'
+            'CREATE TABLE "Tip" ("id" SERIAL NOT NULL, "userId" INTEGER);\n'
+            'ALTER TABLE "Tip" ADD CONSTRAINT "Tip_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User"("id");',
+            title="a foreign key column: the referenced table is locked too",
+        ),
+    ),
 )

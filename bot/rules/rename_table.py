@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import PARTITIONED_SETUP, STANDARD_SETUP, Context, Example, Rule, claim, quoted
 
 ID = "rename-table"
 
@@ -19,6 +19,7 @@ def check(o: op.RenameTable, ctx: Context) -> Effect:
         breaking=True,
         alternative=f'Keep the table name and rename the model only: `@@map("{o.name}")`.',
         table=o.name,
+        partitions=False,
     )
 
 
@@ -30,5 +31,13 @@ RULE = Rule(
     instead='Rename the Prisma model and keep the table with `@@map("OldName")`, or expand/contract.',
     operations=(op.RenameTable,),
     check=check,
-    examples=(Example('ALTER TABLE "Log" RENAME TO "AuditLog";', Classification.BRIEF, STANDARD_SETUP),),
+    examples=(
+        Example('ALTER TABLE "Log" RENAME TO "AuditLog";', Classification.BRIEF, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "Event" RENAME TO "Events";',
+            Classification.BRIEF,
+            STANDARD_SETUP + PARTITIONED_SETUP,
+            title="a partitioned table: only the table itself is locked",
+        ),
+    ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import PARTITIONED_SETUP, STANDARD_SETUP, Context, Example, Rule, claim, quoted
 
 ID = "row-level-security"
 
@@ -17,6 +17,7 @@ def check(o: op.RowLevelSecurity, ctx: Context) -> Effect:
         "security without a policy hides every row from roles that are not the owner.",
         {o.on: LockMode.ACCESS_EXCLUSIVE},
         table=o.on,
+        partitions=False,
     )
 
 
@@ -34,6 +35,12 @@ RULE = Rule(
             'CREATE POLICY "tips_read" ON "Tip" FOR SELECT USING (true);',
             Classification.BRIEF,
             STANDARD_SETUP,
+        ),
+        Example(
+            'ALTER TABLE "Event" ENABLE ROW LEVEL SECURITY;',
+            Classification.BRIEF,
+            STANDARD_SETUP + PARTITIONED_SETUP,
+            title="a partitioned table: only the table itself is locked",
         ),
     ),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
 from bot.rules.base import (
+    PARTITIONED_SETUP,
     STANDARD_SETUP,
     Context,
     Example,
@@ -94,6 +95,12 @@ RULE = Rule(
             + 'ALTER TABLE "User" VALIDATE CONSTRAINT "user_bio_nn";',
             title="after a validated CHECK (col IS NOT NULL)",
             min_postgres=12,
+        ),
+        Example(
+            'ALTER TABLE "Event" ALTER COLUMN "kind" SET NOT NULL;',
+            Classification.BLOCKING,
+            STANDARD_SETUP + PARTITIONED_SETUP,
+            title="a partitioned table: every partition is locked and read",
         ),
     ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import PARTITIONED_SETUP, STANDARD_SETUP, Context, Example, Rule, claim, quoted
 
 ID = "table-option"
 
@@ -18,6 +18,8 @@ def check(o: op.TableOption, ctx: Context) -> Effect:
         {o.on: mode},
         breaking=o.option == "set schema",
         table=o.on,
+        # Owner, replica identity and schema stay the parent's own (measured); partitions keep theirs.
+        partitions=False,
     )
 
 
@@ -35,5 +37,11 @@ RULE = Rule(
     examples=(
         Example('ALTER TABLE "Tip" SET (fillfactor = 90);', Classification.SAFE, STANDARD_SETUP),
         Example('ALTER TABLE "Tip" REPLICA IDENTITY FULL;', Classification.BRIEF, STANDARD_SETUP),
+        Example(
+            'ALTER TABLE "Event" REPLICA IDENTITY FULL;',
+            Classification.BRIEF,
+            STANDARD_SETUP + PARTITIONED_SETUP,
+            title="a partitioned table: only the table itself is locked",
+        ),
     ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted
+from bot.rules.base import PARTITIONED_SETUP, STANDARD_SETUP, Context, Example, Rule, claim, quoted
 
 ID = "truncate"
 
@@ -31,5 +31,13 @@ RULE = Rule(
     instead="Remove the statement, or run the cleanup deliberately outside the migration.",
     operations=(op.Truncate,),
     check=check,
-    examples=(Example('TRUNCATE "Old";', Classification.BLOCKING, STANDARD_SETUP),),
+    examples=(
+        Example('TRUNCATE "Old";', Classification.BLOCKING, STANDARD_SETUP),
+        Example(
+            'TRUNCATE "Event";',
+            Classification.BLOCKING,
+            STANDARD_SETUP + PARTITIONED_SETUP,
+            title="a partitioned table: every partition",
+        ),
+    ),
 )

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
+from bot.rules.base import (
+    PARTITIONED_SETUP,
+    STANDARD_SETUP,
+    Context,
+    Example,
+    Rule,
+    claim,
+    quoted,
+    quoted_name,
+)
 
 ID = "validate-constraint"
 
@@ -20,6 +29,7 @@ def check(o: op.ValidateConstraint, ctx: Context) -> Effect:
         f"Validating {quoted_name(o.name)} scans {quoted(o.on)} under SHARE UPDATE EXCLUSIVE: reads and writes continue.",
         locks,
         scans=[o.on],
+        looks_up=[constraint.ref_table] if constraint is not None and constraint.ref_table else [],
         table=o.on,
     )
 
@@ -48,6 +58,14 @@ RULE = Rule(
             Classification.SAFE,
             STANDARD_SETUP
             + 'ALTER TABLE "Tip" ADD CONSTRAINT "Tip_userId_fkey2" FOREIGN KEY ("userId") REFERENCES "User"("id") NOT VALID;',
+        ),
+        Example(
+            'ALTER TABLE "Event" VALIDATE CONSTRAINT "Event_amount_check";',
+            Classification.SAFE,
+            STANDARD_SETUP
+            + PARTITIONED_SETUP
+            + 'ALTER TABLE "Event" ADD CONSTRAINT "Event_amount_check" CHECK ("amount" > 0) NOT VALID;',
+            title="a partitioned table: every partition is read",
         ),
     ),
 )
