@@ -6,7 +6,7 @@ from bot.analysis.config import RepoConfig
 from bot.analysis.engine import analyze_sql
 from bot.analysis.model import LockMode, StatementResult
 from bot.rules import ALL_RULES
-from bot.rules.base import STANDARD_SETUP
+from bot.rules.base import PARTITIONED_SETUP, STANDARD_SETUP
 
 
 def _one(sql: str, setup: str = STANDARD_SETUP, postgres_version: int = 15) -> StatementResult:
@@ -121,3 +121,64 @@ def test_every_rule_example_is_classified() -> None:
 def test_fails_check_only_for_blocking_or_unknown() -> None:
     assert not analyze_sql('ALTER TABLE "User" ADD COLUMN "a" TEXT;', setup=STANDARD_SETUP).fails_check
     assert analyze_sql('CREATE INDEX "i" ON "Tip"("note");', setup=STANDARD_SETUP).fails_check
+
+
+def test_dropping_an_unnamed_foreign_key_by_its_generated_name_locks_the_referenced_table() -> None:
+    # Prisma 2 wrote foreign keys without a name; PostgreSQL named this one "Log_userId_fkey".
+    setup = STANDARD_SETUP + (
+        'ALTER TABLE "Log" ADD COLUMN "userId" INTEGER;\n'
+        'ALTER TABLE "Log" ADD FOREIGN KEY ("userId") REFERENCES "User"("id");\n'
+    )
+    dropped = _one('ALTER TABLE "Log" DROP CONSTRAINT "Log_userId_fkey";', setup)
+    assert dropped.locks == {"Log": LockMode.ACCESS_EXCLUSIVE, "User": LockMode.ACCESS_EXCLUSIVE}
+    assert (
+        'also locks "User" (ACCESS EXCLUSIVE), the table its foreign key references'
+        in dropped.findings[0].message
+    )
+    result = analyze_sql(
+        'ALTER TABLE "Log" DROP CONSTRAINT "Log_userId_fkey";\nDROP TABLE "Log";', setup=setup
+    )
+    assert result.statements[1].locks == {"Log": LockMode.ACCESS_EXCLUSIVE}
+
+
+def test_type_change_under_a_view_that_may_read_the_column_warns_without_failing() -> None:
+    # Two tables and an unqualified "id": zdm cannot tell which table's column the view reads.
+    setup = (
+        STANDARD_SETUP
+        + 'CREATE VIEW "Tipped" AS SELECT "id" FROM "User" JOIN "Tip" ON "Tip"."userId" = "User"."id";'
+    )
+    changed = _one('ALTER TABLE "User" ALTER COLUMN "email" SET DATA TYPE VARCHAR(100);', setup)
+    finding = next(f for f in changed.findings if f.rule_id == "change-column-type")
+    assert not finding.fails_migration
+    assert 'This may fail if a view reads the column: "Tipped" reads "User"' in finding.message
+    # "User"."id" it reads for certain, qualified: that change fails.
+    refused = _one('ALTER TABLE "User" ALTER COLUMN "id" SET DATA TYPE BIGINT;', setup)
+    assert any(f.fails_migration for f in refused.findings)
+
+
+def test_a_view_follows_renamed_columns_and_tables() -> None:
+    setup = STANDARD_SETUP + (
+        'CREATE VIEW "Emails" AS SELECT u."email" FROM "User" u;\n'
+        'ALTER TABLE "User" RENAME COLUMN "email" TO "mail";\n'
+        'ALTER TABLE "User" RENAME TO "Member";\n'
+    )
+    changed = _one('ALTER TABLE "Member" ALTER COLUMN "mail" SET DATA TYPE VARCHAR(100);', setup)
+    assert any(f.fails_migration for f in changed.findings)
+    other = _one('ALTER TABLE "Member" ALTER COLUMN "bio" SET DATA TYPE VARCHAR(100);', setup)
+    assert not any(f.fails_migration or "view" in f.message for f in other.findings)
+
+
+def test_partition_locks_are_named_with_the_partitioned_table() -> None:
+    setup = STANDARD_SETUP + PARTITIONED_SETUP
+    added = _one('ALTER TABLE "Event" ADD COLUMN "note" TEXT;', setup)
+    assert added.locks == {
+        "Event": LockMode.ACCESS_EXCLUSIVE,
+        "Event_1": LockMode.ACCESS_EXCLUSIVE,
+        "Event_2": LockMode.ACCESS_EXCLUSIVE,
+    }
+    assert (
+        '"Event" is partitioned: the same lock is taken on each of its partitions ("Event_1", "Event_2")'
+        in (added.findings[0].message)
+    )
+    renamed = _one('ALTER TABLE "Event" RENAME TO "Events";', setup)
+    assert renamed.locks == {"Event": LockMode.ACCESS_EXCLUSIVE}

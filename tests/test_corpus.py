@@ -49,7 +49,9 @@ def test_corpus_claims_agree_with_postgresql(any_pg_server: Server) -> None:
         f"{total.table()}\n"
         f"truly blocking: {total.truly_blocking}, called safe/brief: {len(total.missed)}; "
         f"called blocking: {total.claimed_blocking}, measured otherwise: {len(total.false_blocking)}; "
-        f"exact agreement {total.exact / max(total.measured, 1):.2%}"
+        f"exact agreement {total.exact / max(total.measured, 1):.2%}; "
+        f"write-blocking locks (table -> mode) as measured: {total.measured - total.lock_mismatches} "
+        f"({1 - total.lock_mismatches / max(total.measured, 1):.2%})"
     )
     for item in total.missed[:20] + total.false_blocking[:20]:
         print(f"  {item.path}:{item.line} claimed {item.claimed}, measured {item.measured}: {item.detail}")

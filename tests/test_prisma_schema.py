@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.analysis.prisma_schema import (
     Argument,
@@ -177,6 +181,8 @@ def test_strings_unescape() -> None:
     ("text", "line", "problem"),
     [
         ("model A {\n  id Int @id\n", 1, "is not closed"),
+        ("model A {\n  id Int", 1, "is not closed"),
+        ("model A {\n  id Int @default(", 2, "expected a value"),
         ("model A {\n  id Int @id\n  name String @default(\n}\n", 4, "expected a value"),
         ("modle A {\n}\n", 1, "unknown block `modle`"),
         ("model A {\n  id Int @id\n  id2 Int # comment\n}\n", 3, "unexpected character '#'"),
@@ -196,3 +202,10 @@ def test_errors_name_the_file_and_line(text: str, line: int, problem: str) -> No
 
 def _arg(value: Value, name: str | None = None) -> Argument:
     return Argument(name, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='model enum{}()[]@.,:=?"/*\n Ab1_', max_size=80))
+def test_any_text_parses_or_raises_a_schema_error(text: str) -> None:
+    with contextlib.suppress(PrismaSchemaError):
+        parse_schema({"s.prisma": text})

@@ -114,6 +114,18 @@ def test_a_schema_change_without_its_migration_is_reported(version: Version) -> 
     assert new_drifts(history)
 
 
+@pytest.mark.parametrize("version", [v for v in VERSIONS if v.number > 1], ids=lambda v: v.id)
+def test_a_migration_without_its_schema_change_is_reported(version: Version) -> None:
+    """The SQL Prisma wrote for the next version, committed with the schema left as it was."""
+    previous = Version(version.case, version.number - 1)
+    files = {SCHEMA: previous.schema}
+    history = RootHistory(ROOT, previous.migrations, version.migrations, files, files)
+    found = new_drifts(history)
+    assert found
+    new_migration = f"{ROOT}/{sorted(version.migrations)[-1]}/migration.sql"
+    assert all(d.place.path in (new_migration, SCHEMA) for d in found)
+
+
 # ------------------------------------------------------------------------------ every single edit is caught
 
 

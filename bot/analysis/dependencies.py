@@ -188,8 +188,9 @@ def _add_column_keys(
             names.add(constraint_name.lower())
             if constraint.ref_table:
                 tables.add(_bare(constraint.ref_table))
-    for index_name, index_table in schema.indexes.items():
-        if index_table == table_name and not wanted.isdisjoint(schema.index_columns.get(index_name, ())):
+    on_table = [name for name, on in schema.indexes.items() if on == table_name]
+    for index_name in on_table:
+        if not wanted.isdisjoint(schema.index_columns.get(index_name, ())):
             names.add(_bare(index_name))
 
 

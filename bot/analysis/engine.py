@@ -43,6 +43,8 @@ class Suppression:
 
 
 def suppressions_for(raw: RawStatement) -> list[Suppression]:
+    if "zdm:ignore" not in raw.leading and "zdm:ignore" not in raw.text and "zdm:ignore" not in raw.trailing:
+        return []
     found = []
     for match in _SUPPRESSION.finditer(raw.leading + "\n" + raw.text + raw.trailing):
         reason = match.group("reason").strip()
@@ -66,6 +68,7 @@ class Analyzer:
         self.prisma = configured or prisma
         self.sizes = self.config.table_sizes()
         self.calibration = self.config.calibration or DEFAULT_CALIBRATION
+        self._severities: dict[str, Severity] = {}
 
     def replay(self, text: str) -> None:
         """Apply an earlier migration to the schema without reporting on it."""
@@ -80,10 +83,11 @@ class Analyzer:
         statements: list[StatementResult] = []
         views: list[StatementView] = []
         raws = split_statements(text)
+        suppressions = [suppressions_for(raw) for raw in raws]
         for index, raw in enumerate(raws):
             parsed = parse_statement(raw, text)
             effects = self._effects(parsed, ctx)
-            statements.append(self._statement(index, raw, parsed, effects))
+            statements.append(self._statement(index, raw, parsed, effects, suppressions[index]))
             views.append(
                 StatementView(
                     raw.line_start,
@@ -99,13 +103,14 @@ class Analyzer:
             prisma=self.prisma,
             postgres_version=self.config.postgres_version,
         )
+        from_file_rules: dict[int, list[Finding]] = {}
         for file_rule in FILE_RULES:
             for index, effect in file_rule.check_file(file):
-                finding = self._finding(effect, suppressions_for(raws[index]))
+                finding = self._finding(effect, suppressions[index])
                 if finding is not None:
-                    statements[index] = replace(
-                        statements[index], findings=(*statements[index].findings, finding)
-                    )
+                    from_file_rules.setdefault(index, []).append(finding)
+        for index, findings in from_file_rules.items():
+            statements[index] = replace(statements[index], findings=(*statements[index].findings, *findings))
         return FileResult(
             path=path, statements=tuple(statements), prisma_version=str(self.prisma) if self.prisma else None
         )
@@ -129,9 +134,13 @@ class Analyzer:
         return per_operation
 
     def _statement(
-        self, index: int, raw: RawStatement, parsed: ParsedStatement, per_operation: list[list[Effect]]
+        self,
+        index: int,
+        raw: RawStatement,
+        parsed: ParsedStatement,
+        per_operation: list[list[Effect]],
+        suppressions: list[Suppression],
     ) -> StatementResult:
-        suppressions = suppressions_for(raw)
         effects = [effect for produced in per_operation for effect in produced]
         # Statements inside a DO block run as the block decides (conditionally, in a loop): rewriting the
         # block's text as if it were the statement would change what it does.
@@ -148,9 +157,13 @@ class Analyzer:
         classes: list[Classification] = []
         for effect in effects:
             for table, mode in effect.locks.items():
-                locks[table] = max(mode, locks.get(table, mode))
-            rewrites |= effect.rewrites
-            scans |= effect.scans
+                held = locks.get(table)
+                if held is None or mode > held:
+                    locks[table] = mode
+            if effect.rewrites:
+                rewrites |= effect.rewrites
+            if effect.scans:
+                scans |= effect.scans
             if effect.classification is Classification.SAFE and not (
                 effect.breaking or effect.fails_migration
             ):
@@ -194,11 +207,18 @@ class Analyzer:
                 return effect.fix
         return None
 
+    def _severity(self, rule_id: str) -> Severity:
+        severity = self._severities.get(rule_id)
+        if severity is None:
+            severity = self.config.severity_of(rule_id, _RULE_SEVERITY.get(rule_id, Severity.ERROR))
+            self._severities[rule_id] = severity
+        return severity
+
     def _finding(
         self, effect: Effect, suppressions: Iterable[Suppression], lock_time: Duration | None = None
     ) -> Finding | None:
         """`lock_time`: the band of the whole statement the effect belongs to, when its sizes are known."""
-        severity = self.config.severity_of(effect.rule_id, _RULE_SEVERITY.get(effect.rule_id, Severity.ERROR))
+        severity = self._severity(effect.rule_id)
         if severity is Severity.OFF:
             return None
         message = effect.message

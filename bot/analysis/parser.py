@@ -118,6 +118,10 @@ _TYPE_ALIASES = {
 }
 
 
+# Enum members' `.name` is a descriptor lookup; a statement with fifty columns asks for it fifty times.
+_TYPE_NAMES = {member: member.name.lower() for member in exp.DataType.Type}
+
+
 def type_spec(dtype: exp.Expression | None) -> op.TypeSpec | None:
     if not isinstance(dtype, exp.DataType):
         return None
@@ -139,7 +143,7 @@ def type_spec(dtype: exp.Expression | None) -> op.TypeSpec | None:
             # `"public"."Role"`, `auth."Kind"`: the key zdm gives the type (`Role`, `auth.Kind`).
             name = qualified(_ident(kind.expression), _ident(kind.this) if kind.this else None)
         return op.TypeSpec(name, (), dims, user_defined=True)
-    raw = dtype.this.name.lower() if hasattr(dtype.this, "name") else str(dtype.this).lower()
+    raw = _TYPE_NAMES.get(dtype.this) or str(dtype.this).lower()
     params: list[int] = []
     for param in dtype.expressions:
         value = param.this if isinstance(param, exp.DataTypeParam) else param
@@ -670,13 +674,16 @@ def _reads(tree: exp.Expression | None) -> tuple[str, ...]:
     if tree is None:
         return ()
     ctes = set()
-    for cte in tree.find_all(exp.CTE):
-        alias = cte.args.get("alias")
-        ctes.add(_ident(alias.this) if isinstance(alias, exp.TableAlias) else str(cte.alias))
+    tables: list[exp.Table] = []
+    # One walk of the tree for both: an INSERT of seed data can hold thousands of nodes.
+    for node in tree.find_all(exp.CTE, exp.Table):
+        if isinstance(node, exp.CTE):
+            alias = node.args.get("alias")
+            ctes.add(_ident(alias.this) if isinstance(alias, exp.TableAlias) else str(node.alias))
+        elif isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
+            tables.append(node)
     seen: dict[str, None] = {}
-    for table in tree.find_all(exp.Table):
-        if not isinstance(table.this, exp.Identifier):
-            continue
+    for table in tables:
         key = _table_key(table)
         if key and key not in ctes and not key.startswith(("pg_", "information_schema.", "pg_catalog.")):
             seen.setdefault(key, None)

@@ -219,7 +219,8 @@ class _Parser:
 
     def next(self) -> _Token:
         index = self.position()
-        self.index = index + 1
+        # The closing newline stays: reading past the end keeps answering "end of the line".
+        self.index = min(index + 1, len(self.tokens) - 1)
         return self.tokens[index]
 
     def at(self, text: str) -> bool:

@@ -6,7 +6,7 @@ constraints are known; `apply` moves it forward one operation at a time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.analysis import operations as op
 from bot.analysis.views import ALL_COLUMNS, UNQUALIFIED
@@ -42,6 +42,14 @@ class Table:
     partition_of: str | None = None
 
 
+@dataclass(frozen=True)
+class ViewReads:
+    """The columns of one table a view reads: `columns` for certain, and whether that is all of them."""
+
+    columns: frozenset[str]
+    complete: bool = True
+
+
 @dataclass
 class Schema:
     tables: dict[str, Table] = field(default_factory=dict)
@@ -51,9 +59,9 @@ class Schema:
     views: set[str] = field(default_factory=set)
     materialized_views: set[str] = field(default_factory=set)
     view_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # view -> table -> the columns of it the view reads (None: zdm cannot tell which). `SELECT *` counts the
-    # columns the table had when the view was created: PostgreSQL expands the star then.
-    view_columns: dict[str, dict[str, frozenset[str] | None]] = field(default_factory=dict)
+    # view -> table -> the columns of it the view reads. `SELECT *` counts the columns the table had when the
+    # view was created: PostgreSQL expands the star then.
+    view_columns: dict[str, dict[str, ViewReads]] = field(default_factory=dict)
     # Objects created by the migration file being analysed: nothing reads them yet.
     new_objects: set[str] = field(default_factory=set)
 
@@ -66,6 +74,9 @@ class Schema:
 
     def all_partitions(self, name: str) -> list[str]:
         """Every partition below a partitioned table, partitions of partitions included, parents first."""
+        model = self.tables.get(name)
+        if model is None or not model.partitioned:
+            return []  # most tables: no walk over every table
         found: list[str] = []
         pending = self.partitions_of(name)
         while pending:
@@ -165,11 +176,11 @@ class Schema:
         for view in sorted(self.views | self.materialized_views):
             if table not in self.view_sources.get(view, ()):
                 continue
-            columns = self.view_columns.get(view, {}).get(table)
-            if columns is None:
-                possible.append(view)
-            elif column in columns:
+            reads = self.view_columns.get(view, {}).get(table, ViewReads(frozenset(), complete=False))
+            if column in reads.columns:
                 certain.append(view)
+            elif not reads.complete:
+                possible.append(view)
         return certain, possible
 
     def has_valid_not_null_check(self, table: str, column: str) -> bool:
@@ -299,8 +310,8 @@ class Schema:
                     )
         for reads in self.view_columns.values():
             read = reads.get(o.on)
-            if read is not None and o.column in read:
-                reads[o.on] = (read - {o.column}) | {o.new_name}
+            if read is not None and o.column in read.columns:
+                reads[o.on] = replace(read, columns=(read.columns - {o.column}) | {o.new_name})
 
     def _apply_AlterColumnType(self, o: op.AlterColumnType) -> None:
         column = self._table(o.on).columns.setdefault(o.column, Column(None))
@@ -397,17 +408,17 @@ class Schema:
         self.view_columns[o.name] = self._columns_read(o)
         self.new_objects.add(o.name)
 
-    def _columns_read(self, o: op.CreateView) -> dict[str, frozenset[str] | None]:
+    def _columns_read(self, o: op.CreateView) -> dict[str, ViewReads]:
         """The columns of each table a new view reads, resolved against the tables as they are now."""
-        if o.columns is None:
-            return dict.fromkeys(o.reads)
-        found: dict[str, set[str] | None] = {table: set() for table in o.reads}
+        found: dict[str, set[str]] = {table: set() for table in o.reads}
+        # Tables the view may read more of than `found` says.
+        unsure_of: set[str] = set(o.reads) if o.columns is None else set()
 
         def known_columns(table: str) -> set[str] | None:
             model = self.tables.get(table)
             return set(model.columns) if model is not None and model.complete else None
 
-        for table, column in o.columns:
+        for table, column in o.columns or ():
             if table == UNQUALIFIED:
                 # An unqualified name is the column of the one table that has it; a name none has is an
                 # output column's (ORDER BY "total"). A table whose columns zdm does not know may be either.
@@ -423,14 +434,17 @@ class Schema:
                 read = found.get(target)
                 if read is None:
                     continue
-                if not certain:
-                    found[target] = None
-                elif column == ALL_COLUMNS:
-                    every = known_columns(target)
-                    found[target] = None if every is None else read | every
+                every = known_columns(target) if column == ALL_COLUMNS else None
+                if not certain or (column == ALL_COLUMNS and every is None):
+                    unsure_of.add(target)
+                elif every is not None:
+                    read |= every
                 else:
                     read.add(column)
-        return {table: frozenset(read) if read is not None else None for table, read in found.items()}
+        return {
+            table: ViewReads(frozenset(read), complete=table not in unsure_of)
+            for table, read in found.items()
+        }
 
     def _apply_DropView(self, o: op.DropView) -> None:
         self.views.discard(o.name)

@@ -53,17 +53,16 @@ def split_statements(text: str) -> list[RawStatement]:
 def _split_tokens(text: str, tokens: list[Any]) -> list[RawStatement]:
     lines = _Lines(text)
     statements: list[RawStatement] = []
-    chunk: list[Any] = []
+    semicolon = TokenType.SEMICOLON
     previous_end = 0
-    for token in tokens:
-        if token.token_type is TokenType.SEMICOLON:
-            if chunk:
-                statements.append(_statement(text, lines, chunk, token.end + 1, previous_end))
-            previous_end = token.end + 1
-            chunk = []
-        else:
-            chunk.append(token)
-    if chunk:
+    start = 0
+    for at in [i for i, token in enumerate(tokens) if token.token_type is semicolon]:
+        if at > start:
+            statements.append(_statement(text, lines, tokens[start:at], tokens[at].end + 1, previous_end))
+        previous_end = tokens[at].end + 1
+        start = at + 1
+    if start < len(tokens):
+        chunk = tokens[start:]
         statements.append(_statement(text, lines, chunk, chunk[-1].end + 1, previous_end))
     return statements
 

@@ -133,15 +133,18 @@ def claim(
         pairs, rewrites, scans, message = _through_partitions(
             ctx, pairs, list(rewrites), list(scans), message, partition_lock
         )
+    is_live = ctx.schema.is_live
     live_locks: dict[str, LockMode] = {}
     for name, mode in pairs:
-        if name and ctx.live(name):
-            live_locks[name] = max(mode, live_locks.get(name, mode))
-    live_rewrites = frozenset(t for t in rewrites if t and ctx.live(t))
-    live_scans = frozenset(t for t in scans if t and ctx.live(t))
+        if name and is_live(name):
+            held = live_locks.get(name)
+            if held is None or mode > held:
+                live_locks[name] = mode
+    live_rewrites = frozenset(t for t in rewrites if t and is_live(t)) if rewrites else frozenset()
+    live_scans = frozenset(t for t in scans if t and is_live(t)) if scans else frozenset()
     if classification is None:
         classification = classify(live_locks, live_rewrites, live_scans)
-    touches_live = bool(live_locks) or ctx.live(table)
+    touches_live = bool(live_locks) or bool(table and is_live(table))
     return Effect(
         rule_id=rule,
         classification=classification,
@@ -202,12 +205,12 @@ def _through_partitions(
 def classify(
     locks: Mapping[str, LockMode], rewrites: frozenset[str], scans: frozenset[str]
 ) -> Classification:
-    strong = {table for table, mode in locks.items() if mode.blocks_writes}
-    if strong & (rewrites | scans):
+    strong = {table for table, mode in locks.items() if mode >= LockMode.SHARE}  # blocks writes
+    if not strong:
+        return Classification.SAFE
+    if not strong.isdisjoint(rewrites) or not strong.isdisjoint(scans):
         return Classification.BLOCKING
-    if strong:
-        return Classification.BRIEF
-    return Classification.SAFE
+    return Classification.BRIEF
 
 
 def also_locks(ctx: Context, tables: Iterable[str], what: tuple[str, str], until: str) -> str:

@@ -13,7 +13,8 @@ ID = "enum-value-used-too-early"
 
 
 def check_file(file: FileContext) -> list[tuple[int, Effect]]:
-    if not runs_as_one_transaction(file):
+    adds_values = any(isinstance(o, op.AddEnumValue) for s in file.statements for o in s.operations)
+    if not adds_values or not runs_as_one_transaction(file):
         return []
     added: dict[str, str] = {}  # value -> enum
     found: list[tuple[int, Effect]] = []

@@ -37,13 +37,12 @@ _ALONE = (
 
 def check_file(file: FileContext) -> list[tuple[int, Effect]]:
     found: list[tuple[int, Effect]] = []
+    refusing = [(i, s, r) for i, s in enumerate(file.statements) if (r := _outside_transaction_only(s))]
+    if not refusing:
+        return found
     real = real_statements(file)
     explicit = inside_explicit_transaction(file)
-    for index, statement in enumerate(file.statements):
-        refused = _outside_transaction_only(statement)
-        if refused is None:
-            continue
-        what, sqlstate = refused
+    for index, statement, (what, sqlstate) in refusing:
         drop_concurrently = any(isinstance(o, op.DropIndex) and o.concurrently for o in statement.operations)
         if index in explicit:
             why = f"it sits between BEGIN and COMMIT written in the file, and {what} cannot run in a transaction block"

@@ -31,6 +31,7 @@ from bot.analysis.lock_time import (
     Work,
     WorkCost,
     features,
+    human_count,
     index_build_seconds,
     seconds,
 )
@@ -57,8 +58,7 @@ class Shape:
 
     @property
     def label(self) -> str:
-        rows = f"{self.rows // 1_000_000} M" if self.rows >= 1_000_000 else f"{self.rows // 1000} k"
-        return f"{rows} {'wide' if self.wide else 'narrow'}{', 3 indexes' if self.indexed else ''}"
+        return f"{human_count(self.rows)} {'wide' if self.wide else 'narrow'}{', 3 indexes' if self.indexed else ''}"
 
     def ddl(self) -> str:
         """The table as a Prisma migration would have created it (zdm replays this to judge the statements)."""
