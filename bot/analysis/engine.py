@@ -151,8 +151,9 @@ class Analyzer:
         locks: dict[str, LockMode] = {}
         rewrites: set[str] = set()
         scans: set[str] = set()
-        lock_time = duration(effects, self.sizes, self.calibration)
-        online_time = duration(effects, self.sizes, self.calibration, blocking=False)
+        # Without recorded sizes (most repositories) there is nothing to estimate.
+        lock_time = duration(effects, self.sizes, self.calibration) if self.sizes else None
+        online_time = duration(effects, self.sizes, self.calibration, blocking=False) if self.sizes else None
         findings: list[Finding] = []
         classes: list[Classification] = []
         for effect in effects:
@@ -223,7 +224,7 @@ class Analyzer:
             return None
         message = effect.message
         touched = set(effect.locks) | effect.rewrites | effect.scans
-        if effect.classification is Classification.BLOCKING:
+        if effect.classification is Classification.BLOCKING and self.sizes:
             lock_time = lock_time or duration([effect], self.sizes, self.calibration)
         else:
             lock_time = None

@@ -9,7 +9,6 @@ History rules read a `RootHistory` (the root at the base commit and at the head)
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -168,6 +167,8 @@ def _content_digest(history: RootHistory, hazard: Hazard) -> str:
         in_root = posixpath.dirname(posixpath.dirname(hazard.path)) == history.root
         text = migrations.get(folder) if in_root else files.get(hazard.path)
         texts.append("\0absent" if text is None else text)
+    import hashlib
+
     return hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
 
 

@@ -10,6 +10,7 @@ cannot tell.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlglot import exp
 
@@ -28,16 +29,16 @@ def columns_read(
     """What `query` reads, or None when some column cannot be attributed."""
     if query is None:
         return None
-    derived: set[str] = set()
-    for cte in query.find_all(exp.CTE):
-        derived.add(ident(cte.args.get("alias")))
-    for subquery in query.find_all(exp.Subquery):
-        if subquery.alias:
-            derived.add(subquery.alias)
+    # One walk over the tree: views are parsed once, but a long one is a large tree.
+    nodes: dict[type[object], list[Any]] = {}
+    for node in query.walk():
+        nodes.setdefault(type(node), []).append(node)
+    derived: set[str] = {ident(cte.args.get("alias")) for cte in nodes.get(exp.CTE, ())}
+    derived |= {subquery.alias for subquery in nodes.get(exp.Subquery, ()) if subquery.alias}
     tables: set[str] = set()
     # The base table each qualifier names (None: two different tables under one name, in different scopes).
     by_qualifier: dict[str, str | None] = {}
-    for table in query.find_all(exp.Table):
+    for table in nodes.get(exp.Table, ()):
         if not isinstance(table.this, exp.Identifier):
             return None  # a function in FROM: its columns are no table's
         key = table_key(table)
@@ -52,7 +53,7 @@ def columns_read(
         if known != key:
             by_qualifier[qualifier] = None
     reads: set[tuple[str, str]] = set()
-    for column in query.find_all(exp.Column):
+    for column in nodes.get(exp.Column, ()):
         qualifier_node = column.args.get("table")
         star = isinstance(column.this, exp.Star)
         if qualifier_node is None:
@@ -67,7 +68,7 @@ def columns_read(
         if target is None:
             return None
         reads.add((target, ALL_COLUMNS if star else ident(column.this)))
-    for star_node in query.find_all(exp.Star):
+    for star_node in nodes.get(exp.Star, ()):
         # `SELECT *` (not `count(*)`, not `t.*`, handled above): every column of the one table read.
         if isinstance(star_node.parent, exp.Select):
             if len(tables) != 1 or derived:

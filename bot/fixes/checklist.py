@@ -45,7 +45,11 @@ def checklist(files: Sequence[FileResult], prisma: PrismaVersion | None = None) 
     if estimated:
         low = sum(s.lock_time.low for s in estimated if s.lock_time)
         high = sum(s.lock_time.high for s in estimated if s.lock_time)
-        each = "; ".join(f"line {s.line_start} {s.lock_time.describe()}" for s in estimated if s.lock_time)
+        # Several files: each line is said with its file.
+        where = {id(s): f"{f.path} " if len(files) > 1 else "" for f in files for s in f.statements}
+        each = "; ".join(
+            f"{where[id(s)]}line {s.line_start} {s.lock_time.describe()}" for s in estimated if s.lock_time
+        )
         total = f" In all about {human_band(low, high)} of blocking locks." if len(estimated) > 1 else ""
         items.append(
             ChecklistItem(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
@@ -117,7 +117,7 @@ def _type_change(o: op.AlterColumnType, ctx: Context) -> Effect | None:
     old = previous.type if previous else None
     table, column = quoted(o.on), quoted_name(o.column)
     rewrite = needs_rewrite(old, new, o.using_expression, o.using_casts)
-    keys = _ForeignKeys(o, ctx, rewrites=bool(rewrite))
+    keys = _foreign_keys(o, ctx, rewrites=bool(rewrite))
     if rewrite is None and ctx.live(o.on):
         return claim(
             ID,
@@ -199,33 +199,46 @@ def _type_change(o: op.AlterColumnType, ctx: Context) -> Effect | None:
     )
 
 
+@dataclass(frozen=True)
 class _ForeignKeys:
-    """The foreign keys over the column, on either side: PostgreSQL rebuilds each under ACCESS EXCLUSIVE on
-    the table at its other end as well (measured on 15 and 18), held for as long as the change takes. When the
-    referenced column's values are rewritten, every referencing table is read to check its key again."""
+    """What the foreign keys over the column add to a type change, on either side: PostgreSQL rebuilds each
+    under ACCESS EXCLUSIVE on the table at its other end as well (measured on 15 and 18), held for as long as
+    the change takes. When the referenced column's values are rewritten, every referencing table is read to
+    check its key again."""
 
-    def __init__(self, o: op.AlterColumnType, ctx: Context, *, rewrites: bool) -> None:
-        referenced = ctx.schema.referenced_tables(o.on, o.column)
-        referencing = ctx.schema.tables_referencing_column(o.on, o.column)
-        self.locks = [(t, LockMode.ACCESS_EXCLUSIVE) for t in (o.on, *referenced, *referencing)]
-        self.scans = referencing if rewrites else []
-        until = f"until the rewrite of {quoted(o.on)} finishes" if rewrites else "until the change commits"
-        self.words = also_locks(
+    locks: list[tuple[str, LockMode]]
+    scans: list[str]
+    words: str
+
+
+def _foreign_keys(o: op.AlterColumnType, ctx: Context, *, rewrites: bool) -> _ForeignKeys:
+    referenced = ctx.schema.referenced_tables(o.on, o.column)
+    referencing = ctx.schema.tables_referencing_column(o.on, o.column)
+    until = f"until the rewrite of {quoted(o.on)} finishes" if rewrites else "until the change commits"
+    check = (
+        (", and reads all of it to check the key", ", and reads each to check its key")
+        if rewrites
+        else ("", "")
+    )
+    return _ForeignKeys(
+        locks=[(t, LockMode.ACCESS_EXCLUSIVE) for t in (o.on, *referenced, *referencing)],
+        scans=referencing if rewrites else [],
+        words=also_locks(
             ctx,
             referenced,
             ("the table its foreign key references", "the tables its foreign keys reference"),
             until,
-        ) + also_locks(
+        )
+        + also_locks(
             ctx,
             referencing,
             (
-                "whose foreign key references the column"
-                + (", and reads all of it to check the key" if rewrites else ""),
-                "whose foreign keys reference the column"
-                + (", and reads each to check its key" if rewrites else ""),
+                "whose foreign key references the column" + check[0],
+                "whose foreign keys reference the column" + check[1],
             ),
             until,
-        )
+        ),
+    )
 
 
 def _refused_under_views(o: op.AlterColumnType, ctx: Context, effect: Effect) -> Effect:

@@ -30,7 +30,7 @@ def check(o: op.DropConstraint, ctx: Context) -> Effect:
         also = also_locks(
             ctx,
             [constraint.ref_table],
-            ("the table its foreign key references", ""),
+            ("the table its foreign key references", "the tables its foreign key references"),
             "until the drop commits",
         )
     return claim(

@@ -49,7 +49,12 @@ def check(o: op.DropTable, ctx: Context) -> Effect:
         + also_locks(
             ctx, dropped_views, ("a view CASCADE drops with it", "views CASCADE drops with it"), _UNTIL
         )
-        + also_locks(ctx, [parent] if parent else [], ("the partitioned table it belongs to", ""), _UNTIL)
+        + also_locks(
+            ctx,
+            [parent] if parent else [],
+            ("the partitioned table it belongs to", "the partitioned tables it belongs to"),
+            _UNTIL,
+        )
     )
     return claim(
         ID,

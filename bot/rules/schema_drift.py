@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from bot.analysis.history import RootHistory
 from bot.analysis.model import Severity
-from bot.analysis.prisma_schema import PrismaSchemaError
-from bot.analysis.schema_drift import (
-    Drift,
-    Place,
-    Replayed,
-    declared,
-    differences,
-    replay,
-    schema_files,
-)
 from bot.rules.base import HistoryExample, HistoryRule, quoted, quoted_name
+
+if TYPE_CHECKING:
+    from bot.analysis.schema_drift import Drift, Replayed
+
+# The schema parser and the comparison load only when a change touches a root's history: `zdm check` of
+# migrations alone never needs them.
 
 ID = "schema-drift"
 
@@ -27,6 +24,8 @@ def check_history(history: RootHistory) -> list[tuple[str, int | None, str, str]
 
 def new_drifts(history: RootHistory) -> list[Drift]:
     """The drifts at head that were not there at base: older drift is not this change's doing."""
+    from bot.analysis.schema_drift import schema_files
+
     if history.base == history.head and history.base_files == history.head_files:
         return []
     replayed_head = _replay(history, history.head)
@@ -45,6 +44,8 @@ def new_drifts(history: RootHistory) -> list[Drift]:
 
 
 def _replay(history: RootHistory, migrations: Mapping[str, str]) -> Replayed:
+    from bot.analysis.schema_drift import replay
+
     ordered = sorted(migrations, key=lambda name: name.encode())
     return replay([(history.migration_path(folder), migrations[folder]) for folder in ordered])
 
@@ -52,6 +53,9 @@ def _replay(history: RootHistory, migrations: Mapping[str, str]) -> Replayed:
 def drifts(history: RootHistory, replayed: Replayed, files: Mapping[str, str]) -> list[Drift] | None:
     """The differences at one commit, or None when zdm cannot compare with confidence: no schema found,
     a schema it cannot read, or a migration statement the replay could not read."""
+    from bot.analysis.prisma_schema import PrismaSchemaError
+    from bot.analysis.schema_drift import Place, declared, differences, schema_files
+
     schema = schema_files(history.root, files)
     if schema is None or replayed.unreadable:
         return None
