@@ -152,13 +152,20 @@ def render_stats(
         "# Commit it: zdm uses these sizes to estimate how long a blocking statement holds its lock.\n"
     )
     rows = {t: s if isinstance(s, int) else s.rows for t, s in sorted(tables.items())}
-    data: dict[str, object] = {"table_rows": rows}
+    text = yaml.safe_dump({"table_rows": rows}, sort_keys=False, default_flow_style=False)
+    data: dict[str, object] = {}
     sized = {t: _table_data(s) for t, s in sorted(tables.items()) if isinstance(s, TableSize)}
     if sized:
         data["tables"] = sized
     if calibration is not None:
-        data["calibration"] = dataclasses.asdict(calibration)
-    return header + yaml.safe_dump(data, sort_keys=False, width=120)
+        data["calibration"] = {
+            name: {unit: cost for unit, cost in value.items() if cost} if isinstance(value, dict) else value
+            for name, value in dataclasses.asdict(calibration).items()
+        }
+    if data:
+        # Mappings and lists of plain values on one line each: a table in a few lines, a diff line per change.
+        text += yaml.safe_dump(data, sort_keys=False, width=120, default_flow_style=None)
+    return header + text
 
 
 def read_stats_file(repo_root: Path) -> tuple[dict[str, TableSize | int], Calibration | None]:

@@ -30,8 +30,8 @@ from bot.report.json_report import render_json
 from bot.report.pull_request import ChangedMigration, build_report
 from bot.report.text import render_text
 from bot.rules.base import STANDARD_SETUP
-from bot.stats import read_table_sizes, render_stats, write_stats
-from bot.verify.lock_time import CalibrationRefused, refuse_unless_scratch
+from bot.stats import read_table_sizes, render_stats, user_tables, write_stats
+from bot.verify.lock_time import CASES, CalibrationRefused, Shape, calibrate, estimate, refuse_unless_scratch
 from bot.verify.server import Server
 from tests.test_app import INITIAL, MIGRATIONS
 
@@ -209,3 +209,39 @@ def test_calibrate_refuses_a_database_that_holds_tables(pg_server: Server, tmp_p
     assert outcome.exit_code == 2
     assert "refusing to calibrate" in outcome.output
     assert not (tmp_path / ".github" / "zdm-stats.yml").exists()
+
+
+def test_calibration_times_every_kind_of_work_fits_and_leaves_no_table(pg_server: Server) -> None:
+    shapes = (Shape(2_000, wide=False, indexed=False), Shape(20_000, wide=True, indexed=True))
+    with pg_server.fresh_database() as url:
+        calibration, samples = calibrate(url, shapes, repeat=1)
+        assert user_tables(url) == []
+    assert len(samples) == len(shapes) * len(CASES)
+    assert {s.case.work for s in samples} == set(Work)
+    assert all(run > 0 for s in samples for run in s.runs)
+    assert calibration.low <= 1 <= calibration.high and calibration.production_factor == 1
+    assert estimate(samples[-1], calibration) > 0
+
+
+def test_zdm_stats_writes_sizes_that_zdm_check_turns_into_bands(
+    pg_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no git repository here: zdm stats writes under the current directory
+    with pg_server.fresh_database() as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(STANDARD_SETUP.encode())
+            conn.execute(
+                b'INSERT INTO "Tip" ("amount", "note") SELECT g, left(md5(g::text), 10) FROM generate_series(1, 20000) g'
+            )
+            conn.execute(b"ANALYZE")
+        outcome = CliRunner().invoke(app, ["stats", "--database-url", url])
+    assert outcome.exit_code == 0, outcome.output
+    config = load_config(tmp_path)
+    tip = config.tables["Tip"]
+    assert tip.rows == 20_000 and {i.name for i in tip.indexes} == {
+        "Tip_pkey",
+        "Tip_amount_idx",
+        "Tip_note_idx",
+    }
+    statement = analyze_sql(INDEX, setup=STANDARD_SETUP, config=config).statements[0]
+    assert statement.lock_time is not None and statement.lock_time.high < 2 and not statement.fails_check

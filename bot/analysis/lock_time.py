@@ -37,6 +37,9 @@ _UNKNOWN_KEYS_ARE_ERRORS: Any = {"extra": "forbid"}
 # view's refresh runs its query, whose cost the table sizes do not tell.
 _INSTANT_REWRITES = frozenset({"truncate"})
 _UNKNOWN_WORK = frozenset({"refresh-materialized-view"})
+# Work under a lock that blocks neither reads nor writes whose duration zdm tells apart: a validation.
+# (CREATE INDEX CONCURRENTLY's two passes and waits are not modelled.)
+_ONLINE_WORK = frozenset({"validate-constraint"})
 
 
 class Work(Enum):
@@ -318,6 +321,8 @@ def duration(
     for effect in effects:
         if (effect.classification is Classification.BLOCKING) != blocking:
             continue
+        if not blocking and effect.rule_id not in _ONLINE_WORK:
+            continue
         work = work_of(effect)
         if work is None:
             return None
@@ -357,7 +362,7 @@ def human_count(count: int) -> str:
     for limit, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if count >= limit:
             value = count / limit
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+            return f"{_figure(value)} {unit}"
     return str(count)
 
 
@@ -365,7 +370,7 @@ def human_bytes(size: int) -> str:
     for limit, unit in ((1 << 40, "TB"), (1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "kB")):
         if size >= limit:
             value = size / limit
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+            return f"{_figure(value)} {unit}"
     return f"{size} B"
 
 
@@ -374,7 +379,9 @@ def _figure(value: float) -> str:
         return f"{value:.0f}"
     if value >= 1:
         return f"{value:.1f}".removesuffix(".0")
-    return f"{value:.2f}".rstrip("0").rstrip(".") or "0"
+    if value < 0.001:
+        return "0"
+    return f"{value:.2g}"  # two significant digits: 0.32, 0.048, 0.0021
 
 
 def _unit(value: float) -> tuple[str, float]:

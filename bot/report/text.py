@@ -157,7 +157,7 @@ def render_text_end(
         failing = sum(1 for hazard in hazards if hazard.fails_check)
         verdict = f"{failing} need attention before merging" if failing else "none fails the check"
         report.append(
-            f"{len(hazards)} history finding(s) (edited, reordered or relocked migrations): {verdict}.\n"
+            f"{len(hazards)} history finding(s) (edited, reordered or relocked migrations, schema drift): {verdict}.\n"
         )
     return report.styled() if color else report.plain()
 
