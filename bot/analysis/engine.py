@@ -60,8 +60,13 @@ class Analyzer:
         config: RepoConfig | None = None,
         schema: Schema | None = None,
         prisma: PrismaVersion | None = None,
+        *,
+        plans: bool = True,
     ) -> None:
+        """`plans=False`: no plan will be made from the results (a text report), so fixes that move
+        statements later do not carry the keys the planner needs; `plan_file` refuses such results."""
         self.config = config or RepoConfig()
+        self.plans = plans
         self.schema = schema or Schema()
         # The configured version wins over the one read from the repository.
         configured = PrismaVersion.parse(self.config.prisma_version) if self.config.prisma_version else None
@@ -112,7 +117,10 @@ class Analyzer:
         for index, findings in from_file_rules.items():
             statements[index] = replace(statements[index], findings=(*statements[index].findings, *findings))
         return FileResult(
-            path=path, statements=tuple(statements), prisma_version=str(self.prisma) if self.prisma else None
+            path=path,
+            statements=tuple(statements),
+            prisma_version=str(self.prisma) if self.prisma else None,
+            planned=self.plans,
         )
 
     def _effects(self, parsed: ParsedStatement, ctx: Context) -> list[list[Effect]]:
@@ -125,10 +133,12 @@ class Analyzer:
                 else ctx
             )
             produced = [
-                _with_keys(effect, operation, op_ctx)
+                effect
                 for rule in _RULES_BY_OPERATION.get(type(operation), ())
                 if (effect := rule.check(operation, op_ctx)) is not None
             ]
+            if self.plans:
+                produced = [_with_keys(effect, operation, op_ctx) for effect in produced]
             per_operation.append(produced or [_uncovered(operation)])
             self.schema.apply(operation)
         return per_operation
@@ -223,7 +233,6 @@ class Analyzer:
         if severity is Severity.OFF:
             return None
         message = effect.message
-        touched = set(effect.locks) | effect.rewrites | effect.scans
         if effect.classification is Classification.BLOCKING and self.sizes:
             lock_time = lock_time or duration([effect], self.sizes, self.calibration)
         else:
@@ -236,7 +245,12 @@ class Analyzer:
                     f"{message} (About {human_band(lock_time.low, lock_time.high)} by the table sizes zdm stats "
                     f"recorded, under max_lock_seconds {self.config.max_lock_seconds:g} s: a warning.)"
                 )
-        elif severity is Severity.ERROR and touched and all(self.config.known_small(t) for t in touched):
+        elif (
+            severity is Severity.ERROR
+            and self.config.table_rows
+            and (touched := set(effect.locks) | effect.rewrites | effect.scans)
+            and all(self.config.known_small(t) for t in touched)
+        ):
             # The duration of a blocking lock grows with the table: on tables known to stay small it is a warning.
             severity = Severity.WARNING
             sizes = ", ".join(f"{t}: ~{self.config.table_rows[t]:,} rows" for t in sorted(touched))

@@ -221,6 +221,8 @@ class FileResult:
     # The Prisma version the file was judged for (configured or read from the repository), if known.
     prisma_version: str | None = None
     file_findings: tuple[Finding, ...] = ()
+    # False when analysed for a report that makes no plan (see `Analyzer`): fixes lack the planner's keys.
+    planned: bool = True
 
     @property
     def classification(self) -> Classification:

@@ -369,6 +369,8 @@ class DataChange(Operation):
     values_only: bool = False
     # Inside a DO block's loop that commits on every pass: each transaction holds one batch of rows.
     batched: bool = False
+    # The statement's syntax tree (sqlglot), when it was parsed into one: the backfill rewrite reads it.
+    tree: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

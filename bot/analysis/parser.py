@@ -667,7 +667,7 @@ def _data_change(tree: exp.Expression) -> op.DataChange:
     where = tree.args.get("where") is not None
     reads = tuple(t for t in _reads(tree) if t != target)
     values_only = isinstance(tree, exp.Insert) and isinstance(tree.expression, exp.Values) and not reads
-    return op.DataChange(kind, target, reads=reads, has_where=where, values_only=values_only)
+    return op.DataChange(kind, target, reads=reads, has_where=where, values_only=values_only, tree=tree)
 
 
 def _reads(tree: exp.Expression | None) -> tuple[str, ...]:

@@ -122,6 +122,7 @@ def check_paths(
     *,
     shown_from: Path | None = None,
     only: Collection[Path] | None = None,
+    plans: bool = True,
 ) -> CheckRun[FileResult]: ...
 
 
@@ -134,6 +135,7 @@ def check_paths(
     shown_from: Path | None = None,
     only: Collection[Path] | None = None,
     each: Callable[[FileResult], T],
+    plans: bool = True,
 ) -> CheckRun[T]: ...
 
 
@@ -145,6 +147,7 @@ def check_paths(
     shown_from: Path | None = None,
     only: Collection[Path] | None = None,
     each: Callable[[FileResult], Any] | None = None,
+    plans: bool = True,
 ) -> CheckRun[Any]:
     """Analyse what the user pointed at: repositories, migration roots, migration folders or .sql files.
 
@@ -154,16 +157,19 @@ def check_paths(
     for the schema, and a root holding none of them is not read at all. `each` is applied to every file's
     result in the process that analysed it (a worker, in a large run; it must pickle): what comes back is
     what it returns, far cheaper to send than the whole analysis when that is all the caller needs.
+    `plans=False` when no plan will be made from the results (see `Analyzer`).
     """
     run: CheckRun[Any] = CheckRun()
     shown_base = shown_from or relative_to
     targets: dict[Path, _Target] = {}
     # Files of one root come one by one (a pre-commit hook, a list of changed files): read and resolve each
     # root once, keyed by the folder as given.
-    roots_by_folder: dict[Path, tuple[Path, MigrationRoot] | None] = {}
+    # A pre-commit hook or a whole corpus passes thousands of files: their folders are read as strings.
+    roots_by_folder: dict[str, tuple[Path, MigrationRoot] | None] = {}
 
     def add_file(sql: Path) -> None:
-        folder = sql.parent.parent
+        migration_folder, _ = os.path.split(str(sql))
+        folder, name = os.path.split(migration_folder)
         if folder not in roots_by_folder:
             root = root_of(sql)
             roots_by_folder[folder] = None if root is None else (root.path.resolve(), root)
@@ -174,11 +180,11 @@ def check_paths(
         resolved, root = found
         target = targets.setdefault(resolved, _Target(root, set()))
         if target.folders is not None:
-            target.folders.add(sql.parent.name)
+            target.folders.add(name)
 
     loose: list[Path] = []
     for path in paths:
-        if path.is_file():
+        if os.path.isfile(path):
             if path.name == MIGRATION_FILE:
                 add_file(path)
             else:
@@ -205,9 +211,9 @@ def check_paths(
             continue
         jobs.append(target)
     mapped = each or _as_analysed
-    run.files.extend(_analyze_roots(jobs, config, relative_to, shown_base, mapped))
+    run.files.extend(_analyze_roots(jobs, config, relative_to, shown_base, mapped, plans))
     for sql in loose:
-        analyzer = Analyzer(config)
+        analyzer = Analyzer(config, plans=plans)
         run.files.append(mapped(analyzer.analyze(read_sql(sql), shown_path(sql, shown_base))))
     return run
 
@@ -239,6 +245,7 @@ def _analyze_roots(
     relative_to: Path | None,
     shown_from: Path | None,
     each: Callable[[FileResult], T],
+    plans: bool,
 ) -> list[T]:
     """Roots are independent: on a machine with several cores, analyse them in parallel, biggest first."""
     workers = min(os.cpu_count() or 1, len(jobs))
@@ -246,7 +253,9 @@ def _analyze_roots(
         return [
             result
             for job in jobs
-            for result in _analyze_root_list(job.root, config, job.folders, relative_to, shown_from, each)
+            for result in _analyze_root_list(
+                job.root, config, job.folders, relative_to, shown_from, each, plans
+            )
         ]
     # Only a large run pays for the process pool's imports.
     import multiprocessing
@@ -264,7 +273,14 @@ def _analyze_roots(
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, _paused_gc():
             futures = {
                 pool.submit(
-                    _analyze_root_list, jobs[i].root, config, jobs[i].folders, relative_to, shown_from, each
+                    _analyze_root_list,
+                    jobs[i].root,
+                    config,
+                    jobs[i].folders,
+                    relative_to,
+                    shown_from,
+                    each,
+                    plans,
                 ): i
                 for i in order
             }
@@ -282,9 +298,11 @@ def _analyze_root_list(
     relative_to: Path | None,
     shown_from: Path | None,
     each: Callable[[FileResult], T],
+    plans: bool = True,
 ) -> list[T]:
     with _paused_gc():
-        return [each(result) for result in _analyze_folders(root, config, folders, relative_to, shown_from)]
+        analysed = _analyze_folders(root, config, folders, relative_to, shown_from, plans)
+        return [each(result) for result in analysed]
 
 
 @contextmanager
@@ -321,8 +339,9 @@ def _analyze_folders(
     folders: set[str] | None,
     relative_to: Path | None,
     shown_from: Path | None,
+    plans: bool = True,
 ) -> Iterator[FileResult]:
-    analyzer = Analyzer(config, prisma=detect_version(root.path, relative_to or root.path))
+    analyzer = Analyzer(config, prisma=detect_version(root.path, relative_to or root.path), plans=plans)
     # Resolving a path costs a system call per component: once per root, then only string operations.
     root_path = str(root.path.resolve()) if shown_from is not None else str(root.path)
     base = str(shown_from.resolve()) if shown_from is not None else None
@@ -343,4 +362,5 @@ def _analyze_folders(
 
 def read_sql(path: Path) -> str:
     # Invalid UTF-8 is replaced rather than fatal: the statement around it is then reported, not the file.
-    return path.read_bytes().decode("utf-8", errors="replace")
+    with open(path, "rb") as file:
+        return file.read().decode("utf-8", errors="replace")

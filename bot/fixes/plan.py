@@ -138,6 +138,10 @@ def _runs_outside_transaction(statement: StatementResult) -> bool:
 def plan_file(
     migration_name: str, result: FileResult, prisma: PrismaVersion | None, add_lock_timeout: bool = True
 ) -> FilePlan:
+    if not result.planned:
+        raise ValueError(
+            f"{result.path} was analysed without plans (Analyzer(plans=False)): analyse it again"
+        )
     # The file's own BEGIN ... COMMIT (Prisma writes one around an enum change) keeps its meaning: what it
     # encloses becomes migrations of their own, each still one transaction (before 7.4 a migration is one;
     # from 7.4 zdm writes BEGIN/COMMIT around it), and nothing that must run outside a transaction moves in.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from bot.analysis.model import Classification, FileResult
 
 _ORDER = tuple(Classification)
+_POSITION = {classification: index for index, classification in enumerate(_ORDER)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,15 +28,21 @@ class Tally:
     @classmethod
     def of_file(cls, file: FileResult) -> Tally:
         counts = [0] * len(_ORDER)
+        breaking = failing = 0
+        # One pass: every file of a whole-repository run is counted in the process that analysed it.
         for statement in file.statements:
-            counts[_ORDER.index(statement.classification)] += 1
+            counts[_POSITION[statement.classification]] += 1
+            breaking += statement.breaking
+            if statement.findings and statement.fails_check:
+                failing += 1
+        failing_file_findings = sum(1 for f in file.file_findings if f.fails_check)
         return cls(
             1,
             tuple(counts),
-            sum(1 for s in file.statements if s.breaking),
-            sum(1 for s in file.statements if s.fails_check),
-            sum(1 for f in file.file_findings if f.fails_check),
-            1 if file.fails_check else 0,
+            breaking,
+            failing,
+            failing_file_findings,
+            1 if failing or failing_file_findings else 0,
         )
 
     @classmethod

@@ -102,7 +102,7 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
     )
     fix = None
     try:
-        block = batched_rewrite(ctx.sql, o.target, ctx.schema)
+        block = batched_rewrite(ctx.sql, o.target, ctx.schema, tree=o.tree)
     except NotProvable as reason:
         advice += f" zdm writes no automatic rewrite for it: {reason}."
     else:
@@ -133,7 +133,9 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
 # ---------------------------------------------------------------------------------------------- the rewrite
 
 
-def batched_rewrite(sql: str, target: str, schema: Schema, batch_size: int = BATCH_SIZE) -> str:
+def batched_rewrite(
+    sql: str, target: str, schema: Schema, batch_size: int = BATCH_SIZE, tree: object = None
+) -> str:
     """`sql` (one UPDATE or DELETE on `target`) as a DO block that walks the table's primary key in order,
     `batch_size` keys per transaction, and runs the statement on each range of keys.
 
@@ -141,29 +143,29 @@ def batched_rewrite(sql: str, target: str, schema: Schema, batch_size: int = BAT
     after the original, provided what a row's new value depends on does not change between batches. The
     statement therefore may not read its own table (a subquery, a self-join, a view over it, a function zdm
     cannot see into), use a value fixed per transaction (now()), or change the key being walked. Raises
-    NotProvable, with the reason, for any other shape.
+    NotProvable, with the reason, for any other shape. `tree`: `sql` as the parser already read it.
     """
     if not sql.strip():
         raise NotProvable("it shares its statement with other changes (a WITH clause that writes)")
-    tree = _parse(sql)
-    table = tree.this
+    statement = _parse(sql) if tree is None else _single_change(tree)
+    table = statement.this
     if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
         raise NotProvable("its target is not a plain table")
     if _key(table) != target:
         raise NotProvable("its target could not be read")
-    if tree.args.get("returning"):
+    if statement.args.get("returning"):
         raise NotProvable("it returns rows (RETURNING), which a loop would discard")
     key = _primary_key(schema, target)
     if key is None:
         raise NotProvable(f"zdm knows no single-column primary key of {quoted_name(target)} to walk")
-    if isinstance(tree, exp.Update) and key in _assigned_columns(tree):
+    if isinstance(statement, exp.Update) and key in _assigned_columns(statement):
         raise NotProvable("it changes the primary key, which the batches walk in order")
-    _check_reads(tree, target, schema)
-    _check_functions(tree)
-    _check_names(tree)
-    if _pins_key(tree.args.get("where"), key):
+    _check_reads(statement, target, schema)
+    _check_functions(statement)
+    _check_names(statement)
+    if _pins_key(statement.args.get("where"), key):
         raise NotProvable("its WHERE already picks rows by primary key, so it locks only those")
-    return _do_block(sql, tree, key, batch_size)
+    return _do_block(sql, statement, key, batch_size)
 
 
 def _parse(sql: str) -> exp.Update | exp.Delete:
@@ -171,9 +173,14 @@ def _parse(sql: str) -> exp.Update | exp.Delete:
         trees = [t for t in _DIALECT.parse(sql) if t is not None]
     except (SqlglotError, ValueError, IndexError, TypeError, AttributeError, RecursionError):
         raise NotProvable("zdm could not parse it") from None
-    if len(trees) != 1 or not isinstance(trees[0], (exp.Update, exp.Delete)):
+    if len(trees) != 1:
         raise NotProvable("it is not a single UPDATE or DELETE")
-    tree = trees[0]
+    return _single_change(trees[0])
+
+
+def _single_change(tree: object) -> exp.Update | exp.Delete:
+    if not isinstance(tree, (exp.Update, exp.Delete)):
+        raise NotProvable("it is not a single UPDATE or DELETE")
     for nested in tree.find_all(exp.Update, exp.Delete, exp.Insert, exp.Merge):
         if nested is not tree:
             raise NotProvable("it shares its statement with other changes (a WITH clause that writes)")

@@ -156,8 +156,8 @@ def claim(
         safe_alternative=alternative,
         table=table,
         fix=fix if touches_live else None,
-        index_builds=tuple(b for b in index_builds if ctx.live(b.table)),
-        looks_up=frozenset(t for t in looks_up if t and ctx.live(t)),
+        index_builds=tuple(b for b in index_builds if b.table and is_live(b.table)) if index_builds else (),
+        looks_up=frozenset(t for t in looks_up if t and is_live(t)) if looks_up else frozenset(),
     )
 
 
