@@ -64,6 +64,14 @@ class Schema:
     view_columns: dict[str, dict[str, ViewReads]] = field(default_factory=dict)
     # Objects created by the migration file being analysed: nothing reads them yet.
     new_objects: set[str] = field(default_factory=set)
+    # Once a partitioned table is known (never reset): until then no lock needs spreading to partitions, and
+    # every claim of every statement skips the search for them.
+    has_partitioned_tables: bool = False
+
+    def __post_init__(self) -> None:
+        self.has_partitioned_tables = self.has_partitioned_tables or any(
+            table.partitioned for table in self.tables.values()
+        )
 
     def begin_file(self) -> None:
         self.new_objects = set()
@@ -211,6 +219,7 @@ class Schema:
 
     def _apply_CreateTable(self, o: op.CreateTable) -> None:
         table = Table(o.name, partitioned=o.partitioned, partition_of=o.partition_of)
+        self.has_partitioned_tables = self.has_partitioned_tables or o.partitioned
         for spec in o.columns:
             table.columns[spec.name] = _column(spec)
             if spec.references is not None:

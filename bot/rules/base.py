@@ -129,7 +129,7 @@ def claim(
     recurse with (RENAME, COMMENT, ROW LEVEL SECURITY...).
     """
     pairs: list[tuple[str | None, LockMode]] = list(locks.items() if isinstance(locks, Mapping) else locks)
-    if partitions:
+    if partitions and ctx.schema.has_partitioned_tables:
         pairs, rewrites, scans, message = _through_partitions(
             ctx, pairs, list(rewrites), list(scans), message, partition_lock
         )
