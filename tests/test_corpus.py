@@ -37,8 +37,8 @@ def test_every_corpus_statement_is_classified_and_unknowns_stay_rare() -> None:
     assert classes["unknown"] / total < 0.005
 
 
-def test_corpus_claims_agree_with_postgresql(any_pg_server: Server) -> None:
-    pg_server = any_pg_server
+def test_corpus_claims_agree_with_postgresql(corpus_pg_server: Server) -> None:
+    pg_server = corpus_pg_server
     total = Agreement()
     for root in find_roots(_corpus()):
         total.add(compare_root(pg_server, root))

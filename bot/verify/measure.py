@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,11 +169,22 @@ class Probe:
             return {}
         rows = self.conn.execute(
             "SELECT c.oid, c.relfilenode, pg_stat_get_xact_numscans(c.oid) + coalesce((SELECT sum("
-            "pg_stat_get_xact_numscans(i.indexrelid)) FROM pg_index i WHERE i.indrelid = c.oid), 0) "
-            "FROM pg_class c WHERE c.oid = ANY(%s)",
+            "pg_stat_get_xact_numscans(i.indexrelid)) FROM pg_index i WHERE i.indrelid = c.oid), 0), "
+            "n.nspname, c.relname "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY(%s)",
             (oids,),
         ).fetchall()
-        return {oid: (filenode, scans) for oid, filenode, scans in rows}
+        # A migration may rename a table: each statement's locks are told under the name it has when the
+        # statement runs, as zdm's replay names it.
+        for oid, _, _, schema, name in rows:
+            self._identifiers[oid] = (schema, name)
+        return {oid: (filenode, scans) for oid, filenode, scans, _, _ in rows}
+
+    def _names(self, oids: Iterable[int], live: dict[int, tuple[str, int]]) -> dict[int, str]:
+        """The key of each relation by its name as last read (see `_counters`)."""
+        return {
+            oid: _key(*self._identifiers[oid]) if oid in self._identifiers else live[oid][0] for oid in oids
+        }
 
     def _rows_locked_by_others_view(self, oids: list[int]) -> list[int]:
         """Tables among `oids` where another session finds rows it cannot lock (FOR UPDATE SKIP LOCKED)."""
@@ -214,19 +225,20 @@ class Probe:
             if not in_transaction:
                 conn.execute("BEGIN")
             before = self._counters(oids)
+            names = self._names(oids, live)
             conn.execute(raw.text.encode())
             pid = conn.info.backend_pid
             for relation, mode in conn.execute(_MY_LOCKS, (pid,)).fetchall():
                 if relation in live:
-                    name = live[relation][0]
+                    name = names[relation]
                     lock = LockMode.from_pg(mode)
                     result.locks[name] = max(lock, result.locks.get(name, lock))
-            row_writes = [oid for oid in oids if result.locks.get(live[oid][0]) is LockMode.ROW_EXCLUSIVE]
+            row_writes = [oid for oid in oids if result.locks.get(names[oid]) is LockMode.ROW_EXCLUSIVE]
             for oid in self._rows_locked_by_others_view(row_writes):
-                result.row_locks.add(live[oid][0])
+                result.row_locks.add(names[oid])
             after = self._counters(oids)
             for oid, (filenode, scans) in after.items():
-                name = live[oid][0]
+                name = names[oid]
                 old_filenode, old_scans = before.get(oid, (filenode, scans))
                 if old_filenode and filenode != old_filenode:
                     result.rewrites.add(name)
@@ -246,6 +258,7 @@ class Probe:
         result.autocommit = True
         result.captured = False
         filenodes_before = {oid: filenode for oid, (filenode, _) in self._counters(list(live)).items()}
+        names = self._names(live, live)
         blocker = psycopg.connect(self.url, autocommit=False)
         worker = psycopg.connect(self.url, autocommit=True)
         try:
@@ -280,7 +293,7 @@ class Probe:
                 if waiting and waiting[0] == "Lock":
                     for relation, mode in self.conn.execute(_MY_LOCKS, (pid,)).fetchall():
                         if relation in live:
-                            name = live[relation][0]
+                            name = names[relation]
                             lock = LockMode.from_pg(mode)
                             result.locks[name] = max(lock, result.locks.get(name, lock))
                     result.captured = True
@@ -292,7 +305,7 @@ class Probe:
                 result.error = errors[0]
             for oid, (filenode, _) in self._counters(list(live)).items():
                 if filenodes_before.get(oid) and filenode != filenodes_before[oid]:
-                    result.rewrites.add(live[oid][0])
+                    result.rewrites.add(names[oid])
         finally:
             blocker.close()
             worker.close()
