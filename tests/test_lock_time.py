@@ -90,7 +90,7 @@ def test_bands_grow_with_the_table(work: Work) -> None:
                 wide = estimate_work([item], {**sizes, "T": _table(rows, 400)})
                 assert wide is not None and wide >= seconds
                 previous = seconds
-    assert previous > 60  # a billion rows is minutes of work for every kind
+    assert previous > 30  # a billion rows is at least half a minute of work for every kind, even cached
 
 
 def test_severity_follows_max_lock_seconds_when_sizes_are_known() -> None:

