@@ -194,6 +194,7 @@ def _apply_measured(
             if runs_outside_transaction(raw.text):
                 try:
                     probe.conn.execute(raw.text.encode())
+                    probe.ran(raw.text)
                 except psycopg.Error as error:
                     if in_transaction:
                         probe.conn.execute("ROLLBACK")

@@ -36,6 +36,7 @@ SELECT relation, mode FROM pg_locks
 WHERE pid = %s AND locktype = 'relation' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 _AUTOCOMMIT_ONLY = re.compile(r"\b(CONCURRENTLY|VACUUM)\b|^\s*(CREATE|DROP)\s+DATABASE\b", re.IGNORECASE)
+_MAY_RENAME = re.compile(r"\bRENAME\b|\bSET\s+SCHEMA\b", re.IGNORECASE)
 _TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION)\b", re.IGNORECASE)
 
 
@@ -82,6 +83,9 @@ class Probe:
         self.url = url
         self.conn = psycopg.connect(url, autocommit=True)
         self._identifiers: dict[int, tuple[str, str]] = {}
+        # Names are read again only after SQL that may have renamed a relation (see `_names`).
+        self._names_stale = True
+        self._current_names: dict[int, str] = {}
         self._observer: psycopg.Connection[tuple[Any, ...]] | None = None
 
     def close(self) -> None:
@@ -99,6 +103,7 @@ class Probe:
     def execute_script(self, text: str, *, strict: bool = True) -> list[str]:
         """Run earlier migrations (setup) as they are, statement by statement in autocommit. Not strict: a
         statement the server refuses (a missing extension, say) is skipped and its error returned."""
+        self._names_stale = True
         errors = []
         for raw in split_statements(text):
             if _TRANSACTION_CONTROL.match(raw.text):
@@ -130,6 +135,7 @@ class Probe:
         Before 7.4 the file goes as one simple-query batch (one implicit transaction); from 7.4 each statement
         runs on its own.
         """
+        self._names_stale = True
         try:
             if splits_statements:
                 for raw in split_statements(text):
@@ -143,6 +149,7 @@ class Probe:
     def _relations(self) -> dict[int, tuple[str, int]]:
         rows = self.conn.execute(_LIVE_RELATIONS).fetchall()
         self._identifiers = {oid: (nsp, rel) for oid, nsp, rel, _ in rows}
+        self._names_stale = True
         return {oid: (_key(nsp, rel), filenode) for oid, nsp, rel, filenode in rows}
 
     def snapshot(self) -> dict[int, tuple[str, int]]:
@@ -169,22 +176,36 @@ class Probe:
             return {}
         rows = self.conn.execute(
             "SELECT c.oid, c.relfilenode, pg_stat_get_xact_numscans(c.oid) + coalesce((SELECT sum("
-            "pg_stat_get_xact_numscans(i.indexrelid)) FROM pg_index i WHERE i.indrelid = c.oid), 0), "
-            "n.nspname, c.relname "
-            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY(%s)",
+            "pg_stat_get_xact_numscans(i.indexrelid)) FROM pg_index i WHERE i.indrelid = c.oid), 0) "
+            "FROM pg_class c WHERE c.oid = ANY(%s)",
             (oids,),
         ).fetchall()
-        # A migration may rename a table: each statement's locks are told under the name it has when the
-        # statement runs, as zdm's replay names it.
-        for oid, _, _, schema, name in rows:
-            self._identifiers[oid] = (schema, name)
-        return {oid: (filenode, scans) for oid, filenode, scans, _, _ in rows}
+        return {oid: (filenode, scans) for oid, filenode, scans in rows}
 
     def _names(self, oids: Iterable[int], live: dict[int, tuple[str, int]]) -> dict[int, str]:
-        """The key of each relation by its name as last read (see `_counters`)."""
-        return {
-            oid: _key(*self._identifiers[oid]) if oid in self._identifiers else live[oid][0] for oid in oids
-        }
+        """Each relation's key by the name it has now. A migration may rename a table: each statement's locks
+        are told under the name it has when the statement runs, as zdm's replay names it. Names are read
+        again only after a statement that may have renamed something (reading them every time doubled the
+        cost of measuring a large root)."""
+        wanted = list(oids)
+        if self._names_stale:
+            rows = self.conn.execute(
+                "SELECT c.oid, n.nspname, c.relname FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY(%s)",
+                (wanted,),
+            ).fetchall()
+            for oid, schema, name in rows:
+                self._identifiers[oid] = (schema, name)
+            self._current_names = {
+                oid: _key(schema, name) for oid, (schema, name) in self._identifiers.items()
+            }
+            self._names_stale = False
+        return {oid: self._current_names.get(oid, live[oid][0]) for oid in wanted}
+
+    def ran(self, text: str) -> None:
+        """`text` ran on this connection outside `measure`: names it may have changed are read again."""
+        if _MAY_RENAME.search(text):
+            self._names_stale = True
 
     def _rows_locked_by_others_view(self, oids: list[int]) -> list[int]:
         """Tables among `oids` where another session finds rows it cannot lock (FOR UPDATE SKIP LOCKED)."""
@@ -226,6 +247,7 @@ class Probe:
                 conn.execute("BEGIN")
             before = self._counters(oids)
             names = self._names(oids, live)
+            self.ran(raw.text)
             conn.execute(raw.text.encode())
             pid = conn.info.backend_pid
             for relation, mode in conn.execute(_MY_LOCKS, (pid,)).fetchall():
@@ -259,6 +281,7 @@ class Probe:
         result.captured = False
         filenodes_before = {oid: filenode for oid, (filenode, _) in self._counters(list(live)).items()}
         names = self._names(live, live)
+        self.ran(raw.text)
         blocker = psycopg.connect(self.url, autocommit=False)
         worker = psycopg.connect(self.url, autocommit=True)
         try:
