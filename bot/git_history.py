@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bot.analysis.config import RepoConfig
-from bot.analysis.history import LOCK_FILE, PACKAGE_FILES, RootHistory, history_files, is_schema_path
-from bot.analysis.roots import MIGRATION_FILE, find_roots, provider_of, read_sql
-from bot.analysis.snapshot import migration_root_of, package_directories
+from bot.analysis.history import PACKAGE_FILES, RootHistory, history_files, is_schema_path
+from bot.analysis.prisma import LOCK_FILE, MIGRATION_FILE, lock_file_path, package_directories
+from bot.analysis.roots import find_roots, provider_of, read_sql
+from bot.analysis.snapshot import migration_root_of
 from bot.git_changes import Changes, blobs_at
 
 _SKIP_DIRS = {".git", "node_modules"}
@@ -80,7 +81,7 @@ def read_history(top: Path, merge_base: str, root: str, config: RepoConfig) -> R
     def at_base(path: str) -> bool:
         if path.startswith(prefix) and path.count("/") == prefix.count("/") + 1:
             return path.endswith("/" + MIGRATION_FILE)
-        return path in packages or path == posixpath.join(root, LOCK_FILE) or is_schema_path(root, path)
+        return path in packages or path == lock_file_path(root) or is_schema_path(root, path)
 
     base_texts = blobs_at(top, merge_base, [parent, *packages] if parent else [], at_base)
     base: dict[str, str] = {}
@@ -114,7 +115,7 @@ def _working_tree_migrations(root: Path) -> dict[str, str]:
 def _working_tree_files(top: Path, root: str, packages: list[str]) -> dict[str, str | None]:
     """The root's lock file, package files and schema files as they are in the working tree."""
     found: dict[str, str | None] = {}
-    for path in [posixpath.join(root, LOCK_FILE), *packages]:
+    for path in [lock_file_path(root), *packages]:
         if (top / path).is_file():
             found[path] = read_sql(top / path)
     parent = top / posixpath.dirname(root)

@@ -37,8 +37,9 @@ from redis import Redis
 
 from bot import metrics
 from bot.analysis.config import CONFIG_PATH, STATS_PATH
-from bot.analysis.history import LOCK_FILE, PACKAGE_FILES, is_schema_path
-from bot.analysis.snapshot import lock_file_path, migration_root_of, package_directories, package_files
+from bot.analysis.history import PACKAGE_FILES, is_schema_path
+from bot.analysis.prisma import LOCK_FILE, lock_file_path, package_directories
+from bot.analysis.snapshot import migration_root_of, package_files
 from bot.logs import log
 from bot.report.pull_request import (
     FINDING_MARKER_PATTERN,

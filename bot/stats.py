@@ -121,11 +121,6 @@ def read_table_sizes(database_url: str) -> dict[str, TableSize]:
     return sizes
 
 
-def read_table_rows(database_url: str) -> dict[str, int]:
-    """Estimated rows per table (the part of `read_table_sizes` older zdm files hold)."""
-    return {table: size.rows for table, size in read_table_sizes(database_url).items()}
-
-
 def user_tables(database_url: str) -> list[str]:
     """Up to five tables of the database outside the system schemas."""
     with _connect(database_url) as conn:

@@ -10,12 +10,11 @@ from redis import Redis
 from bot.analysis.config import CONFIG_PATH, STATS_PATH, ConfigError, RepoConfig, parse_config, with_stats
 from bot.analysis.history import Hazard, RootHistory, find_hazards, history_files
 from bot.analysis.model import FileResult
-from bot.analysis.prisma import PrismaVersion
+from bot.analysis.prisma import PrismaVersion, lock_file_path
 from bot.analysis.roots import provider_of
 from bot.analysis.snapshot import (
     RootSnapshot,
     analyze_root_snapshot,
-    lock_file_path,
     prisma_version_from,
     roots_of,
 )

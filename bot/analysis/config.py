@@ -10,7 +10,6 @@ repository without one (and `zdm check` start-up) never imports it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -87,11 +86,6 @@ class RepoConfig:
     calibration: Calibration | None = None
     approvals: ApprovalSettings = ApprovalSettings()
     review: ReviewSettings = ReviewSettings()
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> RepoConfig:
-        """A copy with `update` applied (the spelling of the pydantic model this class replaced, which callers
-        keep using)."""
-        return dataclasses.replace(self, **(update or {}))
 
     def known_small(self, table: str) -> bool:
         """True when a size hint says the table stays under `large_table_rows`; unknown sizes count as large."""

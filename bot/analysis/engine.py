@@ -213,8 +213,10 @@ class Analyzer:
                 effect.classification is Classification.SAFE and not effect.fails_migration
             ):
                 continue
-            finding = self._finding(effect, suppressions)
-            if finding is not None and not finding.suppressed:
+            if (
+                self._severity(effect.rule_id) is not Severity.OFF
+                and _suppressed(effect, suppressions) is None
+            ):
                 return effect.fix
         return None
 
@@ -257,10 +259,7 @@ class Analyzer:
             message = (
                 f"{message} ({sizes} by .github/zdm.yml, under {self.config.large_table_rows:,}: a warning.)"
             )
-        reason = None
-        for suppression in suppressions:
-            if effect.rule_id in suppression.rule_ids and suppression.reason:
-                reason = suppression.reason
+        reason = _suppressed(effect, suppressions)
         return Finding(
             rule_id=effect.rule_id,
             classification=effect.classification,
@@ -272,6 +271,15 @@ class Analyzer:
             suppressed_reason=reason,
             fails_migration=effect.fails_migration,
         )
+
+
+def _suppressed(effect: Effect, suppressions: Iterable[Suppression]) -> str | None:
+    """The reason given by the last `-- zdm:ignore` naming the effect's rule, if any."""
+    reason = None
+    for suppression in suppressions:
+        if effect.rule_id in suppression.rule_ids and suppression.reason:
+            reason = suppression.reason
+    return reason
 
 
 def _with_keys(effect: Effect, operation: op.Operation, ctx: Context) -> Effect:

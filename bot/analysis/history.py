@@ -15,13 +15,12 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from bot.analysis.model import Severity
-from bot.analysis.schema import Schema
+from bot.analysis.prisma import MIGRATION_FILE, lock_file_path, package_directories, prisma_order
 
 if TYPE_CHECKING:
     from bot.analysis.config import RepoConfig
     from bot.rules.base import HistoryRule
 
-LOCK_FILE = "migration_lock.toml"
 # Files that may say where a root's schema is (`"prisma": {"schema": ...}`, `schema:` in the config).
 PACKAGE_FILES = ("package.json", "prisma.config.ts")
 
@@ -44,7 +43,7 @@ class RootHistory:
     postgres_version: int = 15
 
     def migration_path(self, folder: str) -> str:
-        return f"{self.root}/{folder}/migration.sql" if self.root else f"{folder}/migration.sql"
+        return posixpath.join(self.root, folder, MIGRATION_FILE)
 
     @property
     def added(self) -> list[str]:
@@ -65,16 +64,7 @@ class RootHistory:
 
     @property
     def lock_path(self) -> str:
-        return posixpath.join(self.root, LOCK_FILE) if self.root else LOCK_FILE
-
-    def head_schema(self) -> Schema:
-        """The schema zdm's replay builds from every migration at head, in Prisma's order."""
-        from bot.analysis.engine import Analyzer
-
-        analyzer = Analyzer()
-        for folder in _ordered(self.head):
-            analyzer.replay(self.head[folder])
-        return analyzer.schema
+        return lock_file_path(self.root)
 
 
 @dataclass(frozen=True)
@@ -104,13 +94,8 @@ def history_files(root: str, texts: Mapping[str, str | None]) -> dict[str, str]:
     """The files of `texts` (repository path -> text, None: absent) that `RootHistory.base_files`/`head_files`
     hold for `root`: its lock file, the `*.prisma` files under its parent directory (outside the root and any
     `node_modules`), and the package files of the directories from the root's parent up to the top."""
-    parent = posixpath.dirname(root)
-    package_directories = {parent}
-    directory = parent
-    while directory:
-        directory = posixpath.dirname(directory)
-        package_directories.add(directory)
-    lock = posixpath.join(root, LOCK_FILE) if root else LOCK_FILE
+    packages_in = set(package_directories(root))
+    lock = lock_file_path(root)
     selected: dict[str, str] = {}
     for path, text in texts.items():
         if text is None:
@@ -118,7 +103,7 @@ def history_files(root: str, texts: Mapping[str, str | None]) -> dict[str, str]:
         directory, name = posixpath.split(path)
         if (
             path == lock
-            or (name in PACKAGE_FILES and directory in package_directories)
+            or (name in PACKAGE_FILES and directory in packages_in)
             or (name.endswith(".prisma") and is_schema_path(root, path))
         ):
             selected[path] = text
@@ -173,4 +158,4 @@ def _content_digest(history: RootHistory, hazard: Hazard) -> str:
 
 
 def _ordered(names: Iterable[str]) -> list[str]:
-    return sorted(names, key=lambda name: name.encode())
+    return sorted(names, key=prisma_order)

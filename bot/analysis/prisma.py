@@ -7,6 +7,7 @@ runs as one implicit transaction. From 7.4 it splits the file and runs each stat
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,6 +15,35 @@ from pathlib import Path
 from typing import TypeVar
 
 SPLITS_STATEMENTS_FROM = (7, 4, 0)
+
+# How Prisma lays out a migrations root: a folder per migration holding migration.sql, and the lock file
+# naming the provider beside them.
+LOCK_FILE = "migration_lock.toml"
+MIGRATION_FILE = "migration.sql"
+
+
+def lock_file_path(root: str) -> str:
+    """The lock file of a root given by repository path (`""`: the repository's top)."""
+    return posixpath.join(root, LOCK_FILE)
+
+
+def prisma_order(folder: str) -> bytes:
+    """Sort key of migration folders: Prisma applies them in byte-wise order of their names."""
+    return folder.encode()
+
+
+def package_directories(root: str) -> list[str]:
+    """The directories whose package files may name the Prisma version (or the schema's place) of a root,
+    nearest first: from the root's parent up to the repository's top (`""`)."""
+    directories = []
+    directory = posixpath.dirname(root)
+    while True:
+        directories.append(directory)
+        if not directory:
+            return directories
+        directory = posixpath.dirname(directory)
+
+
 D = TypeVar("D")
 
 

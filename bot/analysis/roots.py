@@ -19,10 +19,8 @@ from typing import Any, Generic, TypeVar, overload
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import Analyzer
 from bot.analysis.model import FileResult
-from bot.analysis.prisma import detect_version
+from bot.analysis.prisma import LOCK_FILE, MIGRATION_FILE, detect_version, prisma_order
 
-LOCK_FILE = "migration_lock.toml"
-MIGRATION_FILE = "migration.sql"
 _SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", "dist", "build", ".next"}
 
 
@@ -66,7 +64,7 @@ def migrations_of(root: Path, folders: list[str] | None = None) -> tuple[Path, .
     """The root's migration.sql files in Prisma's order (folder names, byte-wise)."""
     if folders is None:
         folders = [entry.name for entry in os.scandir(root) if entry.is_dir()]
-    ordered = sorted(folders, key=lambda name: name.encode())
+    ordered = sorted(folders, key=prisma_order)
     # Joined as strings, one Path per file: a root can hold hundreds of folders.
     base = str(root)
     files = (os.path.join(base, name, MIGRATION_FILE) for name in ordered)

@@ -15,8 +15,14 @@ from dataclasses import dataclass, field
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import Analyzer
 from bot.analysis.model import FileResult
-from bot.analysis.prisma import LOCKFILES, PrismaVersion, version_in
-from bot.analysis.roots import LOCK_FILE, MIGRATION_FILE
+from bot.analysis.prisma import (
+    LOCKFILES,
+    MIGRATION_FILE,
+    PrismaVersion,
+    package_directories,
+    prisma_order,
+    version_in,
+)
 
 _MIGRATION_PATH = re.compile(r"^(?:(?P<root>.*)/)?(?P<folder>[^/]+)/migration\.sql$")
 
@@ -27,21 +33,6 @@ def migration_root_of(path: str) -> tuple[str, str] | None:
     if match is None:
         return None
     return match.group("root") or "", match.group("folder")
-
-
-def lock_file_path(root: str) -> str:
-    return posixpath.join(root, LOCK_FILE) if root else LOCK_FILE
-
-
-def package_directories(root: str) -> list[str]:
-    """The directories whose package files may name the Prisma version of a root, nearest first."""
-    directories = []
-    directory = posixpath.dirname(root)
-    while True:
-        directories.append(directory)
-        if not directory:
-            return directories
-        directory = posixpath.dirname(directory)
 
 
 def package_files(root: str) -> list[str]:
@@ -74,7 +65,7 @@ def analyze_root_snapshot(root: RootSnapshot, config: RepoConfig) -> list[FileRe
     """Replay earlier migrations and report changed ones, in Prisma's order (folder names, byte-wise)."""
     analyzer = Analyzer(config, prisma=root.prisma)
     results = []
-    folders = sorted({*root.earlier, *root.changed}, key=lambda name: name.encode())
+    folders = sorted({*root.earlier, *root.changed}, key=prisma_order)
     remaining = set(root.changed)
     for folder in folders:
         if not remaining:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bot.analysis.config import RepoConfig
 from bot.analysis.model import FileResult
-from bot.analysis.prisma import PrismaVersion, detect_version
-from bot.analysis.roots import MIGRATION_FILE, analyze_root, root_of
+from bot.analysis.prisma import MIGRATION_FILE, PrismaVersion, detect_version
+from bot.analysis.roots import analyze_root, root_of
 from bot.fixes.plan import FilePlan, plan_file
 
 

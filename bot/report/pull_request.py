@@ -55,7 +55,11 @@ def normalised_sql(sql: str) -> str:
 
 
 def statement_digest(statement: StatementResult, rule_ids: Sequence[str]) -> str:
-    text = normalised_sql(statement.sql) + "\n" + ",".join(sorted(rule_ids))
+    return _short_digest(normalised_sql(statement.sql) + "\n" + ",".join(sorted(rule_ids)))
+
+
+def _short_digest(text: str) -> str:
+    """The digest zdm keeps of what a comment or an approval is about (hidden in the comment's markdown)."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -546,8 +550,7 @@ def job_summary(
 
 def hazard_digest(hazard: Hazard) -> str:
     """What an approval of the hazard covers: its rule, its path and the content it judged."""
-    text = f"history\n{hazard.rule_id}\n{hazard.path}\n{hazard.content_digest}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return _short_digest(f"history\n{hazard.rule_id}\n{hazard.path}\n{hazard.content_digest}")
 
 
 def _hazard_flags(hazards: Sequence[Hazard]) -> list[Flagged]:
@@ -618,7 +621,7 @@ def _flagged(
                 )
         for finding in change.result.file_findings:
             if finding.fails_check:
-                digest = hashlib.sha256(f"{change.path}\n{finding.rule_id}".encode()).hexdigest()[:16]
+                digest = _short_digest(f"{change.path}\n{finding.rule_id}")
                 flagged.append(Flagged(digest, change.path, 1, 1, (finding.rule_id,), ""))
     return statements, flagged
 

@@ -172,9 +172,8 @@ def _through_partitions(
     """The locks, rewrites and scans of a statement on partitioned tables, as PostgreSQL spreads them: each
     lock is taken on every partition as well, and the rows rewritten or read are the partitions' (the parent
     holds none). The message names the partitions it adds."""
-    tables = ctx.schema.tables
     named = [name for name, _ in pairs] + rewrites + scans
-    if not any((model := tables.get(name)) is not None and model.partitioned for name in named if name):
+    if not any(partitioned(ctx, name) for name in named if name):
         return pairs, rewrites, scans, message  # the usual case, answered without walking the schema
     stated = {name for name, _ in pairs}
     spread = list(pairs)

@@ -10,6 +10,7 @@ from bot.rules.base import (
     Example,
     Rule,
     claim,
+    partitioned,
     quoted,
     quoted_name,
     with_concurrently,
@@ -40,8 +41,7 @@ def check(o: op.CreateIndex, ctx: Context) -> Effect:
             scans=[o.on],
             table=o.on,
         )
-    table = ctx.schema.tables.get(o.on)
-    if table is not None and table.partitioned:
+    if partitioned(ctx, o.on):
         return _on_partitioned_table(o, ctx)
     statement = f"CREATE {'UNIQUE ' if o.unique else ''}INDEX CONCURRENTLY {quoted_name(o.name)} ON {quoted(o.on)} (...)"
     return claim(

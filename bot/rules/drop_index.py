@@ -6,7 +6,7 @@ import re
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, partitioned, quoted, quoted_name
 
 ID = "drop-index"
 
@@ -28,18 +28,13 @@ def check(o: op.DropIndex, ctx: Context) -> Effect:
         {table: LockMode.ACCESS_EXCLUSIVE},
         alternative=f"DROP INDEX CONCURRENTLY {quoted_name(o.name)};",
         table=table,
-        fix=None if _partitioned(ctx, table) else _fix(ctx.sql),
+        # PostgreSQL cannot drop an index of a partitioned table CONCURRENTLY.
+        fix=None if partitioned(ctx, table) else _fix(ctx.sql),
         classification=None if table else Classification.BRIEF,
     )
 
 
 _DROP_INDEX = re.compile(r"^(\s*DROP\s+INDEX)\s+(?!CONCURRENTLY\b)", re.IGNORECASE)
-
-
-def _partitioned(ctx: Context, table: str | None) -> bool:
-    # PostgreSQL cannot drop an index of a partitioned table CONCURRENTLY.
-    model = ctx.schema.tables.get(table) if table else None
-    return model is not None and model.partitioned
 
 
 def _fix(sql: str) -> Fix | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.analysis.history import RootHistory
+from bot.analysis.prisma import prisma_order
 from bot.rules.base import HistoryExample, HistoryRule
 
 ID = "migration-edited"
@@ -123,7 +124,7 @@ def check_history(history: RootHistory) -> list[tuple[str, int | None, str, str]
             "." if cosmetic else f" (restore the file as it was at the base commit) and {_NEW_MIGRATION}."
         )
         hazards.append((history.migration_path(folder), first_changed_line(before, after), message, fix))
-    for folder, (old, changed) in sorted(renamed.items(), key=lambda item: item[0].encode()):
+    for folder, (old, changed) in sorted(renamed.items(), key=lambda item: prisma_order(item[0])):
         edited = ", and its SQL changed too" if changed else ""
         hazards.append(
             (

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from bot.analysis.history import RootHistory
+from bot.analysis.prisma import prisma_order
 from bot.rules.base import HistoryExample, HistoryRule
 from bot.rules.migration_edited import renames
 
@@ -15,10 +16,6 @@ ID = "migration-out-of-order"
 # `prisma migrate dev` names folders `YYYYMMDDHHMMSS_<name>` (UTC); other numbered schemes keep their width.
 _PREFIX = re.compile(r"^(?P<digits>\d+)(?:_|$)")
 _TIMESTAMP = "%Y%m%d%H%M%S"
-
-
-def _key(name: str) -> bytes:
-    return name.encode()
 
 
 def _name_part(folder: str) -> str:
@@ -48,20 +45,20 @@ def name_after(latest: str, folder: str, taken: Collection[str]) -> str:
     while True:
         prefix = _next_prefix(candidate)
         candidate = f"{prefix}_{name}" if prefix is not None else f"{candidate}_{name}"
-        if candidate not in taken and _key(candidate) > _key(latest):
+        if candidate not in taken and prisma_order(candidate) > prisma_order(latest):
             return candidate
 
 
 def check_history(history: RootHistory) -> list[tuple[str, int | None, str, str]]:
     if not history.base:
         return []
-    latest = max(history.base, key=_key)
+    latest = max(history.base, key=prisma_order)
     renamed = renames(history)  # reported by migration-edited, with their own fix
     hazards: list[tuple[str, int | None, str, str]] = []
     taken = set(history.head) | set(history.base)
     after = latest
     for folder in history.added:
-        if _key(folder) > _key(latest) or folder in renamed:
+        if prisma_order(folder) > prisma_order(latest) or folder in renamed:
             continue
         suggested = name_after(after, folder, taken)
         taken.add(suggested)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from bot.analysis.history import RootHistory
 from bot.analysis.model import Severity
+from bot.analysis.prisma import prisma_order
 from bot.rules.base import HistoryExample, HistoryRule, quoted, quoted_name
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def new_drifts(history: RootHistory) -> list[Drift]:
 def _replay(history: RootHistory, migrations: Mapping[str, str]) -> Replayed:
     from bot.analysis.schema_drift import replay
 
-    ordered = sorted(migrations, key=lambda name: name.encode())
+    ordered = sorted(migrations, key=prisma_order)
     return replay([(history.migration_path(folder), migrations[folder]) for folder in ordered])
 
 

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg
@@ -242,9 +242,7 @@ def _first_line(error: Exception) -> str:
 def prove_root(server: Server, root: MigrationRoot, config: RepoConfig, compare_with_dump: int = 0) -> Proof:
     """Walk one root; `compare_with_dump`: also compare the first N rewritten migrations with pg_dump."""
     proof = Proof()
-    analyzers = {
-        model: Analyzer(config.model_copy(update={"prisma_version": str(model)})) for model in MODELS
-    }
+    analyzers = {model: Analyzer(replace(config, prisma_version=str(model))) for model in MODELS}
     with _databases(server, 1 + len(MODELS)) as databases:
         original, fixed = databases[0], dict(zip(MODELS, databases[1:], strict=True))
         for path in root.migrations:

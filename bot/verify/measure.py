@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +86,7 @@ class Probe:
         # Names are read again only after SQL that may have renamed a relation (see `_names`).
         self._names_stale = True
         self._current_names: dict[int, str] = {}
+        self._names_of: dict[int, tuple[str, int]] | None = None
         self._observer: psycopg.Connection[tuple[Any, ...]] | None = None
 
     def close(self) -> None:
@@ -182,25 +183,26 @@ class Probe:
         ).fetchall()
         return {oid: (filenode, scans) for oid, filenode, scans in rows}
 
-    def _names(self, oids: Iterable[int], live: dict[int, tuple[str, int]]) -> dict[int, str]:
-        """Each relation's key by the name it has now. A migration may rename a table: each statement's locks
-        are told under the name it has when the statement runs, as zdm's replay names it. Names are read
-        again only after a statement that may have renamed something (reading them every time doubled the
-        cost of measuring a large root)."""
-        wanted = list(oids)
-        if self._names_stale:
+    def _names(self, live: dict[int, tuple[str, int]]) -> dict[int, str]:
+        """Each live relation's key by the name it has now. A migration may rename a table: each statement's
+        locks are told under the name it has when the statement runs, as zdm's replay names it. Names are read
+        again only after SQL that may have renamed something, or for another set of live relations (reading
+        them with every statement doubled the cost of measuring a large root)."""
+        if self._names_stale or live is not self._names_of:
             rows = self.conn.execute(
                 "SELECT c.oid, n.nspname, c.relname FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY(%s)",
-                (wanted,),
+                (list(live),),
             ).fetchall()
             for oid, schema, name in rows:
                 self._identifiers[oid] = (schema, name)
             self._current_names = {
-                oid: _key(schema, name) for oid, (schema, name) in self._identifiers.items()
+                oid: _key(*self._identifiers[oid]) if oid in self._identifiers else key
+                for oid, (key, _) in live.items()
             }
+            self._names_of = live
             self._names_stale = False
-        return {oid: self._current_names.get(oid, live[oid][0]) for oid in wanted}
+        return self._current_names
 
     def ran(self, text: str) -> None:
         """`text` ran on this connection outside `measure`: names it may have changed are read again."""
@@ -246,7 +248,7 @@ class Probe:
             if not in_transaction:
                 conn.execute("BEGIN")
             before = self._counters(oids)
-            names = self._names(oids, live)
+            names = self._names(live)
             self.ran(raw.text)
             conn.execute(raw.text.encode())
             pid = conn.info.backend_pid
@@ -280,7 +282,7 @@ class Probe:
         result.autocommit = True
         result.captured = False
         filenodes_before = {oid: filenode for oid, (filenode, _) in self._counters(list(live)).items()}
-        names = self._names(live, live)
+        names = self._names(live)
         self.ran(raw.text)
         blocker = psycopg.connect(self.url, autocommit=False)
         worker = psycopg.connect(self.url, autocommit=True)
