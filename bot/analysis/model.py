@@ -107,6 +107,9 @@ class Fix:
     # Prisma 7.4; `alone_always` when even 7.4 runs their file as one batch (DROP INDEX CONCURRENTLY).
     alone: tuple[str, ...] = ()
     alone_always: bool = False
+    # Statements that run right after `alone`, where the operation stood, before the rest of the file: the
+    # swap of an online column change, once its backfill and index builds (`alone`) are done.
+    after: tuple[str, ...] = ()
     # Done by hand or by a job between migrations (a batched backfill), before `later`.
     manual: tuple[str, ...] = ()
     later: tuple[str, ...] = ()

@@ -222,6 +222,8 @@ def plan_file(
                     segments.add(statement_sql(sql))
                 else:
                     segments.alone(statement_sql(sql))
+            for sql in fix.after:
+                segments.add(statement_sql(sql))
             manual.extend(fix.manual)
             manual_indices.extend(index for _ in fix.manual)
             later.extend((index, statement_sql(s)) for s in fix.later)
