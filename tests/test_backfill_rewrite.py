@@ -128,14 +128,34 @@ def test_rewrite_leaves_the_same_rows_and_applies_like_prisma(
 
 
 @pytest.mark.parametrize("prisma", ["6.19.0", "7.4.0"])
-def test_a_backfill_inside_the_files_own_transaction_keeps_it(prisma: str) -> None:
-    # Batching would commit part of what the author made one transaction: the plan keeps it as written.
+def test_a_backfill_inside_the_files_own_transaction_splits_it_there(
+    any_pg_server: Server, prisma: str
+) -> None:
+    # The file's own BEGIN ... COMMIT is a place to split, not a wall: what comes before the backfill stays
+    # one transaction, the backfill commits batch by batch alone, and the rows end the same.
     sql = 'BEGIN;\nALTER TABLE "User" ADD COLUMN "nick" TEXT;\nUPDATE "User" SET "nick" = "email";\nCOMMIT;'
     version = PrismaVersion.parse(prisma)
+    assert version is not None
     result = analyze_sql(sql, setup=ROWS, config=RepoConfig(prisma_version=prisma))
     plan = plan_file("20990101000000_backfill", result, version)
-    assert not any("DO $zdm$" in m.sql for m in plan.migrations), plan.render()
-    assert any("inside the file's own BEGIN" in reason for reason in plan.no_rewrite.values())
+    assert plan.no_rewrite == {}, plan.render()
+    (backfill,) = [m for m in plan.migrations if "DO $zdm$" in m.sql]
+    assert backfill.alone and "BEGIN;" not in backfill.sql.replace("BEGIN\n", ""), plan.render()
+    with any_pg_server.fresh_database() as original_url, any_pg_server.fresh_database() as fixed_url:
+        original, fixed = Probe(original_url), Probe(fixed_url)
+        try:
+            original.execute_script(ROWS)
+            fixed.execute_script(ROWS)
+            assert original.apply_like_prisma(sql, splits_statements=version.splits_statements) is None
+            for migration in plan.migrations:
+                failed = fixed.apply_like_prisma(
+                    migration.sql, splits_statements=version.splits_statements or migration.alone
+                )
+                assert failed is None, f"{migration.name} failed with {failed}:\n{migration.sql}"
+        finally:
+            original.close()
+            fixed.close()
+        assert _contents(original_url) == _contents(fixed_url)
 
 
 # ------------------------------------------------------------------------------------------- row locks

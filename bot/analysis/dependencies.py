@@ -27,7 +27,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.tokenizer_core import TokenType
 
 from bot.analysis import operations as op
-from bot.analysis.model import Keys
+from bot.analysis.model import Keys, Touches
 from bot.analysis.schema import Schema
 
 # One tokenizer for every call (each starts from a clean state; the token list is complete before a nested
@@ -279,3 +279,105 @@ def depends(keys: Keys, statement: Mentions, retires: frozenset[str] = frozenset
     return (
         statement.star or statement.insert_without_columns or bool(keys.tables & {_bare(t) for t in retires})
     )
+
+
+# -- effects: what a statement changes of what exists, and which finished states it needs -------------------
+
+OPAQUE = Touches(opaque=True)
+_NOTHING = Touches()
+
+
+def table_atom(table: str) -> str:
+    return f"table:{_bare(table)}"
+
+
+def column_atom(table: str, column: str) -> str:
+    return f"column:{_bare(table)}.{column.lower()}"
+
+
+def constraint_atom(table: str, name: str) -> str:
+    return f"constraint:{_bare(table)}.{name.lower()}"
+
+
+def index_atom(name: str) -> str:
+    return f"index:{_bare(name)}"
+
+
+def not_null_atom(table: str, column: str) -> str:
+    return f"not-null:{_bare(table)}.{column.lower()}"
+
+
+def touches_of(operation: op.Operation) -> Touches:
+    """The effect model of one operation. A deferred step (a `VALIDATE`, a `SET NOT NULL` after a valid
+    CHECK) keeps its meaning when what runs before it changes none of the objects it names, and a statement
+    may run before a deferred step when it needs none of the states that step finishes. Creating new objects,
+    adding columns and constraints, and changing rows change no existing object's meaning for such a step:
+    only drops, renames and changes of a column or constraint do."""
+    if isinstance(operation, op.Unrecognized):
+        return OPAQUE
+    if isinstance(operation, (op.DropTable, op.RenameTable)):
+        return Touches(changes=frozenset({table_atom(operation.name)}))
+    if isinstance(
+        operation,
+        (
+            op.DropColumn,
+            op.RenameColumn,
+            op.AlterColumnType,
+            op.SetNotNull,
+            op.DropNotNull,
+        ),
+    ):
+        return Touches(changes=frozenset({column_atom(operation.on, operation.column)}))
+    if isinstance(operation, op.AlterColumnIdentity):
+        needs = (
+            {not_null_atom(operation.on, operation.column)} if operation.action == "add identity" else set()
+        )
+        return Touches(frozenset({column_atom(operation.on, operation.column)}), frozenset(needs))
+    if isinstance(operation, (op.DropConstraint, op.RenameConstraint)):
+        return Touches(changes=frozenset({constraint_atom(operation.on, operation.name)}))
+    if isinstance(operation, (op.DropIndex, op.RenameIndex)):
+        return Touches(changes=frozenset({index_atom(operation.name)}))
+    if isinstance(operation, op.AddConstraint) and operation.constraint.kind == "primary_key":
+        # A primary key makes its columns NOT NULL, scanning the table unless they already are.
+        columns = operation.constraint.columns
+        needs = {not_null_atom(operation.on, c) for c in columns} or {not_null_atom(operation.on, "*")}
+        return Touches(needs=frozenset(needs))
+    return _NOTHING
+
+
+def merged(touches: tuple[Touches, ...]) -> Touches:
+    """One statement's effects from its operations'."""
+    if len(touches) == 1:
+        return touches[0]
+    return Touches(
+        frozenset().union(*(t.changes for t in touches)),
+        frozenset().union(*(t.needs for t in touches)),
+        any(t.opaque for t in touches),
+    )
+
+
+def changes_what_it_requires(changes: frozenset[str], requires: frozenset[str]) -> bool:
+    """Does a statement that `changes` these atoms change something a deferred step `requires`? Changing a
+    table (dropping or renaming it) changes everything on it."""
+    if changes & requires:
+        return True
+    tables = {atom.removeprefix("table:") for atom in changes if atom.startswith("table:")}
+    if not tables:
+        return False
+    return any(_table_of(atom) in tables for atom in requires)
+
+
+def needs_what_it_finishes(needs: frozenset[str], finishes: frozenset[str]) -> bool:
+    if needs & finishes:
+        return True
+    wildcards = {atom.removesuffix("*") for atom in needs if atom.endswith(".*")}
+    return any(atom.startswith(prefix) for prefix in wildcards for atom in finishes)
+
+
+def _table_of(atom: str) -> str:
+    kind, _, rest = atom.partition(":")
+    if kind == "table":
+        return rest
+    if kind == "index":
+        return ""
+    return rest.split(".", 1)[0]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from bot.analysis import operations as op
 from bot.analysis.config import RepoConfig
-from bot.analysis.dependencies import keys_of
+from bot.analysis.dependencies import OPAQUE, keys_of, touches_of
 from bot.analysis.lock_time import DEFAULT_CALIBRATION, Duration, duration, human_band
 from bot.analysis.model import (
     Classification,
@@ -202,6 +202,9 @@ class Analyzer:
             retires=frozenset(
                 o.name for o in parsed.operations if isinstance(o, (op.RenameTable, op.DropTable))
             ),
+            touches=((OPAQUE,) if in_block else tuple(touches_of(o) for o in parsed.operations))
+            if self.plans
+            else (),
             lock_time=lock_time,
             online_time=online_time,
         )

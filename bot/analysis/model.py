@@ -97,6 +97,18 @@ class Keys:
 
 
 @dataclass(frozen=True, slots=True)
+class Touches:
+    """What one operation does to objects that exist before it runs, and which finished states of earlier
+    statements it needs, as atoms (`dependencies.touches_of`): `table:t`, `column:t.c`, `constraint:t.n`,
+    `index:n` changed (dropped, renamed, altered); `not-null:t.c` needed (`not-null:t.*`: some column of t)."""
+
+    changes: frozenset[str] = frozenset()
+    needs: frozenset[str] = frozenset()
+    # What it does cannot be read (a DO block, dynamic SQL, a statement zdm does not understand).
+    opaque: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Fix:
     """A safe rewrite of one operation, in Prisma's terms: what replaces it in its own migration, what must run
     alone (outside any transaction), what waits for a following migration, and what no migration should do."""
@@ -198,6 +210,9 @@ class StatementResult:
     fixes: tuple[Fix | None, ...] = ()
     # Tables this statement renames away or drops: their old name stops existing.
     retires: frozenset[str] = frozenset()
+    # Per operation (aligned with `parts` when the statement is split), for the planner; empty when the
+    # result was analysed without plans.
+    touches: tuple[Touches, ...] = ()
     # How long its blocking lock is held, from the tables' sizes (None: no blocking work or sizes unknown);
     # `online_time`: work under a lock that blocks neither reads nor writes (VALIDATE CONSTRAINT).
     lock_time: Duration | None = None

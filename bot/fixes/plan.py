@@ -1,11 +1,12 @@
 """Turn a file's fixes into Prisma migrations: the ordered directories that replace it, and the deploys and
 manual steps between them.
 
-Statements keep their order. A statement that must run outside a transaction (`CONCURRENTLY`) gets a
-migration directory of its own when the Prisma version runs a file as one transaction (before 7.4), and
-always for `DROP INDEX CONCURRENTLY`. Follow-up statements (`VALIDATE CONSTRAINT`, `SET NOT NULL` after a
-valid CHECK) go into one migration after everything else, preceded by the application deploy and the
-backfills they need.
+Statements keep their order within a phase (`bot.fixes.ordering`): phase 0 is the file's own place, and the
+steps a fix defers (`VALIDATE CONSTRAINT`, `SET NOT NULL` after a valid CHECK, a key attached `USING INDEX`,
+a drop after the deploy) run in the next phase, with the statements that depend on them. A statement that must
+run outside a transaction (`CONCURRENTLY`) gets a migration directory of its own when the Prisma version runs
+a file as one transaction (before 7.4), inside the file's own BEGIN ... COMMIT, and always for `DROP INDEX
+CONCURRENTLY`. The deploy and the manual steps (a backfill) come right before the phase that waits for them.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bot.analysis.model import FileResult, StatementResult
+from bot.analysis.model import FileResult, Fix, StatementResult
 from bot.analysis.prisma import PrismaVersion
-from bot.fixes.ordering import choose_moves, units_of
+from bot.fixes.ordering import Unit, choose_moves, units_of
 
 LOCK_TIMEOUT = "SET lock_timeout = '5s';"
 # CONCURRENTLY and VACUUM refuse a transaction block; a DO block that commits needs to run at top level.
@@ -89,27 +90,36 @@ Piece = tuple[int, str]
 
 
 @dataclass
+class _Segment:
+    pieces: list[Piece]
+    alone: bool
+    # Between the file's own BEGIN and COMMIT.
+    region: bool
+    phase: int
+
+
+@dataclass
 class _Segments:
-    """The migrations that replace the file, in order: (pieces, alone, inside the file's own transaction)."""
+    """The migrations that replace the file, in order."""
 
     base: str
-    items: list[tuple[list[Piece], bool, bool]] = field(default_factory=list)
+    items: list[_Segment] = field(default_factory=list)
     current: list[Piece] = field(default_factory=list)
     index: int = 0
-    # Between the file's own BEGIN and COMMIT.
     region: bool = False
+    phase: int = 0
 
     def add(self, sql: str) -> None:
         self.current.append((self.index, sql))
 
     def close(self) -> None:
         if self.current:
-            self.items.append((self.current, False, self.region))
+            self.items.append(_Segment(self.current, False, self.region, self.phase))
             self.current = []
 
     def alone(self, sql: str) -> None:
         self.close()
-        self.items.append(([(self.index, sql)], True, False))
+        self.items.append(_Segment([(self.index, sql)], True, False, self.phase))
 
 
 def statement_sql(sql: str) -> str:
@@ -135,6 +145,15 @@ def _runs_outside_transaction(statement: StatementResult) -> bool:
     return statement.kind != "empty" and runs_outside_transaction(statement.sql)
 
 
+@dataclass
+class _Between:
+    """What happens between migrations: the deploy and the manual steps, each before the phase that needs it."""
+
+    deploys: dict[int, list[str]] = field(default_factory=dict)
+    deploy_indices: dict[int, list[int]] = field(default_factory=dict)
+    manual: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
+
+
 def plan_file(
     migration_name: str, result: FileResult, prisma: PrismaVersion | None, add_lock_timeout: bool = True
 ) -> FilePlan:
@@ -142,104 +161,137 @@ def plan_file(
         raise ValueError(
             f"{result.path} was analysed without plans (Analyzer(plans=False)): analyse it again"
         )
-    # The file's own BEGIN ... COMMIT (Prisma writes one around an enum change) keeps its meaning: what it
-    # encloses becomes migrations of their own, each still one transaction (before 7.4 a migration is one;
-    # from 7.4 zdm writes BEGIN/COMMIT around it), and nothing that must run outside a transaction moves in.
-    # A COMMIT also ends what came before it, so it ends a migration too.
+    # The file's own BEGIN ... COMMIT (Prisma writes one around an enum change) keeps its meaning where it
+    # can: what it encloses becomes migrations of their own, each still one transaction (before 7.4 a
+    # migration is one; from 7.4 zdm writes BEGIN/COMMIT around it). A statement that must run outside a
+    # transaction splits it there. A COMMIT also ends what came before it, so it ends a migration too.
     if any(_ROLLBACK.match(s.sql) for s in result.statements):
         return _as_written(migration_name, result)
     splits = prisma is not None and prisma.splits_statements
-    region_line = 0
     segments = _Segments(migration_name)
-    later: list[Piece] = []
-    manual: list[str] = []
     summaries: list[str] = []
-    deploys: list[str] = []
     real = [s for s in result.statements if s.kind not in ("transaction", "commit", "rollback")]
     needs_timeout = add_lock_timeout and any(
         f.rule_id == "lock-timeout-missing" for s in result.statements for f in s.findings
     )
-    moves = choose_moves(units_of(result))
-    along = set(moves.along)
-    no_rewrite: dict[int, str] = {}
-    later_indices: list[int] = []
-    manual_indices: list[int] = []
-    for index, statement in enumerate(result.statements):
-        segments.index = index
-        if is_transaction_control(statement.sql):
-            segments.close()
-            segments.region = opens_transaction(statement.sql)
-            region_line = statement.line_start
-            continue
-        rules = {f.rule_id for f in statement.findings if not f.suppressed}
-        if "locks-held-until-commit" in rules and statement.has_fix:
-            rules.discard("locks-held-until-commit")  # the rewrite makes it brief: nothing long to wait for
-        if rules & _SPLITS_BEFORE and not splits and not segments.region:
-            segments.close()
-            summaries.append(
-                f"line {statement.line_start}: starts a new migration ({', '.join(sorted(rules & _SPLITS_BEFORE))})"
-            )
-        if (index, -1) in along:
-            later.append((index, statement_sql(statement.sql)))
-            later_indices.append(index)
-            summaries.append(f"line {statement.line_start}: moved after the deploy with what it depends on")
-            continue
-        if not statement.has_fix or statement.parts is None:
-            if (
-                _runs_outside_transaction(statement)
-                and len(real) > 1
-                and not segments.region
-                and (not splits or _drops_concurrently(statement))
-            ):
-                segments.alone(statement_sql(statement.sql))
-                summaries.append(f"line {statement.line_start}: moved to a migration of its own")
-            else:
-                segments.add(statement_sql(statement.sql))
-            continue
-        for number, (part, fix) in enumerate(zip(statement.parts, statement.fixes, strict=True)):
-            if (index, number) in along:
-                later.append((index, statement_sql(part)))
-                if index not in later_indices:
-                    later_indices.append(index)
-                continue
-            if (index, number) in moves.cancelled:
-                fix = None
-                no_rewrite[index] = "no automatic rewrite: " + moves.cancelled[(index, number)]
-            elif fix is not None and fix.alone and segments.region:
-                fix = None
-                no_rewrite[index] = (
-                    f"no automatic rewrite: it is inside the file's own BEGIN (line {region_line}), and its "
-                    "rewrite cannot run inside a transaction; move it out of the transaction block first"
-                )
-            if fix is None:
-                segments.add(statement_sql(part))
-                continue
-            summaries.append(f"line {statement.line_start}: {fix.summary}")
-            for sql in fix.in_place:
-                segments.add(statement_sql(sql))
-            for sql in fix.alone:
-                if splits and not fix.alone_always:
+    units = units_of(result)
+    moves = choose_moves(units)
+    by_statement: dict[int, list[Unit]] = {}
+    for unit in units:
+        by_statement.setdefault(unit.id[0], []).append(unit)
+    lines = {unit.id: unit.line for unit in units}
+    no_rewrite = {uid[0]: "no automatic rewrite: " + why for uid, why in moves.cancelled.items()}
+    between = _Between()
+
+    def fix_of(unit: Unit) -> Fix | None:
+        return None if unit.id in moves.cancelled else unit.fix
+
+    def deferred_to(unit: Unit) -> int | None:
+        fix = fix_of(unit)
+        return moves.deferred_phase(unit) if fix is not None and fix.later else None
+
+    for phase in range(moves.last_phase + 2):
+        segments.close()
+        segments.phase, segments.region = phase, False
+        landing = [u for u in units if deferred_to(u) == phase]
+        # VALIDATE scans its table under a lock that lets writes through, but in one transaction with a
+        # SET NOT NULL or a drop (one batch before Prisma 7.4) the scan would happen under the ACCESS EXCLUSIVE
+        # lock those took earlier. Validating first keeps every scan ahead of every strong lock; a validation
+        # only needs its constraint, added in an earlier phase.
+        for unit in landing:
+            segments.index = unit.id[0]
+            for sql in _deferred(fix_of(unit)):
+                if _VALIDATE.match(sql):
                     segments.add(statement_sql(sql))
-                else:
-                    segments.alone(statement_sql(sql))
-            for sql in fix.after:
-                segments.add(statement_sql(sql))
-            manual.extend(fix.manual)
-            manual_indices.extend(index for _ in fix.manual)
-            later.extend((index, statement_sql(s)) for s in fix.later)
-            if fix.later and index not in later_indices:
-                later_indices.append(index)
-            if fix.deploy_first and fix.deploy_first not in deploys:
-                deploys.append(fix.deploy_first)
+        for index, statement in enumerate(result.statements):
+            segments.index = index
+            if is_transaction_control(statement.sql):
+                if phase == 0:
+                    segments.close()
+                    segments.region = opens_transaction(statement.sql)
+                continue
+            rules = {f.rule_id for f in statement.findings if not f.suppressed}
+            if "locks-held-until-commit" in rules and statement.has_fix:
+                rules.discard(
+                    "locks-held-until-commit"
+                )  # the rewrite makes it brief: nothing long to wait for
+            here = [u for u in by_statement.get(index, ()) if moves.phase_of(u.id) == phase]
+            if here and rules & _SPLITS_BEFORE and not splits and not segments.region:
+                segments.close()
+                summaries.append(
+                    f"line {statement.line_start}: starts a new migration ({', '.join(sorted(rules & _SPLITS_BEFORE))})"
+                )
+            for unit in by_statement.get(index, ()):
+                if deferred_to(unit) == phase:
+                    for sql in _deferred(fix_of(unit)):
+                        if not _VALIDATE.match(sql):
+                            segments.add(statement_sql(sql))
+                if moves.phase_of(unit.id) != phase:
+                    continue
+                if phase:
+                    cause = moves.after[unit.id]
+                    summaries.append(
+                        f"line {unit.line}: moved to a later migration, after what line {lines[cause]} "
+                        "finishes there, which it depends on"
+                    )
+                fix = fix_of(unit)
+                if unit.id[1] == -1 or fix is None:
+                    if (
+                        unit.id[1] == -1
+                        and _runs_outside_transaction(statement)
+                        and len(real) > 1
+                        and not segments.region
+                        and (not splits or _drops_concurrently(statement))
+                    ):
+                        segments.alone(statement_sql(unit.sql))
+                        summaries.append(f"line {statement.line_start}: moved to a migration of its own")
+                    else:
+                        segments.add(statement_sql(unit.sql))
+                    continue
+                _lay_out(unit, fix, segments, splits, summaries, between, moves.deferred_phase(unit))
     segments.close()
     if needs_timeout:
         summaries.append("every migration that locks tables starts with SET lock_timeout")
     return FilePlan(
         original=migration_name,
-        steps=_steps(segments, later, later_indices, manual, manual_indices, deploys, needs_timeout, splits),
+        steps=_steps(segments, between, needs_timeout, splits),
         summaries=tuple(summaries),
         no_rewrite=no_rewrite,
     )
+
+
+def _deferred(fix: Fix | None) -> tuple[str, ...]:
+    return fix.later if fix is not None else ()
+
+
+def _lay_out(
+    unit: Unit,
+    fix: Fix,
+    segments: _Segments,
+    splits: bool,
+    summaries: list[str],
+    between: _Between,
+    next_phase: int,
+) -> None:
+    """One operation's rewrite where it runs: in place, alone (outside any transaction), the swap after it;
+    its deferred steps wait for the next phase, and its deploy and manual steps come right before that."""
+    summaries.append(f"line {unit.line}: {fix.summary}")
+    for sql in fix.in_place:
+        segments.add(statement_sql(sql))
+    for sql in fix.alone:
+        # From 7.4 each statement runs on its own, except inside the file's own BEGIN ... COMMIT.
+        if splits and not fix.alone_always and not segments.region:
+            segments.add(statement_sql(sql))
+        else:
+            segments.alone(statement_sql(sql))
+    for sql in fix.after:
+        segments.add(statement_sql(sql))
+    between.manual.setdefault(next_phase, []).extend((text, unit.id[0]) for text in fix.manual)
+    if fix.deploy_first:
+        deploys = between.deploys.setdefault(next_phase, [])
+        if fix.deploy_first not in deploys:
+            deploys.append(fix.deploy_first)
+        between.deploy_indices.setdefault(next_phase, []).append(unit.id[0])
 
 
 def _as_written(migration_name: str, result: FileResult) -> FilePlan:
@@ -257,47 +309,44 @@ def _drops_concurrently(statement: StatementResult) -> bool:
     return bool(re.search(r"^\s*DROP\s+INDEX\s+CONCURRENTLY\b", statement.sql, re.IGNORECASE))
 
 
-def _steps(
-    segments: _Segments,
-    later: list[Piece],
-    later_indices: list[int],
-    manual: list[str],
-    manual_indices: list[int],
-    deploys: list[str],
-    needs_timeout: bool,
-    splits: bool,
-) -> tuple[Step, ...]:
-    items = list(segments.items)
+def _steps(segments: _Segments, between: _Between, needs_timeout: bool, splits: bool) -> tuple[Step, ...]:
+    """The migrations in order, each phase's after the deploy and the manual steps it waits for. The deploy
+    comes once, before the first phase that needs it: every later phase runs after it too."""
     steps: list[Step] = []
-    names = _names(segments.base, len(items) + (1 if later else 0))
-    for (pieces, alone, region), name in zip(items, names, strict=False):
+    names = _names(segments.base, len(segments.items))
+    deployed = False
+    started: set[int] = set()
+    deploy_phase = min(between.deploys, default=None)
+    for segment, name in zip(segments.items, names, strict=False):
+        if segment.phase not in started:
+            started.add(segment.phase)
+            if not deployed and deploy_phase is not None and segment.phase >= deploy_phase:
+                deployed = True
+                texts = [t for phase in sorted(between.deploys) for t in between.deploys[phase]]
+                indices = [
+                    i for phase in sorted(between.deploy_indices) for i in between.deploy_indices[phase]
+                ]
+                steps.append(
+                    Step(
+                        "deploy",
+                        "deploy the application: " + "; ".join(dict.fromkeys(texts)),
+                        None,
+                        tuple(dict.fromkeys(indices)),
+                    )
+                )
+            steps.extend(
+                Step("manual", text, None, (index,)) for text, index in between.manual.get(segment.phase, ())
+            )
         # Statement by statement (7.4+), the file's own transaction holds only with its BEGIN and COMMIT.
-        steps.append(_migration_step(name, pieces, alone, needs_timeout, wrap=region and splits))
-    if deploys:
         steps.append(
-            Step("deploy", "deploy the application: " + "; ".join(deploys), None, tuple(later_indices))
-        )
-    steps.extend(
-        Step("manual", text, None, (index,)) for text, index in zip(manual, manual_indices, strict=True)
-    )
-    if later:
-        steps.append(
-            _migration_step(names[len(items)], _validations_first(later), False, needs_timeout, False)
+            _migration_step(
+                name, segment.pieces, segment.alone, needs_timeout, wrap=segment.region and splits
+            )
         )
     return tuple(steps)
 
 
 _VALIDATE = re.compile(r"^\s*ALTER\s+TABLE\b.*\bVALIDATE\s+CONSTRAINT\b", re.IGNORECASE | re.DOTALL)
-
-
-def _validations_first(pieces: list[Piece]) -> list[Piece]:
-    """VALIDATE scans its table under a lock that lets writes through, but in one transaction with a drop or
-    a SET NOT NULL (run as one batch before Prisma 7.4, or in a file's own BEGIN) the scan would happen
-    under the ACCESS EXCLUSIVE lock those took earlier. Validating first keeps every scan ahead of every
-    strong lock; it only needs the constraints the earlier migrations added, and nothing in this migration
-    creates one."""
-    validations = [p for p in pieces if _VALIDATE.match(p[1])]
-    return validations + [p for p in pieces if not _VALIDATE.match(p[1])]
 
 
 def _migration_step(name: str, pieces: list[Piece], alone: bool, needs_timeout: bool, wrap: bool) -> Step:

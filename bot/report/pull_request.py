@@ -250,15 +250,23 @@ def _plan_steps(plan: FilePlan) -> list[str]:
 
 
 def _has_rewrite(statement: StatementResult, index: int, plan: FilePlan) -> bool:
-    """zdm rewrites the statement, or moves it to a migration of its own."""
-    if index in plan.no_rewrite or not plan.changes_anything:
+    """zdm's plan writes something else for the statement (all of it or a part), or runs it elsewhere: in a
+    migration of its own or a later one."""
+    if not plan.changes_anything:
         return False
-    if statement.has_fix:
-        return True
-    return any(
+    numbers = plan.step_numbers(index)
+    if any(
         (step := plan.steps[number - 1]).migration is not None and step.migration.name != plan.original
-        for number in plan.step_numbers(index)
-    )
+        for number in numbers
+    ):
+        return True
+    if not statement.has_fix:
+        return False
+    if index not in plan.no_rewrite:
+        return True
+    # A part kept as written, the others rewritten.
+    written = [normalised_sql(sql) for number in numbers for sql in plan.steps[number - 1].sql_of(index)]
+    return written != [normalised_sql(statement.sql)]
 
 
 def _suggestion(
@@ -345,16 +353,22 @@ def _inline_body(
         return "\n".join([*head, *fix, *tail])
 
     alternative = next((f.safe_alternative for f in (primary, *shown) if f.safe_alternative), "")
+    # One answer per statement: the comment shows what the plan does with it, never a rewrite it does not apply.
+    kept = (
+        ["", f"Kept as written by zdm's plan: {_clip(plan.no_rewrite[index], 400)}"]
+        if index in plan.no_rewrite
+        else []
+    )
     if not _has_rewrite(statement, index, plan):
-        fix = []
-        if index in plan.no_rewrite:
-            fix += ["", f"No automatic rewrite: {_clip(plan.no_rewrite[index], 400)}"]
-        if alternative:
-            fix += ["", "**Instead:** " + _clip(alternative, 600)]
+        fix = list(kept)
+        if alternative and not kept:
+            fix += ["", "**Instead** (by hand: zdm writes no rewrite for it): " + _clip(alternative, 600)]
         return cap(body(fix), INLINE_LIMIT)
+    if kept:
+        kept[1] = "Part of it is " + kept[1][0].lower() + kept[1][1:]
     suggestion = _suggestion(change, index, plan, position)
     if suggestion is not None:
-        text = body(["", "Safe rewrite, in place:", "", "```suggestion", suggestion, "```"])
+        text = body(["", "Safe rewrite, in place:", "", "```suggestion", suggestion, "```", *kept])
         if len(text) <= MAX_COMMENT:
             return text
     numbers = plan.step_numbers(index)
@@ -365,9 +379,9 @@ def _inline_body(
         "the whole plan is in the summary.",
         "",
     ]
-    text = body([*intro, *_own_steps(plan, index, with_sql=True)])
+    text = body([*intro, *_own_steps(plan, index, with_sql=True), *kept])
     if len(text) > INLINE_LIMIT:
-        text = body([*intro, *_own_steps(plan, index, with_sql=False)])
+        text = body([*intro, *_own_steps(plan, index, with_sql=False), *kept])
     return cap(text, INLINE_LIMIT)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
+from bot.analysis.schema import Schema
+from bot.rules.backfill import BATCH_SIZE, NotProvable, batched_fill
 from bot.rules.base import (
     STANDARD_SETUP,
     Context,
@@ -45,14 +47,14 @@ def check(o: op.AddColumn, ctx: Context) -> Effect | None:
         scans=[o.on],
         alternative=alternative,
         table=o.on,
-        fix=_fix(o),
+        fix=_fix(o, ctx.schema),
     )
 
 
 _SEQUENCE_TYPES = {"serial": "integer", "bigserial": "bigint", "smallserial": "smallint"}
 
 
-def _fix(o: op.AddColumn) -> Fix | None:
+def _fix(o: op.AddColumn, schema: Schema) -> Fix | None:
     """Add the column plain, set the default for new rows, backfill old rows in batches, then NOT NULL."""
     column = o.column
     table, name = quoted(o.on), quoted_name(column.name)
@@ -81,15 +83,28 @@ def _fix(o: op.AddColumn) -> Fix | None:
     if column.not_null:
         check_now, later = not_null_steps(o.on, column.name)
         now += check_now
+    finish = "then make it NOT NULL without a long lock." if column.not_null else "done."
+    try:
+        backfill = batched_fill(o.on, column.name, default_sql, schema)
+    except NotProvable:
+        return Fix(
+            "Add the column without a default, set the default for new rows, backfill old rows in batches, "
+            + finish,
+            in_place=tuple(now),
+            manual=(
+                f"Backfill in batches outside the migration, e.g. repeat until it updates no row:\n"
+                f"UPDATE {table} SET {name} = {default_sql} WHERE ctid IN "
+                f"(SELECT ctid FROM {table} WHERE {name} IS NULL LIMIT 5000);",
+            ),
+            later=later,
+        )
+    # The backfill commits every batch, so it runs alone, outside any transaction; the CHECK it satisfies
+    # is validated in the next migration.
     return Fix(
-        "Add the column without a default, set the default for new rows, backfill old rows in batches, "
-        + ("then make it NOT NULL without a long lock." if column.not_null else "done."),
+        f"Add the column without a default, set the default for new rows, fill old rows in batches of "
+        f"{BATCH_SIZE:,} by primary key (a DO block alone in its migration), " + finish,
         in_place=tuple(now),
-        manual=(
-            f"Backfill in batches outside the migration, e.g. repeat until it updates no row:\n"
-            f"UPDATE {table} SET {name} = {default_sql} WHERE ctid IN "
-            f"(SELECT ctid FROM {table} WHERE {name} IS NULL LIMIT 5000);",
-        ),
+        alone=(backfill,),
         later=later,
     )
 

@@ -11,7 +11,7 @@ from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
 from bot.analysis.parser import qualified
 from bot.analysis.schema import Schema
-from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted_name
+from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
 
 ID = "backfill"
 # Rows per transaction in the rewrite. At most this many rows are locked at any moment, each for the few
@@ -166,6 +166,24 @@ def batched_rewrite(
     if _pins_key(statement.args.get("where"), key):
         raise NotProvable("its WHERE already picks rows by primary key, so it locks only those")
     return _do_block(sql, statement, key, batch_size)
+
+
+def batched_fill(
+    table: str, column: str, value_sql: str, schema: Schema, batch_size: int = BATCH_SIZE
+) -> str:
+    """Set `column` to `value_sql` on every row where it is NULL, as a DO block that walks the primary key
+    like `batched_rewrite`: the backfill of a column added without its default. The value is the column's
+    own default (evaluated per row, as PostgreSQL would have for every existing row), so unlike a user's UPDATE
+    it may call any function. Raises NotProvable when the table has no single-column primary key."""
+    key = _primary_key(schema, table)
+    if key is None:
+        raise NotProvable(f"zdm knows no single-column primary key of {quoted_name(table)} to walk")
+    if key == column:
+        raise NotProvable("the column filled is the primary key the batches walk")
+    sql = (
+        f"UPDATE {quoted(table)} SET {quoted_name(column)} = {value_sql} WHERE {quoted_name(column)} IS NULL"
+    )
+    return _do_block(sql, _parse(sql), key, batch_size)
 
 
 def _parse(sql: str) -> exp.Update | exp.Delete:
