@@ -127,6 +127,12 @@ EFFECT_CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         'CREATE INDEX "Child_note_idx" ON "Child"("note");',
         [],
     ),
+    # Unique constraints attached USING INDEX (DEFERRABLE kept) on several tables: none waits for another.
+    "deferrable unique constraints in a row": (
+        'ALTER TABLE "Child" ADD CONSTRAINT "Child_note_key" UNIQUE ("note") DEFERRABLE INITIALLY DEFERRED;\n'
+        'ALTER TABLE "Other" ADD CONSTRAINT "Other_note_key" UNIQUE ("note") DEFERRABLE INITIALLY DEFERRED;',
+        [],
+    ),
     # The file's own BEGIN ... COMMIT is a place to split: the index is built CONCURRENTLY outside it.
     "index inside the file's own transaction": (
         'BEGIN;\nALTER TABLE "Child" ADD COLUMN "extra" TEXT;\nCREATE INDEX "Child_extra_idx" ON "Child"("extra");\n'

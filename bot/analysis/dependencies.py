@@ -308,6 +308,54 @@ def not_null_atom(table: str, column: str) -> str:
 
 
 def touches_of(operation: op.Operation) -> Touches:
+    """`_effects_of` with the tables and columns the operation works on."""
+    effects = _effects_of(operation)
+    if effects.opaque:
+        return effects
+    tables, columns = _works_on(operation)
+    return Touches(effects.changes, effects.needs, False, tables, columns)
+
+
+def _works_on(operation: op.Operation) -> tuple[frozenset[str], frozenset[str]]:
+    tables: set[str] = set()
+    columns: set[str] = set()
+    for attribute in ("on", "name", "target"):
+        value = getattr(operation, attribute, None)
+        if isinstance(value, str) and value and not isinstance(operation, (op.DropIndex, op.RenameIndex)):
+            tables.add(_bare(value))
+    tables.update(_bare(t) for t in getattr(operation, "reads", ()) or ())
+    column = getattr(operation, "column", None)
+    if isinstance(column, str) and column:
+        columns.add(column.lower())
+    elif isinstance(column, op.ColumnSpec):
+        columns.add(column.name.lower())
+        if column.references is not None:
+            tables.add(_bare(column.references.ref_table))
+            columns.update(c.lower() for c in column.references.ref_columns)
+    new_name = getattr(operation, "new_name", None)
+    if isinstance(new_name, str) and new_name:
+        (columns if isinstance(operation, op.RenameColumn) else tables).add(_bare(new_name))
+    specs: list[op.ConstraintSpec] = []
+    if isinstance(operation, op.AddConstraint):
+        specs.append(operation.constraint)
+    if isinstance(operation, op.CreateTable):
+        specs.extend(operation.constraints)
+        for item in operation.columns:
+            columns.add(item.name.lower())
+            if item.references is not None:
+                tables.add(_bare(item.references.ref_table))
+                columns.update(c.lower() for c in item.references.ref_columns)
+    for spec in specs:
+        columns.update(c.lower() for c in spec.columns)
+        if spec.foreign_key is not None:
+            tables.add(_bare(spec.foreign_key.ref_table))
+            columns.update(c.lower() for c in spec.foreign_key.columns + spec.foreign_key.ref_columns)
+    if isinstance(operation, op.CreateIndex):
+        columns.update(c.lower() for c in operation.columns)
+    return frozenset(tables), frozenset(columns)
+
+
+def _effects_of(operation: op.Operation) -> Touches:
     """The effect model of one operation. A deferred step (a `VALIDATE`, a `SET NOT NULL` after a valid
     CHECK) keeps its meaning when what runs before it changes none of the objects it names, and a statement
     may run before a deferred step when it needs none of the states that step finishes. Creating new objects,
@@ -353,7 +401,22 @@ def merged(touches: tuple[Touches, ...]) -> Touches:
         frozenset().union(*(t.changes for t in touches)),
         frozenset().union(*(t.needs for t in touches)),
         any(t.opaque for t in touches),
+        frozenset().union(*(t.tables for t in touches)),
+        frozenset().union(*(t.columns for t in touches)),
     )
+
+
+def moved_keys(sql: str, touches: Touches) -> Keys:
+    """What a statement that moves to a later phase must take along: every later statement that names its
+    objects. Its own tables and columns are read from its operations, so a column name matters only where its
+    table is named too; every other identifier (a constraint, an index, a type) matters wherever it appears.
+    A statement whose operations cannot be read keys on every name it mentions."""
+    if touches.opaque or not touches.tables:
+        return generic_keys(sql)
+    identifiers = mentions(sql).identifiers
+    qualifiers = {name for name in identifiers if name in ("public",)}
+    names = identifiers - touches.tables - touches.columns - qualifiers - _KEYWORDS
+    return Keys(frozenset(names), touches.columns, touches.tables)
 
 
 def changes_what_it_requires(changes: frozenset[str], requires: frozenset[str]) -> bool:

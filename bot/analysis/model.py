@@ -106,6 +106,9 @@ class Touches:
     needs: frozenset[str] = frozenset()
     # What it does cannot be read (a DO block, dynamic SQL, a statement zdm does not understand).
     opaque: bool = False
+    # The tables and columns it works on, by bare lower-case name (empty: zdm cannot tell).
+    tables: frozenset[str] = frozenset()
+    columns: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,10 +35,10 @@ from bot.analysis.dependencies import (
     column_atom,
     constraint_atom,
     depends,
-    generic_keys,
     index_atom,
     mentions,
     merged,
+    moved_keys,
     needs_what_it_finishes,
     not_null_atom,
     table_atom,
@@ -58,13 +58,18 @@ _PLAIN_DROP = re.compile(
 _CONCURRENTLY = re.compile(r"\bCONCURRENTLY\b", re.IGNORECASE)
 # State that lasts until the transaction ends: a statement split out of the transaction would not see it.
 _TRANSACTION_STATE = re.compile(
-    r"^\s*(?:LOCK\b|SET\s+LOCAL\b|SAVEPOINT\b|CREATE\s+(?:(?:GLOBAL|LOCAL)\s+)?TEMP(?:ORARY)?\b)",
+    r"^\s*(?:LOCK\b|SET\s+LOCAL\b|SAVEPOINT\b)",
     re.IGNORECASE,
 )
 # Objects other statements may use without naming them as identifiers (a sequence in a default's string, a
 # function or type inside a body): dropping one waits for every statement that moved later.
 _DROPS_WHAT_STRINGS_NAME = re.compile(
     r"^\s*DROP\s+(?:SEQUENCE|FUNCTION|PROCEDURE|TYPE|DOMAIN|TRIGGER|VIEW|MATERIALIZED\s+VIEW)\b",
+    re.IGNORECASE,
+)
+_TEMPORARY_TABLE = re.compile(
+    r"^\s*CREATE\s+(?:(?:GLOBAL|LOCAL)\s+)?TEMP(?:ORARY)?\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+    r'(?P<name>"(?:[^"]|"")+"|\w+)',
     re.IGNORECASE,
 )
 _NAME = r'(?:"(?:[^"]|"")+"|\w+)(?:\s*\.\s*(?:"(?:[^"]|"")+"|\w+))?'
@@ -81,7 +86,8 @@ _DROP_CONSTRAINT = re.compile(
 )
 _USING_INDEX = re.compile(
     rf"^\s*ALTER\s+TABLE\s+(?P<table>{_NAME})\s+ADD\s+CONSTRAINT\s+(?P<name>{_NAME})\s+"
-    rf"(?:PRIMARY\s+KEY|UNIQUE)\s+USING\s+INDEX\s+(?P<index>{_NAME})\s*$",
+    rf"(?:PRIMARY\s+KEY|UNIQUE)\s+USING\s+INDEX\s+(?P<index>{_NAME})"
+    r"(?:\s+(?:NOT\s+)?DEFERRABLE)?(?:\s+INITIALLY\s+(?:DEFERRED|IMMEDIATE))?\s*$",
     re.I,
 )
 
@@ -162,7 +168,7 @@ class Unit:
     @cached_property
     def names(self) -> Keys:
         """What a statement after this one must not mention if this one moves later without it."""
-        return generic_keys(self.sql)
+        return moved_keys(self.sql, self.touches)
 
 
 @dataclass
@@ -314,17 +320,24 @@ def _depends_on_finishing(step: Finishing, touches: Touches) -> bool:
 
 
 def _split_from_transaction_state(units: list[Unit]) -> dict[UnitId, str]:
-    """A rewrite that runs outside the transaction (CONCURRENTLY, a batched DO block) cannot follow a lock, a
-    temporary table or a SET LOCAL the file's transaction set up for it."""
+    """A rewrite that runs outside the transaction (CONCURRENTLY, a batched DO block) cannot follow a lock or a
+    SET LOCAL the file's transaction set up for it, nor use a temporary table it made (which a statement run
+    apart need not see)."""
     cancelled: dict[UnitId, str] = {}
     holder: Unit | None = None
+    temporary: dict[str, Unit] = {}
     for unit in units:
-        if holder is not None and unit.fix is not None and unit.fix.alone:
-            cancelled[unit.id] = (
-                f"line {holder.line} (`{_snippet(holder.sql)}`) sets up state for the rest of the transaction, "
-                "which a statement run outside it would not see"
-            )
-        if holder is None and _TRANSACTION_STATE.match(unit.sql):
+        if unit.fix is not None and unit.fix.alone:
+            used = next((t for name, t in temporary.items() if name in unit.mentions.names), None)
+            cause = holder or used
+            if cause is not None:
+                cancelled[unit.id] = (
+                    f"line {cause.line} (`{_snippet(cause.sql)}`) sets up state for the rest of the transaction, "
+                    "which a statement run outside it would not see"
+                )
+        if match := _TEMPORARY_TABLE.match(unit.sql):
+            temporary[_unquoted(match["name"]).lower()] = unit
+        elif holder is None and _TRANSACTION_STATE.match(unit.sql):
             holder = unit
     return cancelled
 
