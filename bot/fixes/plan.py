@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from bot.analysis.model import FileResult, Fix, StatementResult
 from bot.analysis.prisma import PrismaVersion
-from bot.fixes.ordering import Unit, choose_moves, units_of
+from bot.fixes.ordering import Moves, Unit, choose_moves, units_of
 
 LOCK_TIMEOUT = "SET lock_timeout = '5s';"
 # CONCURRENTLY and VACUUM refuse a transaction block; a DO block that commits needs to run at top level.
@@ -179,7 +179,7 @@ def plan_file(
     by_statement: dict[int, list[Unit]] = {}
     for unit in units:
         by_statement.setdefault(unit.id[0], []).append(unit)
-    lines = {unit.id: unit.line for unit in units}
+    units_by_id = {unit.id: unit for unit in units}
     no_rewrite = {uid[0]: "no automatic rewrite: " + why for uid, why in moves.cancelled.items()}
     between = _Between()
 
@@ -229,11 +229,7 @@ def plan_file(
                 if moves.phase_of(unit.id) != phase:
                     continue
                 if phase:
-                    cause = moves.after[unit.id]
-                    summaries.append(
-                        f"line {unit.line}: moved to a later migration, after what line {lines[cause]} "
-                        "finishes there, which it depends on"
-                    )
+                    summaries.append(_why_moved(unit, units_by_id[moves.after[unit.id]], moves))
                 fix = fix_of(unit)
                 if unit.id[1] == -1 or fix is None:
                     if (
@@ -258,6 +254,14 @@ def plan_file(
         summaries=tuple(summaries),
         no_rewrite=no_rewrite,
     )
+
+
+def _why_moved(unit: Unit, cause: Unit, moves: Moves) -> str:
+    if cause.id in moves.phase and not (cause.defers and moves.phase_of(cause.id) < moves.phase_of(unit.id)):
+        return f"line {unit.line}: moved to a later migration with line {cause.line}, whose objects it names"
+    if cause.finishing is None:
+        return f"line {unit.line}: moved after the deploy with line {cause.line}'s drop, which it depends on"
+    return f"line {unit.line}: moved to a later migration, after what line {cause.line} finishes there, which it needs"
 
 
 def _deferred(fix: Fix | None) -> tuple[str, ...]:
