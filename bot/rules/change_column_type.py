@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
+from bot.analysis.model import Classification, Effect, Fix, LockMode
 from bot.rules.base import (
     EVENT_USER_FKEY,
     PARTITIONED_SETUP,
@@ -18,6 +18,7 @@ from bot.rules.base import (
     quoted,
     quoted_name,
 )
+from bot.rules.online_column import NotOnline, online_type_change
 
 ID = "change-column-type"
 
@@ -161,6 +162,7 @@ def _type_change(o: op.AlterColumnType, ctx: Context) -> Effect | None:
             keys.locks,
             table=o.on,
         )
+    fix, online = _online(o, ctx, f"{old or 'its previous type'} to {new}")
     if (o.using_expression or o.using_casts) and needs_rewrite(old, new, False) is False:
         same = old is not None and old == new
         return claim(
@@ -179,8 +181,10 @@ def _type_change(o: op.AlterColumnType, ctx: Context) -> Effect | None:
                 if same
                 else "If USING only converts, drop it: without it the type change is catalog-only. If it changes "
                 "values, change them with a batched UPDATE instead."
-            ),
+            )
+            + online,
             table=o.on,
+            fix=fix,
         )
     return claim(
         ID,
@@ -191,11 +195,28 @@ def _type_change(o: op.AlterColumnType, ctx: Context) -> Effect | None:
         rewrites=[o.on],
         scans=[o.on, *keys.scans],
         alternative=(
-            "Expand and contract: add a new column of the new type, write both from the application, backfill "
-            "in batches, switch reads, then drop the old column. Where a wider type is enough "
-            "(varchar(n) to varchar(m > n) or text, numeric(p,s) to numeric(q > p, s)), use it: it is catalog-only."
+            "Where a wider type is enough (varchar(n) to varchar(m > n) or text, numeric(p,s) to numeric(q > p, "
+            "s)), use it: it is catalog-only." + online
         ),
         table=o.on,
+        fix=fix,
+    )
+
+
+def _online(o: op.AlterColumnType, ctx: Context, what: str) -> tuple[Fix | None, str]:
+    """The online column change for a type change that rewrites, and the advice that goes with it."""
+    try:
+        fix = online_type_change(o, ctx, what)
+    except NotOnline as reason:
+        return None, (
+            " Otherwise expand and contract by hand: a new column of the new type kept in step by a trigger, "
+            "a batched backfill, indexes built CONCURRENTLY, then a swap of the columns. zdm writes no automatic "
+            f"rewrite for it: {reason}."
+        )
+    return fix, (
+        " Otherwise `zdm fix` writes it as an online column change: a shadow column of the new type kept in "
+        "step by a trigger, a batched backfill, every index and constraint on the column built again without "
+        "blocking, then one brief step that swaps the columns."
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
 from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
+from bot.rules.online_column import NotOnline, online_type_change
 
 ID = "enum-rebuild"
 
@@ -18,6 +19,15 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
         or new.base not in ctx.schema.enums
     ):
         return None
+    try:
+        fix = online_type_change(o, ctx, f"the rebuilt enum {quoted(new.base)}")
+        online = (
+            " Or let `zdm fix` write it as an online column change: a shadow column of the new enum kept in "
+            "step by a trigger, a batched backfill, indexes built again CONCURRENTLY, then one brief step that "
+            "swaps the columns; Prisma's renames and DROP TYPE follow as written."
+        )
+    except NotOnline as reason:
+        fix, online = None, f" zdm writes no automatic rewrite for it: {reason}."
     return claim(
         ID,
         ctx,
@@ -31,8 +41,10 @@ def check(o: op.AlterColumnType, ctx: Context) -> Effect | None:
         alternative=(
             "Keep the old value in the database enum (remove it from the Prisma schema's usage only, or leave "
             "it unused), and forbid it with `CHECK (col <> 'OLD') NOT VALID` + `VALIDATE CONSTRAINT` if needed."
+            + online
         ),
         table=o.on,
+        fix=fix,
     )
 
 
