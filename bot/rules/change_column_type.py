@@ -18,7 +18,7 @@ from bot.rules.base import (
     quoted,
     quoted_name,
 )
-from bot.rules.online_column import NotOnline, online_type_change
+from bot.rules.online_column import KEPT_AS_WRITTEN, WHAT_ZDM_FIX_WRITES, NotOnline, online_type_change
 
 ID = "change-column-type"
 
@@ -334,9 +334,12 @@ RULE = Rule(
         "column the table had when the view was created): `prisma migrate deploy` fails."
     ),
     instead=(
-        "Pick a binary-compatible widening when one exists. Otherwise expand/contract: new column, dual "
-        "writes, batched backfill, switch reads, drop the old column in a later migration. Drop the views that "
-        "read the column before the change and create them again after it, in the same migration."
+        "Pick a binary-compatible widening when one exists: it is catalog-only, and zdm says so (a USING that is "
+        "the column itself, through binary-coercible casts, keeps the rows too). Drop the views that read the "
+        "column before the change and create them again after it, in the same migration.\n\n"
+        + WHAT_ZDM_FIX_WRITES
+        + "\n\n"
+        + KEPT_AS_WRITTEN
     ),
     operations=(op.AlterColumnType,),
     check=check,
@@ -425,6 +428,25 @@ RULE = Rule(
             Classification.BLOCKING,
             STANDARD_SETUP,
             title="a widening, but cast through text",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "createdAt" SET DATA TYPE TIMESTAMPTZ(3) USING "createdAt" AT TIME ZONE '
+            "'UTC';",
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="a NOT NULL column with a default, USING AT TIME ZONE: zdm fix writes an online column change",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "discordId" SET DATA TYPE INTEGER USING ("discordId"::integer);',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="text to integer with USING",
+        ),
+        Example(
+            'ALTER TABLE "Tip" ALTER COLUMN "note" SET DATA TYPE VARCHAR(5);',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="an indexed column: its index is built again CONCURRENTLY on the new column",
         ),
         Example(
             'ALTER TABLE "Session" ALTER COLUMN "userId" SET DATA TYPE BIGINT;',

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, LockMode
 from bot.rules.base import STANDARD_SETUP, Context, Example, Rule, claim, quoted, quoted_name
-from bot.rules.online_column import NotOnline, online_type_change
+from bot.rules.online_column import KEPT_AS_WRITTEN, WHAT_ZDM_FIX_WRITES, NotOnline, online_type_change
 
 ID = "enum-rebuild"
 
@@ -59,7 +59,14 @@ RULE = Rule(
     ),
     instead=(
         "Leave the value in the database type; stop writing it in code. If it must be forbidden, add a "
-        "`CHECK ... NOT VALID` constraint and validate it separately."
+        "`CHECK ... NOT VALID` constraint and validate it separately.\n\n"
+        "When the value must go, each column's conversion can be done online. "
+        + WHAT_ZDM_FIX_WRITES
+        + "\n\nPrisma drops an enum column's default before the conversion and sets it after: in the online "
+        "change the old column gets it back in the expand step, so inserts that leave the column out keep "
+        "working until the swap. Code still writing the removed value fails from the expand step on (the "
+        "trigger cannot convert it), as it would after Prisma's rebuild: deploy the code that stops writing it "
+        "first.\n\n" + KEPT_AS_WRITTEN
     ),
     operations=(op.AlterColumnType,),
     check=check,

@@ -419,3 +419,58 @@ def _dollar_tag(text: str) -> str:
         number += 1
         tag = f"$zdm{number}$"
     return tag
+
+
+# For the rule pages (`zdm docs`): what `zdm fix` writes, and every case where the statement stays as written.
+WHAT_ZDM_FIX_WRITES = """`zdm fix` writes the change as an **online column change**, in ordinary Prisma migration folders:
+
+1. **Expand**, where the statement stood (brief locks): a shadow column `<column>_zdm_new` of the new type
+   (nullable, no default: the trigger fills it), and a `BEFORE INSERT OR UPDATE` trigger that sets it from the
+   row through the statement's own `USING` expression (or the plain conversion); `CHECK (shadow IS NOT NULL)
+   NOT VALID` when the column is NOT NULL; the column's foreign keys added on the shadow column `NOT VALID`.
+2. **Backfill**, alone in its migration: zdm's batched `DO` block (see [backfill](backfill.md)) sets the
+   shadow column of every row whose value differs from the converted one, 1,000 rows per transaction. Run
+   again after an interruption, it picks up where it stopped.
+3. **Rebuild**, each alone: `VALIDATE` the CHECK and the foreign keys (SHARE UPDATE EXCLUSIVE: writes go on);
+   every index, unique index, unique constraint's and primary key's index over the column built again
+   `CONCURRENTLY` on the shadow column (expressions, `INCLUDE`, `WHERE` and sort order kept); other tables'
+   foreign keys that reference the column added on the shadow column `NOT VALID`, then validated.
+4. **Swap**, where the statement stood, as ONE `DO` block, so it is atomic whether Prisma runs the file as one
+   transaction (before 7.4) or statement by statement (7.4+): drop the trigger and its function, the old
+   referencing foreign keys and the old column; rename the shadow column; `SET NOT NULL` (no scan: the
+   validated CHECK proves it, PostgreSQL 12+) and drop the CHECK; set the default again (a SERIAL's sequence
+   changes owner first, or it would go with the old column); attach the primary key and unique constraints
+   `USING INDEX`; give every index and foreign key its name back. Only catalog changes, under a
+   `lock_timeout` of 5 s: the lock is brief whatever the table's size.
+
+The rest of the file follows as written (Prisma's enum renames and `DROP TYPE` after the columns are swapped).
+The changed column ends last in the table: PostgreSQL cannot place a new column, and Prisma names every column
+it reads, so nothing notices (zdm's schema comparisons compare columns by name). Writes keep going
+throughout: `tests/test_online_column.py` applies the folders while three sessions insert, update and delete
+rows, and checks every row holds its last write converted; `bench/online_column.py` measures it on 1 M rows."""
+
+KEPT_AS_WRITTEN = """The statement stays as written (the finding says why) when:
+
+- the server is older than PostgreSQL 12 (`SET NOT NULL` would read the table despite the CHECK);
+- the table is partitioned or a partition (no index is built `CONCURRENTLY` on a partitioned table);
+- the column is an identity or generated column, or the table has a generated column (it may be computed
+  from this one);
+- a view or materialized view reads the column, or may (zdm cannot tell which columns it reads): the old
+  column cannot be dropped under it (the original fails too when the view reads it);
+- the table has an exclusion constraint, a CHECK constraint zdm does not keep the expression of (only
+  `col IS NOT NULL` is known), or a `CHECK (col IS NOT NULL)` of the column itself;
+- a primary key or unique constraint whose columns zdm does not know (attached `USING INDEX`), an index zdm
+  could not read, or one written before a column it reads was renamed;
+- a foreign key of the table to itself over the column, a foreign key whose definition zdm never read, a
+  partitioned table referencing the column, or a foreign key referencing an enum column;
+- the backfill cannot be batched: no single-column primary key zdm knows to walk, or a `USING` that reads
+  other rows (a subquery), calls a function zdm cannot see into, or uses the transaction's time (`now()`:
+  each batch would get its own);
+- the statement also changes the collation, or zdm does not know the column's default to set it again (or a
+  SERIAL's sequence name, over 63 bytes);
+- the planner cannot place it: inside the file's own `BEGIN ... COMMIT` (Prisma writes one around an enum
+  rebuild; the steps that must run alone cannot), inside a `DO` block, in a file that rolls back, or where a
+  later statement depends on what would move.
+
+What the replay does not see is not carried over either: a comment on the column, its statistics target, a
+policy or trigger of your own that names it. Check those by hand before running the plan."""

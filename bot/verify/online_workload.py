@@ -58,6 +58,8 @@ class Outcome:
     migrations: dict[str, float]
     # The swap's folder, start to commit (its lock wait included: an upper bound of the time it held it).
     swap_seconds: float
+    # The batched backfill's DO block, start to end.
+    backfill_seconds: float
     lost_or_wrong: list[str]
     errors: list[str]
 
@@ -96,7 +98,7 @@ def run(
     sessions = [Writer(n, writers, rows) for n in range(writers)]
     threads = [threading.Thread(target=_write, args=(url, w, stop, max_seconds)) for w in sessions]
     timings: dict[str, float] = {}
-    swap = 0.0
+    swap = backfill = 0.0
     for thread in threads:
         thread.start()
     try:
@@ -110,6 +112,8 @@ def run(
                         conn.execute(raw.text.encode())
                         if "RENAME COLUMN" in raw.text:
                             swap = time.perf_counter() - began
+                        if "zdm_from" in raw.text:
+                            backfill = time.perf_counter() - began
                 else:
                     conn.execute(migration.sql.encode())  # one simple-query batch: one transaction
                     if "RENAME COLUMN" in migration.sql:
@@ -126,6 +130,7 @@ def run(
         slowest_write=max(w.slowest for w in sessions),
         migrations=timings,
         swap_seconds=swap,
+        backfill_seconds=backfill,
         lost_or_wrong=_check(url, rows, sessions),
         errors=[e for w in sessions for e in w.errors],
     )
