@@ -76,6 +76,8 @@ class Schema:
     view_columns: dict[str, dict[str, ViewReads]] = field(default_factory=dict)
     # Objects created by the migration file being analysed: nothing reads them yet.
     new_objects: set[str] = field(default_factory=set)
+    # Views the file being analysed dropped (their sources stay in `view_sources`): it may create them again.
+    dropped_views: set[str] = field(default_factory=set)
     # Once a partitioned table is known (never reset): until then no lock needs spreading to partitions, and
     # every claim of every statement skips the search for them.
     has_partitioned_tables: bool = False
@@ -87,6 +89,7 @@ class Schema:
 
     def begin_file(self) -> None:
         self.new_objects = set()
+        self.dropped_views = set()
         for table in self.tables.values():
             for column in table.columns.values():
                 column.dropped_default = None
@@ -486,6 +489,8 @@ class Schema:
         }
 
     def _apply_DropView(self, o: op.DropView) -> None:
+        if o.name in self.views or o.name in self.materialized_views:
+            self.dropped_views.add(o.name)
         self.views.discard(o.name)
         self.materialized_views.discard(o.name)
 

@@ -148,6 +148,12 @@ def _check_table(o: op.AlterColumnType, ctx: Context, table: Table, column: Colu
     if certain or possible:
         views = ", ".join(quoted(v) for v in (*certain, *possible))
         raise NotOnline(f"{views} may read the column, and its old column cannot be dropped under a view")
+    for view in sorted(schema.dropped_views):
+        if o.on in schema.view_sources.get(view, ()):
+            raise NotOnline(
+                f"the file dropped {quoted(view)}, which reads the table, and may create it again: created after "
+                "the swap, a view that reads `*` would list the columns in another order"
+            )
     for name, constraint in table.constraints.items():
         if constraint.kind == "exclude":
             raise NotOnline(f"the table has the exclusion constraint {quoted_name(name)}")
@@ -445,7 +451,8 @@ WHAT_ZDM_FIX_WRITES = """`zdm fix` writes the change as an **online column chang
 
 The rest of the file follows as written (Prisma's enum renames and `DROP TYPE` after the columns are swapped).
 The changed column ends last in the table: PostgreSQL cannot place a new column, and Prisma names every column
-it reads, so nothing notices (zdm's schema comparisons compare columns by name). Writes keep going
+it reads, so nothing notices (zdm's schema comparisons compare columns by name); a view created later with
+`SELECT *` over the table lists it last too. Writes keep going
 throughout: `tests/test_online_column.py` applies the folders while three sessions insert, update and delete
 rows, and checks every row holds its last write converted; `bench/online_column.py` measures it on 1 M rows."""
 
@@ -456,7 +463,9 @@ KEPT_AS_WRITTEN = """The statement stays as written (the finding says why) when:
 - the column is an identity or generated column, or the table has a generated column (it may be computed
   from this one);
 - a view or materialized view reads the column, or may (zdm cannot tell which columns it reads): the old
-  column cannot be dropped under it (the original fails too when the view reads it);
+  column cannot be dropped under it (the original fails too when the view reads it); or the file dropped a
+  view over the table before the change (to create it again after: a view that reads `*` would then list
+  the columns in another order);
 - the table has an exclusion constraint, a CHECK constraint zdm does not keep the expression of (only
   `col IS NOT NULL` is known), or a `CHECK (col IS NOT NULL)` of the column itself;
 - a primary key or unique constraint whose columns zdm does not know (attached `USING INDEX`), an index zdm
