@@ -22,7 +22,7 @@ class Column:
     # The default a DROP DEFAULT of the file being analysed removed (Prisma drops an enum column's default
     # before converting it and sets it again after).
     dropped_default: op.DefaultSpec | None = None
-    # SERIAL: the sequence PostgreSQL created for the column and made it own.
+    # SERIAL: the column owns the sequence PostgreSQL created for it (its default may have changed since).
     serial: bool = False
     # "identity", "stored" or "virtual" for generated columns.
     generated: str | None = None
@@ -354,13 +354,13 @@ class Schema:
 
     def _apply_SetDefault(self, o: op.SetDefault) -> None:
         column = self._table(o.on).columns.setdefault(o.column, Column(None))
-        column.has_default, column.default, column.serial = True, o.default, False
+        column.has_default, column.default = True, o.default
 
     def _apply_DropDefault(self, o: op.DropDefault) -> None:
         column = self._table(o.on).columns.setdefault(o.column, Column(None))
         if column.default is not None:
             column.dropped_default = column.default
-        column.has_default, column.default, column.serial = False, None, False
+        column.has_default, column.default = False, None
 
     def _apply_AddConstraint(self, o: op.AddConstraint) -> None:
         table = self._table(o.on)

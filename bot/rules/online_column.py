@@ -125,7 +125,7 @@ def online_type_change(o: op.AlterColumnType, ctx: Context, what: str) -> Fix:
     ]
     body = "".join(f"    {statement};\n" for statement in swap)
     swap_tag = _dollar_tag(body)
-    also = f" ({', '.join(plan.rebuilt)} rebuilt concurrently on it)" if plan.rebuilt else ""
+    also = f" ({', '.join(plan.rebuilt)} rebuilt on it without blocking)" if plan.rebuilt else ""
     return Fix(
         f"online column change for {what}: a shadow column {s} kept in step by a trigger{also}, filled in "
         "batches that each commit, then swapped for the old column in one brief catalog-only step",
@@ -228,19 +228,23 @@ def _backfill(
 
 def _default(o: op.AlterColumnType, column: Column, shadow: str, plan: _Plan) -> None:
     t, c = quoted(o.on), quoted_name(o.column)
-    if column.serial and column.has_default:
+    sequence = ""
+    if column.serial:
         # SERIAL: the sequence belongs to the column, and goes with it unless it changes owner first.
-        sequence = f"{bare(o.on)}_{o.column}_seq"
-        if len(sequence.encode()) > _MAX_NAME:
+        name = f"{bare(o.on)}_{o.column}_seq"
+        if len(name.encode()) > _MAX_NAME:
             raise NotOnline("zdm cannot tell the name of the column's serial sequence")
         namespace = o.on.rsplit(".", 1)[0] + "." if "." in o.on else ""
-        seq = quoted(namespace + sequence)
-        plan.before_drop.append(f"ALTER SEQUENCE {seq} OWNED BY {t}.{quoted_name(shadow)}")
-        plan.after_rename.append(f"ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT nextval('{seq}'::regclass)")
-        plan.rebuilt.append("the serial default")
-    elif column.default is not None and column.default.sql:
+        sequence = quoted(namespace + name)
+        plan.before_drop.append(f"ALTER SEQUENCE {sequence} OWNED BY {t}.{quoted_name(shadow)}")
+    if column.default is not None and column.default.sql:
         # PostgreSQL converts the default to the new type as the type change would.
         plan.after_rename.append(f"ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {column.default.sql}")
+    elif column.has_default and sequence:
+        plan.after_rename.append(
+            f"ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT nextval('{sequence}'::regclass)"
+        )
+        plan.rebuilt.append("the serial default")
     elif column.has_default:
         raise NotOnline("zdm does not know the column's default to set it again")
 
