@@ -95,5 +95,20 @@ RULE = Rule(
             STANDARD_SETUP,
             title="old type dropped, then the new one renamed",
         ),
+        Example(
+            "CREATE TYPE \"Role_new\" AS ENUM ('USER', 'ADMIN');\n"
+            'ALTER TABLE "User" ALTER COLUMN "role" DROP DEFAULT;\n'
+            'ALTER TABLE "User" ALTER COLUMN "role" TYPE "Role_new" USING ("role"::text::"Role_new");\n'
+            'ALTER TABLE "Member" ALTER COLUMN "role" TYPE "Role_new" USING ("role"::text::"Role_new");\n'
+            'ALTER TYPE "Role" RENAME TO "Role_old";\n'
+            'ALTER TYPE "Role_new" RENAME TO "Role";\n'
+            'DROP TYPE "Role_old";\n'
+            'ALTER TABLE "User" ALTER COLUMN "role" SET DEFAULT \'USER\';',
+            Classification.BLOCKING,
+            STANDARD_SETUP
+            + 'CREATE TABLE "Member" ("id" SERIAL NOT NULL, "role" "Role", CONSTRAINT "Member_pkey" PRIMARY KEY ("id"));\n'
+            'CREATE INDEX "Member_role_idx" ON "Member"("role");',
+            title="an enum used by two tables, one column indexed: zdm fix changes each column online",
+        ),
     ),
 )
