@@ -27,6 +27,7 @@ Where a step cannot be written so that the result is the original's, `online_typ
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -83,7 +84,8 @@ def online_type_change(o: op.AlterColumnType, ctx: Context, what: str) -> Fix:
     shadow = _free_name(f"{o.column}_zdm_new", table.columns)
     t, c, s = quoted(o.on), quoted_name(o.column), quoted_name(shadow)
     namespace = o.on.rsplit(".", 1)[0] + "." if "." in o.on else ""
-    function = quoted(_fit(f"{namespace}zdm_sync_{bare(o.on)}_{o.column}"))
+    # In the table's schema, so the trigger's function sits beside it.
+    function = quoted(namespace + _fit(f"zdm_sync_{bare(o.on)}_{o.column}"))
     trigger = quoted_name(_fit(f"zdm_sync_{o.column}"))
     plan = _Plan()
     plan.expand.append(f"ALTER TABLE {t} ADD COLUMN {s} {new_type}")
@@ -418,12 +420,11 @@ def _fit(name: str) -> str:
     return encoded[:_MAX_NAME].decode(errors="ignore") if len(encoded) > _MAX_NAME else name
 
 
-def _free_name(wanted: str, taken: object) -> str:
+def _free_name(wanted: str, taken: Collection[str]) -> str:
     """`wanted`, cut to 63 bytes, or with a number when something already has that name."""
-    names = taken if isinstance(taken, (set, dict, frozenset)) else set()
     name = _fit(wanted)
     number = 1
-    while name in names:
+    while name in taken:
         suffix = f"_{number}"
         name = _fit(wanted)[: _MAX_NAME - len(suffix)] + suffix
         number += 1
