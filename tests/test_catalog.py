@@ -57,7 +57,7 @@ def _lines(server: Server, *scripts: str) -> tuple[list[str], str]:
         with psycopg.connect(url, autocommit=True) as conn:
             for script in scripts:
                 conn.execute(script.encode())
-            lines = schema_lines(conn)
+            lines = schema_lines(conn, column_order=True)
         return lines, server.pg_dump_schema(url)
 
 
@@ -74,3 +74,19 @@ def test_each_kind_of_difference_changes_the_lines(pg_server: Server, change: st
     changed, changed_dump = _lines(pg_server, BASE, CHANGES[change])
     assert changed_dump != base_dump, "the change is one pg_dump shows"
     assert changed != base
+
+
+def test_columns_are_compared_by_name_unless_their_order_is_asked_for(pg_server: Server) -> None:
+    """An online column change leaves the changed column last: the proofs compare columns by name."""
+    moved = CHANGES["column order"]
+    with (
+        pg_server.fresh_database() as first,
+        pg_server.fresh_database() as second,
+        psycopg.connect(first, autocommit=True) as one,
+        psycopg.connect(second, autocommit=True) as two,
+    ):
+        one.execute(BASE.encode())
+        two.execute(BASE.encode())
+        two.execute(moved.encode())
+        assert schema_lines(one) == schema_lines(two)
+        assert schema_lines(one, column_order=True) != schema_lines(two, column_order=True)

@@ -44,6 +44,8 @@ class ForeignKeySpec:
     columns: tuple[str, ...]
     ref_table: str
     ref_columns: tuple[str, ...]
+    # The parsed REFERENCES clause (its actions, MATCH, DEFERRABLE): an online column change writes it again.
+    reference: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,9 @@ class CreateIndex(Operation):
     concurrently: bool = False
     columns: tuple[str, ...] = ()
     if_not_exists: bool = False
+    # The parsed statement, when sqlglot read it: an online column change builds the index again on the new
+    # column from it.
+    tree: Any = field(default=None, compare=False, repr=False)
 
     @property
     def table(self) -> str:

@@ -377,6 +377,7 @@ def _create(tree: exp.Create) -> Iterator[op.Operation]:
             concurrently=bool(tree.args.get("concurrently")),
             columns=columns,
             if_not_exists=bool(tree.args.get("exists")),
+            tree=tree,
         )
     elif kind == "TYPE":
         expression = tree.args.get("expression")
@@ -466,7 +467,7 @@ def column_spec(item: exp.ColumnDef) -> op.ColumnSpec:
         elif isinstance(kind, exp.Reference):
             ref = kind.this
             ref_cols = tuple(_ident(c) for c in ref.expressions) if isinstance(ref, exp.Schema) else ()
-            references = op.ForeignKeySpec((name,), _table_key(ref), ref_cols)
+            references = op.ForeignKeySpec((name,), _table_key(ref), ref_cols, reference=kind)
         elif isinstance(kind, exp.CheckColumnConstraint):
             check = True
         elif isinstance(kind, (exp.CollateColumnConstraint, exp.CommentColumnConstraint)):
@@ -495,7 +496,9 @@ def _constraint_parts(name: str | None, parts: Sequence[exp.Expression]) -> list
             reference = part.args.get("reference")
             ref = reference.this if reference is not None else None
             ref_cols = tuple(_ident(c) for c in ref.expressions) if isinstance(ref, exp.Schema) else ()
-            fk = op.ForeignKeySpec(tuple(_ident(c) for c in part.expressions), _table_key(ref), ref_cols)
+            fk = op.ForeignKeySpec(
+                tuple(_ident(c) for c in part.expressions), _table_key(ref), ref_cols, reference=reference
+            )
             specs.append(op.ConstraintSpec(name, "foreign_key", fk.columns, foreign_key=fk))
         elif isinstance(part, (exp.PrimaryKey, exp.PrimaryKeyColumnConstraint)):
             specs.append(op.ConstraintSpec(name, "primary_key", _constraint_columns(part)))

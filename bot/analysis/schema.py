@@ -17,6 +17,15 @@ class Column:
     type: op.TypeSpec | None
     not_null: bool = False
     has_default: bool = False
+    # The default as written (None: none, or one zdm did not see written, such as SERIAL's).
+    default: op.DefaultSpec | None = None
+    # The default a DROP DEFAULT of the file being analysed removed (Prisma drops an enum column's default
+    # before converting it and sets it again after).
+    dropped_default: op.DefaultSpec | None = None
+    # SERIAL: the column owns the sequence PostgreSQL created for it (its default may have changed since).
+    serial: bool = False
+    # "identity", "stored" or "virtual" for generated columns.
+    generated: str | None = None
 
 
 @dataclass
@@ -29,6 +38,7 @@ class Constraint:
     columns: tuple[str, ...] = ()
     # A foreign key's columns in the referenced table; empty: its primary key.
     ref_columns: tuple[str, ...] = ()
+    foreign_key: op.ForeignKeySpec | None = None
 
 
 @dataclass
@@ -55,6 +65,8 @@ class Schema:
     tables: dict[str, Table] = field(default_factory=dict)
     indexes: dict[str, str] = field(default_factory=dict)  # index name -> table
     index_columns: dict[str, frozenset[str]] = field(default_factory=dict)  # index name -> columns it reads
+    # index name -> its CREATE INDEX as parsed (indexes of constraints and of unparsed statements have none)
+    index_trees: dict[str, object] = field(default_factory=dict)
     enums: dict[str, list[str]] = field(default_factory=dict)
     views: set[str] = field(default_factory=set)
     materialized_views: set[str] = field(default_factory=set)
@@ -64,6 +76,8 @@ class Schema:
     view_columns: dict[str, dict[str, ViewReads]] = field(default_factory=dict)
     # Objects created by the migration file being analysed: nothing reads them yet.
     new_objects: set[str] = field(default_factory=set)
+    # Views the file being analysed dropped (their sources stay in `view_sources`): it may create them again.
+    dropped_views: set[str] = field(default_factory=set)
     # Once a partitioned table is known (never reset): until then no lock needs spreading to partitions, and
     # every claim of every statement skips the search for them.
     has_partitioned_tables: bool = False
@@ -75,6 +89,10 @@ class Schema:
 
     def begin_file(self) -> None:
         self.new_objects = set()
+        self.dropped_views = set()
+        for table in self.tables.values():
+            for column in table.columns.values():
+                column.dropped_default = None
 
     def partitions_of(self, name: str) -> list[str]:
         """The partitions the migrations created of a partitioned table (others may exist in production)."""
@@ -228,6 +246,7 @@ class Schema:
                     ref_table=spec.references.ref_table,
                     columns=(spec.name,),
                     ref_columns=spec.references.ref_columns,
+                    foreign_key=spec.references,
                 )
         for index, constraint in enumerate(o.constraints):
             name = constraint.name or _generated_name(table, constraint) or f"{o.name}_constraint_{index}"
@@ -285,6 +304,7 @@ class Schema:
                 ref_table=o.column.references.ref_table,
                 columns=(o.column.name,),
                 ref_columns=o.column.references.ref_columns,
+                foreign_key=o.column.references,
             )
 
     def _apply_DropColumn(self, o: op.DropColumn) -> None:
@@ -333,10 +353,14 @@ class Schema:
         self._table(o.on).columns.setdefault(o.column, Column(None)).not_null = False
 
     def _apply_SetDefault(self, o: op.SetDefault) -> None:
-        self._table(o.on).columns.setdefault(o.column, Column(None)).has_default = True
+        column = self._table(o.on).columns.setdefault(o.column, Column(None))
+        column.has_default, column.default = True, o.default
 
     def _apply_DropDefault(self, o: op.DropDefault) -> None:
-        self._table(o.on).columns.setdefault(o.column, Column(None)).has_default = False
+        column = self._table(o.on).columns.setdefault(o.column, Column(None))
+        if column.default is not None:
+            column.dropped_default = column.default
+        column.has_default, column.default = False, None
 
     def _apply_AddConstraint(self, o: op.AddConstraint) -> None:
         table = self._table(o.on)
@@ -377,17 +401,26 @@ class Schema:
         if o.name:
             self.indexes[o.name] = o.on
             self.index_columns[o.name] = frozenset(o.columns)
+            if o.tree is not None:
+                self.index_trees[o.name] = o.tree
+            else:
+                self.index_trees.pop(o.name, None)
             if o.on in self.new_objects:
                 self.new_objects.add(o.name)
 
     def _apply_DropIndex(self, o: op.DropIndex) -> None:
-        self.indexes.pop(o.name, None)
-        self.indexes.pop(o.name.rsplit(".", 1)[-1], None)
+        for name in (o.name, o.name.rsplit(".", 1)[-1]):
+            self.indexes.pop(name, None)
+            self.index_trees.pop(name, None)
 
     def _apply_RenameIndex(self, o: op.RenameIndex) -> None:
         table = self.indexes.pop(o.name, None)
         if table is not None:
             self.indexes[o.new_name] = table
+        if o.name in self.index_trees:
+            self.index_trees[o.new_name] = self.index_trees.pop(o.name)
+        if o.name in self.index_columns:
+            self.index_columns[o.new_name] = self.index_columns.pop(o.name)
 
     def _apply_CreateEnum(self, o: op.CreateEnum) -> None:
         self.enums[o.name] = list(o.values)
@@ -456,6 +489,8 @@ class Schema:
         }
 
     def _apply_DropView(self, o: op.DropView) -> None:
+        if o.name in self.views or o.name in self.materialized_views:
+            self.dropped_views.add(o.name)
         self.views.discard(o.name)
         self.materialized_views.discard(o.name)
 
@@ -494,6 +529,9 @@ def _column(spec: op.ColumnSpec) -> Column:
         spec.type,
         not_null=spec.not_null or spec.primary_key,
         has_default=spec.default is not None or spec.serial or spec.generated is not None,
+        default=spec.default,
+        serial=spec.serial,
+        generated=spec.generated,
     )
 
 
@@ -506,4 +544,5 @@ def _constraint(spec: op.ConstraintSpec, validated: bool) -> Constraint:
         index=spec.using_index,
         columns=spec.columns,
         ref_columns=spec.foreign_key.ref_columns if spec.foreign_key else (),
+        foreign_key=spec.foreign_key,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from bot.analysis import operations as op
-from bot.analysis.model import Classification, Effect, LockMode
+from bot.analysis.model import Classification, Effect, Fix, LockMode
 from bot.rules.base import (
     EVENT_USER_FKEY,
     PARTITIONED_SETUP,
@@ -18,6 +18,7 @@ from bot.rules.base import (
     quoted,
     quoted_name,
 )
+from bot.rules.online_column import KEPT_AS_WRITTEN, WHAT_ZDM_FIX_WRITES, NotOnline, online_type_change
 
 ID = "change-column-type"
 
@@ -161,6 +162,7 @@ def _type_change(o: op.AlterColumnType, ctx: Context) -> Effect | None:
             keys.locks,
             table=o.on,
         )
+    fix, online = _online(o, ctx, f"{old or 'its previous type'} to {new}")
     if (o.using_expression or o.using_casts) and needs_rewrite(old, new, False) is False:
         same = old is not None and old == new
         return claim(
@@ -179,8 +181,10 @@ def _type_change(o: op.AlterColumnType, ctx: Context) -> Effect | None:
                 if same
                 else "If USING only converts, drop it: without it the type change is catalog-only. If it changes "
                 "values, change them with a batched UPDATE instead."
-            ),
+            )
+            + online,
             table=o.on,
+            fix=fix,
         )
     return claim(
         ID,
@@ -191,11 +195,28 @@ def _type_change(o: op.AlterColumnType, ctx: Context) -> Effect | None:
         rewrites=[o.on],
         scans=[o.on, *keys.scans],
         alternative=(
-            "Expand and contract: add a new column of the new type, write both from the application, backfill "
-            "in batches, switch reads, then drop the old column. Where a wider type is enough "
-            "(varchar(n) to varchar(m > n) or text, numeric(p,s) to numeric(q > p, s)), use it: it is catalog-only."
+            "Where a wider type is enough (varchar(n) to varchar(m > n) or text, numeric(p,s) to numeric(q > p, "
+            "s)), use it: it is catalog-only." + online
         ),
         table=o.on,
+        fix=fix,
+    )
+
+
+def _online(o: op.AlterColumnType, ctx: Context, what: str) -> tuple[Fix | None, str]:
+    """The online column change for a type change that rewrites, and the advice that goes with it."""
+    try:
+        fix = online_type_change(o, ctx, what)
+    except NotOnline as reason:
+        return None, (
+            " Otherwise expand and contract by hand: a new column of the new type kept in step by a trigger, "
+            "a batched backfill, indexes built CONCURRENTLY, then a swap of the columns. zdm writes no automatic "
+            f"rewrite for it: {reason}."
+        )
+    return fix, (
+        " Otherwise `zdm fix` writes it as an online column change: a shadow column of the new type kept in "
+        "step by a trigger, a batched backfill, every index and constraint on the column built again without "
+        "blocking, then one brief step that swaps the columns."
     )
 
 
@@ -313,9 +334,12 @@ RULE = Rule(
         "column the table had when the view was created): `prisma migrate deploy` fails."
     ),
     instead=(
-        "Pick a binary-compatible widening when one exists. Otherwise expand/contract: new column, dual "
-        "writes, batched backfill, switch reads, drop the old column in a later migration. Drop the views that "
-        "read the column before the change and create them again after it, in the same migration."
+        "Pick a binary-compatible widening when one exists: it is catalog-only, and zdm says so (a USING that is "
+        "the column itself, through binary-coercible casts, keeps the rows too). Drop the views that read the "
+        "column before the change and create them again after it, in the same migration.\n\n"
+        + WHAT_ZDM_FIX_WRITES
+        + "\n\n"
+        + KEPT_AS_WRITTEN
     ),
     operations=(op.AlterColumnType,),
     check=check,
@@ -404,6 +428,25 @@ RULE = Rule(
             Classification.BLOCKING,
             STANDARD_SETUP,
             title="a widening, but cast through text",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "createdAt" SET DATA TYPE TIMESTAMPTZ(3) USING "createdAt" AT TIME ZONE '
+            "'UTC';",
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="a NOT NULL column with a default, USING AT TIME ZONE: zdm fix writes an online column change",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "discordId" SET DATA TYPE INTEGER USING ("discordId"::integer);',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="text to integer with USING",
+        ),
+        Example(
+            'ALTER TABLE "Tip" ALTER COLUMN "note" SET DATA TYPE VARCHAR(5);',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="an indexed column: its index is built again CONCURRENTLY on the new column",
         ),
         Example(
             'ALTER TABLE "Session" ALTER COLUMN "userId" SET DATA TYPE BIGINT;',

@@ -21,6 +21,7 @@ _USER_NAMESPACES = """
 # Objects an extension owns come and go with the extension: listed by the extension alone.
 _NOT_FROM_EXTENSION = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = {catalog}::regclass AND d.objid = {oid} AND d.deptype = 'e')"
 
+# `{column_position}` is filled in below: a column's position, or nothing (see `schema_lines`).
 SCHEMA_LINES = f"""
 WITH ns AS ({_USER_NAMESPACES}),
 rel AS (
@@ -42,8 +43,7 @@ SELECT line FROM (
     FROM rel JOIN pg_class c ON c.oid = rel.oid
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
     UNION ALL
-    SELECT 'column ' || rel.name || ' #' || row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum)
-        || ' ' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
+    SELECT 'column ' || rel.name || {{column_position}} || ' ' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
         || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
         || coalesce(' DEFAULT ' || pg_get_expr(ad.adbin, ad.adrelid), '')
         || CASE WHEN a.attidentity::text <> '' THEN ' IDENTITY ' || a.attidentity::text ELSE '' END
@@ -131,8 +131,17 @@ ORDER BY line
 """
 
 
-def schema_lines(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
-    return [str(row[0]) for row in conn.execute(SCHEMA_LINES).fetchall()]
+_POSITION = "' #' || row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum)"
+_SCHEMA_LINES_IN_ORDER = SCHEMA_LINES.replace("{column_position}", _POSITION)
+_SCHEMA_LINES_ANY_ORDER = SCHEMA_LINES.replace("{column_position}", "''")
+
+
+def schema_lines(conn: psycopg.Connection[tuple[object, ...]], *, column_order: bool = False) -> list[str]:
+    """The schema's lines. Columns are compared by name, not position, unless `column_order`: an online
+    column change (`zdm fix` on a type change that rewrites) ends with the changed column last, since
+    PostgreSQL cannot place a new column, and no application that names its columns (Prisma does) sees it."""
+    query = _SCHEMA_LINES_IN_ORDER if column_order else _SCHEMA_LINES_ANY_ORDER
+    return [str(row[0]) for row in conn.execute(query).fetchall()]
 
 
 def schema_difference(left: list[str], right: list[str], most: int = 6) -> str:

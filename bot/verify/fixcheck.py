@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from bot.analysis.model import Classification
 from bot.fixes.plan import FilePlan
+from bot.verify.catalog import schema_lines
 from bot.verify.measure import Probe
 from bot.verify.server import Server
 
@@ -33,7 +34,7 @@ class FixCheck:
 
 
 @contextmanager
-def _database_after(server: Server, earlier: Sequence[str]) -> Iterator[tuple[str, Probe]]:
+def _database_after(server: Server, earlier: Sequence[str]) -> Iterator[Probe]:
     """A fresh database where the earlier migrations have run."""
     with server.fresh_database() as url:
         probe = Probe(url)
@@ -41,9 +42,15 @@ def _database_after(server: Server, earlier: Sequence[str]) -> Iterator[tuple[st
             probe.install_stand_ins()
             for text in earlier:
                 probe.execute_script(text, strict=False)
-            yield url, probe
+            yield probe
         finally:
             probe.close()
+
+
+def _schema(probe: Probe) -> str:
+    # The catalog's lines (what pg_dump shows, `bot.verify.catalog`) with columns compared by name: an online
+    # column change leaves the changed column last.
+    return "\n".join(schema_lines(probe.conn))
 
 
 def check_fix(
@@ -51,18 +58,18 @@ def check_fix(
 ) -> FixCheck:
     """`earlier`: the migrations before the one being fixed (their tables are live)."""
     check = FixCheck()
-    with _database_after(server, earlier) as (url, probe):
+    with _database_after(server, earlier) as probe:
         for statement in probe.measure_file(original):
             if statement.error is not None and check.original_error is None:
                 check.original_error = statement.error
-        check.original_schema = server.pg_dump_schema(url)
-    with _database_after(server, earlier) as (url, probe):
+        check.original_schema = _schema(probe)
+    with _database_after(server, earlier) as probe:
         for migration in plan.migrations:
             sqlstate = probe.apply_like_prisma(migration.sql, splits_statements=splits or migration.alone)
             if sqlstate is not None:
                 check.failures[migration.name] = sqlstate
-        check.fixed_schema = server.pg_dump_schema(url)
-    with _database_after(server, earlier) as (url, probe):
+        check.fixed_schema = _schema(probe)
+    with _database_after(server, earlier) as probe:
         live = probe.snapshot()
         for migration in plan.migrations:
             for measured in probe.measure_file(migration.sql, live=live):

@@ -1,0 +1,316 @@
+"""The online column change `zdm fix` writes for a type change that rewrites a live table, run for real: the
+folders as `plan_file` lays them out, applied the way each Prisma execution model runs them, end with the
+original's schema (columns compared by name: the changed column ends last) and the original's data, and no
+statement zdm wrote blocks a table that existed before; and under concurrent writes no write is lost."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from bot.analysis.config import RepoConfig
+from bot.analysis.engine import analyze_sql
+from bot.analysis.model import Classification
+from bot.analysis.prisma import PrismaVersion
+from bot.analysis.splitter import split_statements
+from bot.cli import app as zdm
+from bot.fixes.plan import FilePlan, plan_file, runs_outside_transaction
+from bot.verify import online_workload
+from bot.verify.catalog import schema_difference, schema_lines
+from bot.verify.measure import Probe
+from bot.verify.server import Server
+
+ROWS = 2_500  # more than two backfill batches of 1,000, the last one partial
+
+ACCOUNTS = f"""
+CREATE TABLE "Account" ("id" SERIAL NOT NULL, "name" TEXT, CONSTRAINT "Account_pkey" PRIMARY KEY ("id"));
+CREATE INDEX "Account_id_name_idx" ON "Account"("id", "name");
+CREATE TABLE "Invoice" ("id" SERIAL NOT NULL, "accountId" INTEGER NOT NULL, CONSTRAINT "Invoice_pkey" PRIMARY KEY ("id"));
+CREATE INDEX "Invoice_accountId_idx" ON "Invoice"("accountId");
+ALTER TABLE "Invoice" ADD CONSTRAINT "Invoice_accountId_fkey" FOREIGN KEY ("accountId") REFERENCES "Account"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+INSERT INTO "Account" ("name") SELECT 'a' || g FROM generate_series(1, {ROWS}) AS g;
+INSERT INTO "Invoice" ("accountId") SELECT 1 + g % {ROWS} FROM generate_series(1, {ROWS}) AS g;
+"""
+EVENTS = f"""
+CREATE TABLE "Event" ("id" SERIAL NOT NULL, "at" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, "qty" TEXT,
+    CONSTRAINT "Event_pkey" PRIMARY KEY ("id"));
+CREATE INDEX "Event_at_idx" ON "Event"("at" DESC) WHERE "qty" IS NOT NULL;
+CREATE UNIQUE INDEX "Event_qty_key" ON "Event"("qty");
+INSERT INTO "Event" ("at", "qty") SELECT '2024-01-01'::timestamp + g * interval '37 min',
+    CASE WHEN g % 10 = 0 THEN NULL ELSE g::text END FROM generate_series(1, {ROWS}) AS g;
+"""
+ROLES = f"""
+CREATE TYPE "Role" AS ENUM ('USER', 'ADMIN', 'MODERATOR');
+CREATE TABLE "User" ("id" SERIAL NOT NULL, "role" "Role" NOT NULL DEFAULT 'USER', CONSTRAINT "User_pkey" PRIMARY KEY ("id"));
+CREATE INDEX "User_role_idx" ON "User"("role");
+CREATE TABLE "Member" ("id" SERIAL NOT NULL, "role" "Role", CONSTRAINT "Member_pkey" PRIMARY KEY ("id"));
+INSERT INTO "User" ("role") SELECT (ARRAY['USER', 'ADMIN'])[1 + g % 2]::"Role" FROM generate_series(1, {ROWS}) AS g;
+INSERT INTO "Member" ("role") SELECT CASE WHEN g % 3 = 0 THEN NULL ELSE 'ADMIN'::"Role" END FROM generate_series(1, {ROWS}) AS g;
+"""
+# Prisma's own SQL for removing MODERATOR from a Role used by two tables.
+ENUM_REBUILD = """CREATE TYPE "Role_new" AS ENUM ('USER', 'ADMIN');
+ALTER TABLE "User" ALTER COLUMN "role" DROP DEFAULT;
+ALTER TABLE "User" ALTER COLUMN "role" TYPE "Role_new" USING ("role"::text::"Role_new");
+ALTER TABLE "Member" ALTER COLUMN "role" TYPE "Role_new" USING ("role"::text::"Role_new");
+ALTER TYPE "Role" RENAME TO "Role_old";
+ALTER TYPE "Role_new" RENAME TO "Role";
+DROP TYPE "Role_old";
+ALTER TABLE "User" ALTER COLUMN "role" SET DEFAULT 'USER';
+"""
+SCORES = f"""
+CREATE TABLE "Player" ("id" TEXT NOT NULL, "score" INTEGER NOT NULL DEFAULT 0, CONSTRAINT "Player_pkey" PRIMARY KEY ("id"));
+INSERT INTO "Player" ("id", "score") SELECT md5(g::text), g * 7 FROM generate_series(1, {ROWS}) AS g;
+"""
+
+CASES = {
+    "int-to-bigint-primary-key-with-index-and-referencing-foreign-key": (
+        ACCOUNTS,
+        'ALTER TABLE "Account" ALTER COLUMN "id" SET DATA TYPE BIGINT;\n',
+    ),
+    "int-to-bigint-primary-key-and-the-foreign-key-column": (
+        ACCOUNTS,
+        'ALTER TABLE "Account" ALTER COLUMN "id" SET DATA TYPE BIGINT;\n'
+        'ALTER TABLE "Invoice" ALTER COLUMN "accountId" SET DATA TYPE BIGINT;\n',
+    ),
+    "timestamp-to-timestamptz-at-time-zone-utc": (
+        EVENTS,
+        'ALTER TABLE "Event" ALTER COLUMN "at" SET DATA TYPE TIMESTAMPTZ(3) USING "at" AT TIME ZONE \'UTC\';\n',
+    ),
+    "text-to-int-using": (
+        EVENTS,
+        'ALTER TABLE "Event" ALTER COLUMN "qty" SET DATA TYPE INTEGER USING ("qty"::integer);\n',
+    ),
+    "enum-value-removal-across-two-tables": (ROLES, ENUM_REBUILD),
+    "not-null-column-with-default": (
+        SCORES,
+        'ALTER TABLE "Player" ALTER COLUMN "score" SET DATA TYPE BIGINT;\n',
+    ),
+}
+VERSIONS = {"prisma-6.19": PrismaVersion(6, 19, 0), "prisma-7.4": PrismaVersion(7, 4, 0)}
+
+
+def _plan(setup: str, sql: str, prisma: PrismaVersion, postgres: int) -> FilePlan:
+    config = RepoConfig(prisma_version=str(prisma), postgres_version=postgres)
+    result = analyze_sql(sql, setup=setup, config=config)
+    plan = plan_file("20990101000000_change", result, prisma)
+    rewritten = [s for s in result.statements if s.has_fix]
+    assert rewritten, "zdm offers no online column change"
+    assert plan.no_rewrite == {}, plan.no_rewrite
+    assert all("online column change" in line for line in plan.summaries if "lock_timeout" not in line)
+    return plan
+
+
+def _apply_like_prisma(url: str, plan: FilePlan, splits: bool) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for migration in plan.migrations:
+            if splits or migration.alone:
+                for raw in split_statements(migration.sql):
+                    conn.execute(raw.text.encode())
+            else:
+                conn.execute(migration.sql.encode())
+
+
+def _data(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every user table's rows, columns in name order (the changed column moved to the end)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace "
+                "ORDER BY relname"
+            ).fetchall()
+        ]
+        data = {}
+        for table in tables:
+            columns = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+                    "AND NOT attisdropped ORDER BY attname",
+                    (f'"{table}"',),
+                ).fetchall()
+            ]
+            listed = ", ".join(f'"{c}"' for c in columns)
+            data[table] = conn.execute(f'SELECT {listed} FROM "{table}" ORDER BY 1, 2'.encode()).fetchall()
+        return data
+
+
+def _blocking(url: str, plan: FilePlan, splits: bool) -> list[str]:
+    """Each statement zdm wrote, measured as it runs: within its folder's transaction before 7.4 (the locks
+    the folder's earlier statements took count), on its own from 7.4. A statement that cannot run in a
+    transaction block (the backfill, CONCURRENTLY) is measured in autocommit or, for the batched backfill
+    that commits as it goes, run: it takes row locks one batch at a time (tests/test_backfill_rewrite.py)."""
+    found: list[str] = []
+    probe = Probe(url)
+    try:
+        live = probe.snapshot()
+        for migration in plan.migrations:
+            together = not splits and not migration.alone
+            if together:
+                probe.conn.execute("BEGIN")
+            for raw in split_statements(migration.sql):
+                if runs_outside_transaction(raw.text) and not raw.text.lstrip().upper().startswith("CREATE"):
+                    probe.conn.execute(raw.text.encode())
+                    continue
+                measured = probe.measure(raw, live, in_transaction=together)
+                assert measured.error is None, f"{migration.name}: {measured.error}\n{raw.text}"
+                if measured.classification is Classification.BLOCKING:
+                    found.append(f"{migration.name}: {raw.text}")
+            if together:
+                probe.conn.execute("COMMIT")
+    finally:
+        probe.close()
+    return found
+
+
+@pytest.mark.parametrize("prisma", list(VERSIONS), ids=list(VERSIONS))
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_online_column_change_keeps_schema_and_data_and_blocks_nothing(
+    any_pg_server: Server, case: str, prisma: str
+) -> None:
+    setup, sql = CASES[case]
+    version = VERSIONS[prisma]
+    plan = _plan(setup, sql, version, any_pg_server.major_version)
+    with (
+        any_pg_server.fresh_database() as original,
+        any_pg_server.fresh_database() as fixed,
+        any_pg_server.fresh_database() as measured,
+    ):
+        for url in (original, fixed, measured):
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(setup.encode())
+        with psycopg.connect(original, autocommit=True) as conn:
+            conn.execute(sql.encode())  # as Prisma before 7.4 runs it: one transaction
+        _apply_like_prisma(fixed, plan, version.splits_statements)
+        with psycopg.connect(original) as left, psycopg.connect(fixed) as right:
+            before, after = schema_lines(left), schema_lines(right)
+        assert before == after, schema_difference(before, after) + "\n" + plan.render()
+        assert _data(original) == _data(fixed)
+        assert _blocking(measured, plan, version.splits_statements) == []
+
+
+def test_enum_rebuild_inside_prismas_own_transaction(pg_server: Server) -> None:
+    """Prisma writes the enum rebuild inside BEGIN ... COMMIT. NEEDS THE PLANNER'S REGION CHANGE (alone steps
+    splitting the file's own transaction, bot/fixes/plan.py): until it lands the planner keeps the rebuild as
+    written ("inside the file's own BEGIN"), and this test skips saying so."""
+    sql = "BEGIN;\n" + ENUM_REBUILD + "COMMIT;\n"
+    version = VERSIONS["prisma-6.19"]
+    result = analyze_sql(sql, setup=ROLES, config=RepoConfig(prisma_version=str(version)))
+    plan = plan_file("20990101000000_change", result, version)
+    if any("inside the file's own BEGIN" in reason for reason in plan.no_rewrite.values()):
+        pytest.skip("needs the planner to split the file's own transaction at alone steps")
+    with pg_server.fresh_database() as original, pg_server.fresh_database() as fixed:
+        for url in (original, fixed):
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(ROLES.encode())
+        with psycopg.connect(original, autocommit=True) as conn:
+            conn.execute(sql.encode())
+        _apply_like_prisma(fixed, plan, splits=False)
+        with psycopg.connect(original) as left, psycopg.connect(fixed) as right:
+            assert schema_lines(left) == schema_lines(right)
+        assert _data(original) == _data(fixed)
+
+
+@pytest.mark.parametrize("prisma", list(VERSIONS), ids=list(VERSIONS))
+def test_no_write_is_lost_while_the_change_runs_under_load(pg_server: Server, prisma: str) -> None:
+    """Three sessions insert, update and delete rows of a 200 k-row table while every folder of the plan is
+    applied in order, as Prisma would."""
+    version = VERSIONS[prisma]
+    rows = 200_000
+    with pg_server.fresh_database() as url:
+        online_workload.fill(url, rows)
+        plan = online_workload.plan(version, pg_server.major_version)
+        outcome = online_workload.run(url, rows, plan, splits=version.splits_statements, max_seconds=120)
+    assert outcome.errors == []
+    assert outcome.lost_or_wrong == []
+    assert outcome.operations > 1_000
+    # The lock_timeout zdm sets, plus 100 ms: no writer waited behind the migration for longer.
+    assert outcome.slowest_write < 5.0 + 0.1, outcome
+    assert 0 < outcome.swap_seconds < 0.1, outcome
+
+
+def test_fix_then_check_reports_no_blocking_type_change_in_the_example(tmp_path: Path) -> None:
+    shop = Path(__file__).resolve().parents[1] / "examples" / "shop"
+    copy = tmp_path / "shop"
+    shutil.copytree(shop, copy)
+    migration = copy / "prisma" / "migrations" / "20240301000000_orders_v2"
+    runner = CliRunner()
+    fixed = runner.invoke(zdm, ["fix", str(migration)])
+    assert fixed.exit_code in (0, 1), fixed.output
+    checked = runner.invoke(zdm, ["check", str(copy), "--format", "json"])
+    report = json.loads(checked.output)
+    needing_review = []
+    for file in report["files"]:
+        lines = (Path.cwd() / file["path"]).read_text().splitlines()
+        for statement in file["statements"]:
+            if statement["classification"] in ("blocking", "unknown"):
+                text = "\n".join(lines[statement["line_start"] - 1 : statement["line_end"]])
+                needing_review.append(f"{file['path']}:{statement['line_start']}: {text}")
+    type_changes = [item for item in needing_review if " TYPE " in item.upper()]
+    enum_kept = [item for item in type_changes if "Role_new" in item]
+    assert [item for item in type_changes if item not in enum_kept] == []
+    if enum_kept:
+        # NEEDS THE PLANNER'S REGION CHANGE: Prisma's BEGIN ... COMMIT around the enum rebuild keeps it as
+        # written until alone steps may split the file's own transaction.
+        pytest.skip("the enum rebuild inside Prisma's BEGIN needs the planner's region change")
+    assert needing_review == []
+
+
+KEPT = {
+    "no single-column primary key to walk": (
+        'CREATE TABLE "Pair" ("a" INTEGER NOT NULL, "b" INTEGER NOT NULL, "v" INTEGER, '
+        'CONSTRAINT "Pair_pkey" PRIMARY KEY ("a", "b"));',
+        'ALTER TABLE "Pair" ALTER COLUMN "v" SET DATA TYPE BIGINT;',
+        "no single-column primary key",
+    ),
+    "a view may read the column": (
+        'CREATE TABLE "T" ("id" INTEGER NOT NULL, "v" INTEGER, CONSTRAINT "T_pkey" PRIMARY KEY ("id"));\n'
+        'CREATE TABLE "U" ("id" INTEGER NOT NULL, "w" INTEGER);\n'
+        'CREATE VIEW "V" AS SELECT "id" FROM "T" JOIN "U" ON "U"."w" = "T"."id";',
+        'ALTER TABLE "T" ALTER COLUMN "v" SET DATA TYPE BIGINT;',
+        "may read the column",
+    ),
+    "the file dropped a view over the table first": (
+        'CREATE TABLE "T" ("id" INTEGER NOT NULL, "v" INTEGER, CONSTRAINT "T_pkey" PRIMARY KEY ("id"));\n'
+        'CREATE VIEW "V" AS SELECT * FROM "T";',
+        'DROP VIEW "V";\nALTER TABLE "T" ALTER COLUMN "v" SET DATA TYPE BIGINT;\nCREATE VIEW "V" AS SELECT * FROM "T";',
+        "the file dropped",
+    ),
+    "an identity column": (
+        'CREATE TABLE "T" ("id" INTEGER GENERATED BY DEFAULT AS IDENTITY, CONSTRAINT "T_pkey" PRIMARY KEY ("id"));',
+        'ALTER TABLE "T" ALTER COLUMN "id" SET DATA TYPE BIGINT;',
+        "identity column",
+    ),
+    "USING reads other rows": (
+        'CREATE TABLE "T" ("id" INTEGER NOT NULL, "v" TEXT, CONSTRAINT "T_pkey" PRIMARY KEY ("id"));',
+        'ALTER TABLE "T" ALTER COLUMN "v" SET DATA TYPE INTEGER USING (SELECT 1);',
+        "runs a query",
+    ),
+    "a partitioned table": (
+        'CREATE TABLE "E" ("id" INTEGER NOT NULL, "v" INTEGER) PARTITION BY RANGE ("id");',
+        'ALTER TABLE "E" ALTER COLUMN "v" SET DATA TYPE BIGINT;',
+        "partitioned",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(KEPT), ids=list(KEPT))
+def test_kept_as_written_with_the_reason(case: str) -> None:
+    setup, sql, reason = KEPT[case]
+    result = analyze_sql(sql, setup=setup, config=RepoConfig(prisma_version="6.19.0"))
+    changes = [
+        (statement, finding)
+        for statement in result.statements
+        for finding in statement.findings
+        if finding.rule_id == "change-column-type" and finding.classification is Classification.BLOCKING
+    ]
+    assert changes
+    for statement, finding in changes:
+        assert not statement.has_fix
+        assert "zdm writes no automatic rewrite for it" in finding.safe_alternative
+        assert reason in finding.safe_alternative, finding.safe_alternative
