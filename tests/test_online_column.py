@@ -194,23 +194,22 @@ def test_online_column_change_keeps_schema_and_data_and_blocks_nothing(
         assert _blocking(measured, plan, version.splits_statements) == []
 
 
-def test_enum_rebuild_inside_prismas_own_transaction(pg_server: Server) -> None:
-    """Prisma writes the enum rebuild inside BEGIN ... COMMIT. NEEDS THE PLANNER'S REGION CHANGE (alone steps
-    splitting the file's own transaction, bot/fixes/plan.py): until it lands the planner keeps the rebuild as
-    written ("inside the file's own BEGIN"), and this test skips saying so."""
+@pytest.mark.parametrize("prisma", list(VERSIONS), ids=list(VERSIONS))
+def test_enum_rebuild_inside_prismas_own_transaction(pg_server: Server, prisma: str) -> None:
+    """Prisma writes the enum rebuild inside BEGIN ... COMMIT: the online change's alone steps split that
+    transaction, the rest of it stays one transaction on each side."""
     sql = "BEGIN;\n" + ENUM_REBUILD + "COMMIT;\n"
-    version = VERSIONS["prisma-6.19"]
+    version = VERSIONS[prisma]
     result = analyze_sql(sql, setup=ROLES, config=RepoConfig(prisma_version=str(version)))
     plan = plan_file("20990101000000_change", result, version)
-    if any("inside the file's own BEGIN" in reason for reason in plan.no_rewrite.values()):
-        pytest.skip("needs the planner to split the file's own transaction at alone steps")
+    assert plan.no_rewrite == {}, plan.render()
     with pg_server.fresh_database() as original, pg_server.fresh_database() as fixed:
         for url in (original, fixed):
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(ROLES.encode())
         with psycopg.connect(original, autocommit=True) as conn:
             conn.execute(sql.encode())
-        _apply_like_prisma(fixed, plan, splits=False)
+        _apply_like_prisma(fixed, plan, splits=version.splits_statements)
         with psycopg.connect(original) as left, psycopg.connect(fixed) as right:
             assert schema_lines(left) == schema_lines(right)
         assert _data(original) == _data(fixed)
@@ -251,13 +250,6 @@ def test_fix_then_check_reports_no_blocking_type_change_in_the_example(tmp_path:
             if statement["classification"] in ("blocking", "unknown"):
                 text = "\n".join(lines[statement["line_start"] - 1 : statement["line_end"]])
                 needing_review.append(f"{file['path']}:{statement['line_start']}: {text}")
-    type_changes = [item for item in needing_review if " TYPE " in item.upper()]
-    enum_kept = [item for item in type_changes if "Role_new" in item]
-    assert [item for item in type_changes if item not in enum_kept] == []
-    if enum_kept:
-        # NEEDS THE PLANNER'S REGION CHANGE: Prisma's BEGIN ... COMMIT around the enum rebuild keeps it as
-        # written until alone steps may split the file's own transaction.
-        pytest.skip("the enum rebuild inside Prisma's BEGIN needs the planner's region change")
     assert needing_review == []
 
 
