@@ -1,18 +1,24 @@
 """`zdm fix` on every real corpus migration it rewrites: each root replayed on a real server, and every
 rewritten migration applied as zdm's plan next to the original, for both of Prisma's execution models. The
-plans must apply, reach exactly the original's schema, and leave nothing zdm wrote blocking a live table."""
+plans must apply, reach exactly the original's schema, and leave nothing zdm wrote blocking a live table.
+The same walk measures the outcome: of the statements that truly block (measured on the original), the
+share that no longer blocks once the plan has run, statements the plan keeps as written included."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from bot.verify.corpus_fixes import MODELS, prove_corpus
+from bot.verify.corpus_fixes import MODELS, OWN_REWRITE_BLOCKS, prove_corpus
 from bot.verify.server import Server
 
 CORPUS = Path(
     os.environ.get("ZDM_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "prisma")
 )
+# The floor for the share of truly blocking statements that `zdm fix` turns non-blocking, for each model: what
+# the planner reaches now (68.7% for Prisma 6.19 and 69.8% for 7.4 on PostgreSQL 18) less a small margin.
+# Raise it with the planner.
+MIN_SHARE = 0.68
 
 
 def test_every_rewritten_corpus_migration_applies_with_the_same_schema_for_both_execution_models(
@@ -30,9 +36,19 @@ def test_every_rewritten_corpus_migration_applies_with_the_same_schema_for_both_
         )
         + f"; {proof.fixed_statements_measured} fixed statements measured"
     )
+    for model in MODELS:
+        print(
+            f"Prisma {model}: {proof.still_blocking(model)} of {proof.truly_blocking(model)} truly blocking "
+            f"statements still blocking after zdm fix ({proof.non_blocking_share(model):.1%} non-blocking)"
+        )
     assert proof.rewritten >= 1500
     # The original must fail on a bare server for a case to be left out: keep that rare.
     assert len(proof.left_out) <= 0.02 * proof.rewritten, proof.left_out
     # The catalog comparison agrees with pg_dump where both were run.
     assert proof.dump_compared >= 20 and proof.dump_disagreed == []
     assert [str(p) for p in proof.problems] == []
+    # Nothing zdm wrote itself blocks (each such residual is a problem above as well).
+    assert [r for r in proof.residuals() if r.reason == OWN_REWRITE_BLOCKS] == []
+    assert proof.truly_blocking(MODELS[0]) >= 2500
+    for model in MODELS:
+        assert proof.non_blocking_share(model) >= MIN_SHARE, (model, proof.residuals(model)[:20])

@@ -40,6 +40,11 @@ _MAY_RENAME = re.compile(r"\bRENAME\b|\bSET\s+SCHEMA\b", re.IGNORECASE)
 _TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION)\b", re.IGNORECASE)
 
 
+def measured_in_autocommit(sql: str) -> bool:
+    """`Probe.measure` runs the statement in autocommit and reads its locks from another session."""
+    return _AUTOCOMMIT_ONLY.search(sql) is not None
+
+
 @dataclass
 class Measurement:
     line_start: int
