@@ -313,7 +313,8 @@ def touches_of(operation: op.Operation) -> Touches:
     if effects.opaque:
         return effects
     tables, columns = _works_on(operation)
-    return Touches(effects.changes, effects.needs, False, tables, columns)
+    appends = frozenset({_bare(operation.on)}) if isinstance(operation, op.AddColumn) else frozenset()
+    return Touches(effects.changes, effects.needs, False, tables, columns, appends)
 
 
 def _works_on(operation: op.Operation) -> tuple[frozenset[str], frozenset[str]]:
@@ -403,6 +404,7 @@ def merged(touches: tuple[Touches, ...]) -> Touches:
         any(t.opaque for t in touches),
         frozenset().union(*(t.tables for t in touches)),
         frozenset().union(*(t.columns for t in touches)),
+        frozenset().union(*(t.appends for t in touches)),
     )
 
 

@@ -109,6 +109,8 @@ class Touches:
     # The tables and columns it works on, by bare lower-case name (empty: zdm cannot tell).
     tables: frozenset[str] = frozenset()
     columns: frozenset[str] = frozenset()
+    # Tables it adds a column to: a column's position is the order of the ADD COLUMNs on its table.
+    appends: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,6 +275,7 @@ def _phases(
     moves = Moves(cancelled=cancelled, deploy_phase=deploy_phase)
     deferring = [(n, u) for n, u in enumerate(units) if u.defers and u.id not in cancelled]
     moved: list[Unit] = []
+    appended: dict[str, tuple[int, Unit | None]] = {}
     for position, unit in enumerate(units):
         if unit.transaction_control:
             continue
@@ -306,6 +307,14 @@ def _phases(
                 or _DROPS_WHAT_STRINGS_NAME.match(unit.sql)
             ):
                 phase, cause = earlier_phase, earlier
+        # Columns keep their order: an ADD COLUMN runs no earlier than one before it on the same table.
+        for table in unit.touches.appends:
+            earlier_phase, earlier_unit = appended.get(table, (0, None))
+            if earlier_phase > phase and earlier_unit is not None:
+                phase, cause = earlier_phase, earlier_unit
+        for table in unit.touches.appends:
+            if phase >= appended.get(table, (0, None))[0]:
+                appended[table] = (phase, unit)
         if phase and cause is not None:
             moves.phase[unit.id] = phase
             moves.after[unit.id] = cause.id

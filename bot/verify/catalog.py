@@ -141,7 +141,21 @@ def schema_lines(conn: psycopg.Connection[tuple[object, ...]], *, column_order: 
     column change (`zdm fix` on a type change that rewrites) ends with the changed column last, since
     PostgreSQL cannot place a new column, and no application that names its columns (Prisma does) sees it."""
     query = _SCHEMA_LINES_IN_ORDER if column_order else _SCHEMA_LINES_ANY_ORDER
-    return [str(row[0]) for row in conn.execute(query).fetchall()]
+    lines = [str(row[0]) for row in conn.execute(query).fetchall()]
+    return lines if column_order else sorted(_any_order_view(line) for line in lines)
+
+
+def _any_order_view(line: str) -> str:
+    """A view's definition with its lines in any order: a `SELECT t.*` view created after an online column
+    change lists the table's columns in their new order (PostgreSQL expands `*` when the view is created)."""
+    if not line.startswith("view "):
+        return line
+    head, _, definition = line.partition("\n")
+    first, _, rest = head.partition(" SELECT ")
+    if not rest:
+        return line
+    items = [item.strip().rstrip(",") for item in [rest, *definition.split("\n")]]
+    return first + " SELECT " + "\n".join(sorted(items))
 
 
 def schema_difference(left: list[str], right: list[str], most: int = 6) -> str:
