@@ -349,7 +349,7 @@ def _do_block(sql: str, tree: exp.Update | exp.Delete, key: str, batch_size: int
     else:
         # The closing parenthesis goes on a line of its own: the condition may end in a `--` comment.
         body = f"{statement[:where]} ({statement[where:]}\n        ) AND {batch}"
-    tag = _dollar_tag(sql)
+    tag = dollar_tag(sql)
     return (
         f"DO {tag}\n"
         "DECLARE\n"
@@ -389,7 +389,8 @@ def _top_level_where(statement: str, expected: bool) -> int | None:
     return found[0] if found else None
 
 
-def _dollar_tag(sql: str) -> str:
+def dollar_tag(sql: str) -> str:
+    """A dollar-quote tag that does not occur in `sql`, to quote it (or a block holding it) with."""
     tag, number = "$zdm$", 0
     while tag in sql:
         number += 1

@@ -37,7 +37,7 @@ from sqlglot.errors import SqlglotError
 from bot.analysis import operations as op
 from bot.analysis.model import Fix
 from bot.analysis.schema import Column, Constraint, Schema, Table
-from bot.rules.backfill import NotProvable, batched_rewrite
+from bot.rules.backfill import NotProvable, batched_rewrite, dollar_tag
 from bot.rules.base import Context, bare, quoted, quoted_name
 
 _DIALECT = Postgres()
@@ -94,7 +94,7 @@ def online_type_change(o: op.AlterColumnType, ctx: Context, what: str) -> Fix:
         # the old column keeps it until the swap, or inserts that leave the column out would fail meanwhile.
         plan.expand.append(f"ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {column.dropped_default.sql}")
     converted = using if using is not None else exp.column(o.column, quoted=True)
-    tag = _dollar_tag(converted.sql(dialect="postgres"))
+    tag = dollar_tag(converted.sql(dialect="postgres"))
     plan.expand.append(
         f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {tag}\n"
         f"BEGIN\n    NEW.{s} := {_on_new_row(converted)};\n    RETURN NEW;\nEND\n{tag}"
@@ -126,7 +126,7 @@ def online_type_change(o: op.AlterColumnType, ctx: Context, what: str) -> Fix:
         *plan.after_rename,
     ]
     body = "".join(f"    {statement};\n" for statement in swap)
-    swap_tag = _dollar_tag(body)
+    swap_tag = dollar_tag(body)
     also = f" ({', '.join(plan.rebuilt)} rebuilt on it without blocking)" if plan.rebuilt else ""
     return Fix(
         f"online column change for {what}: a shadow column {s} kept in step by a trigger{also}, filled in "
@@ -429,14 +429,6 @@ def _free_name(wanted: str, taken: Collection[str]) -> str:
         name = _fit(wanted)[: _MAX_NAME - len(suffix)] + suffix
         number += 1
     return name
-
-
-def _dollar_tag(text: str) -> str:
-    tag, number = "$zdm$", 0
-    while tag in text:
-        number += 1
-        tag = f"$zdm{number}$"
-    return tag
 
 
 # For the rule pages (`zdm docs`): what `zdm fix` writes, and every case where the statement stays as written.
