@@ -222,3 +222,18 @@ def test_each_plan_applies_with_the_original_schema_and_blocks_nothing(
     assert check.failures == {}, plan.render()
     assert check.same_schema, plan.render()
     assert check.blocking == [], plan.render()
+
+
+def test_a_data_change_reading_a_table_the_migration_locked_starts_a_new_migration_before_7_4() -> None:
+    """Before 7.4 a migration is one transaction: the INSERT would read "Child" while the ADD COLUMN's lock
+    still blocks its writers. From 7.4 each statement commits on its own, and nothing needs splitting."""
+    sql = (
+        'ALTER TABLE "Child" ADD COLUMN "extra" TEXT;\n'
+        'INSERT INTO "Other" ("id", "note") SELECT "id", "note" FROM "Child";\n'
+        'ALTER TABLE "Other" ADD COLUMN "extra" TEXT;'
+    )
+    before, _ = _plan(sql, "6.19.0")
+    assert [len(m.sql.split(";")) - 1 for m in before.migrations] == [2, 3], before.render()
+    assert 'it reads "Child"' in " ".join(before.summaries)
+    after, _ = _plan(sql, "7.4.0")
+    assert len(after.migrations) == 1, after.render()

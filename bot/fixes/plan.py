@@ -109,6 +109,10 @@ class _Segments:
     region: bool = False
     phase: int = 0
 
+    # Tables a statement of the current migration locks against writes: one transaction before Prisma 7.4,
+    # so the lock lasts until the migration ends.
+    held: dict[str, str] = field(default_factory=dict)
+
     def add(self, sql: str) -> None:
         self.current.append((self.index, sql))
 
@@ -116,6 +120,7 @@ class _Segments:
         if self.current:
             self.items.append(_Segment(self.current, False, self.region, self.phase))
             self.current = []
+        self.held = {}
 
     def alone(self, sql: str) -> None:
         self.close()
@@ -242,9 +247,18 @@ def plan_file(
                         segments.alone(statement_sql(unit.sql))
                         summaries.append(f"line {statement.line_start}: moved to a migration of its own")
                     else:
+                        read = _reads_what_the_migration_locked(statement, unit, segments, splits)
+                        if read:
+                            segments.close()
+                            summaries.append(
+                                f"line {unit.line}: starts a new migration: it reads {', '.join(read)}, which an "
+                                "earlier statement of the migration keeps locked until it commits"
+                            )
                         segments.add(statement_sql(unit.sql))
+                        segments.held |= _locked_by(statement, unit)
                     continue
                 _lay_out(unit, fix, segments, splits, summaries, between, moves.deferred_phase(unit))
+                segments.held |= _locked_by(statement, unit)
     segments.close()
     if needs_timeout:
         summaries.append("every migration that locks tables starts with SET lock_timeout")
@@ -254,6 +268,29 @@ def plan_file(
         summaries=tuple(summaries),
         no_rewrite=no_rewrite,
     )
+
+
+_DATA_CHANGES = ("insert", "update", "delete", "merge", "select")
+
+
+def _locked_by(statement: StatementResult, unit: Unit) -> dict[str, str]:
+    """The tables a statement (or its rewrite, which works on the same tables) locks against writes, by bare
+    lower-case name, with the name to show."""
+    if not any(mode.blocks_writes for mode in statement.locks.values()):
+        return {}
+    shown = {table.rsplit(".", 1)[-1].lower(): f'"{table}"' for table in statement.locks}
+    return {table: shown.get(table, table) for table in unit.touches.tables} | shown
+
+
+def _reads_what_the_migration_locked(
+    statement: StatementResult, unit: Unit, segments: _Segments, splits: bool
+) -> list[str]:
+    """Before Prisma 7.4 a migration is one transaction: a data change that reads a table an earlier statement
+    of it locked would read it, however long that takes, while the lock still blocks every writer. Such a
+    statement starts a migration of its own (not inside the file's own BEGIN ... COMMIT, which it keeps)."""
+    if splits or segments.region or not segments.current or statement.kind not in _DATA_CHANGES:
+        return []
+    return sorted(segments.held[table] for table in unit.touches.tables if table in segments.held)
 
 
 def _why_moved(unit: Unit, cause: Unit, moves: Moves) -> str:
