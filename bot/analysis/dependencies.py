@@ -317,12 +317,24 @@ def touches_of(operation: op.Operation) -> Touches:
     return Touches(effects.changes, effects.needs, False, tables, columns, appends)
 
 
+_ON_RELATIONS = (
+    op.CreateTable,
+    op.DropTable,
+    op.RenameTable,
+    op.CreateView,
+    op.DropView,
+    op.RefreshMaterializedView,
+)
+
+
 def _works_on(operation: op.Operation) -> tuple[frozenset[str], frozenset[str]]:
     tables: set[str] = set()
     columns: set[str] = set()
-    for attribute in ("on", "name", "target"):
-        value = getattr(operation, attribute, None)
-        if isinstance(value, str) and value and not isinstance(operation, (op.DropIndex, op.RenameIndex)):
+    # `name` is a table's (or view's) only on operations on the relation itself: elsewhere it names a
+    # constraint, an index, a type or a trigger, which must stay a name other statements are checked for.
+    relation = operation.name if isinstance(operation, _ON_RELATIONS) else None
+    for value in (getattr(operation, "on", None), getattr(operation, "target", None), relation):
+        if isinstance(value, str) and value:
             tables.add(_bare(value))
     tables.update(_bare(t) for t in getattr(operation, "reads", ()) or ())
     column = getattr(operation, "column", None)
@@ -415,9 +427,7 @@ def moved_keys(sql: str, touches: Touches) -> Keys:
     A statement whose operations cannot be read keys on every name it mentions."""
     if touches.opaque or not touches.tables:
         return generic_keys(sql)
-    identifiers = mentions(sql).identifiers
-    qualifiers = {name for name in identifiers if name in ("public",)}
-    names = identifiers - touches.tables - touches.columns - qualifiers - _KEYWORDS
+    names = mentions(sql).identifiers - touches.tables - touches.columns - _KEYWORDS
     return Keys(frozenset(names), touches.columns, touches.tables)
 
 
