@@ -318,7 +318,6 @@ UNPROVABLE = {
     "changes-the-key": ('UPDATE "User" SET "id" = "id" + 100000;', "primary key"),
     "no-single-column-key": ('UPDATE "Pair" SET "v" = \'x\';', "primary key"),
     "no-key": ('UPDATE "Log" SET "message" = \'x\';', "primary key"),
-    "key-pinned": ('UPDATE "User" SET "bio" = \'x\' WHERE "id" = 3;', "already picks rows"),
     "user-function": ('UPDATE "User" SET "bio" = my_slug("email");', "my_slug"),
     "writing-cte": (
         'WITH moved AS (DELETE FROM "Log" RETURNING "id") UPDATE "User" SET "bio" = \'x\' '
@@ -326,10 +325,10 @@ UNPROVABLE = {
         "WITH",
     ),
     "plpgsql-name": ('UPDATE "User" SET "bio" = \'x\' WHERE "found" IS NULL;', "found"),
-    "table-made-in-this-file": (
+    "temporary-table": (
         'CREATE TEMP TABLE "map" ("id" INTEGER, "bio" TEXT);\n'
         'UPDATE "User" SET "bio" = m."bio" FROM "map" m WHERE m."id" = "User"."id";',
-        "created in this migration",
+        "temporary table",
     ),
 }
 
@@ -385,3 +384,18 @@ def test_a_data_change_counts_as_batched_only_in_a_loop_that_commits(body: str, 
     result = analyze_sql(text, setup=ROWS, config=RepoConfig(prisma_version="7.4.0"))
     (statement,) = result.statements
     assert (statement.classification is Classification.BLOCKING) is not batched
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        'UPDATE "User" SET "bio" = \'x\' WHERE "id" = 3;',
+        'DELETE FROM "User" WHERE "id" IN (3, 4) AND "bio" IS NULL;',
+    ],
+)
+def test_rows_named_by_primary_key_are_brief_and_kept(sql: str) -> None:
+    """A statement that names its rows by key reaches them through the key's index: nothing to batch."""
+    result = analyze_sql(sql, setup=ROWS, config=RepoConfig(prisma_version="6.19.0"))
+    statement = result.statements[-1]
+    assert statement.classification is Classification.BRIEF
+    assert not statement.has_fix

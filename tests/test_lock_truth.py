@@ -6,7 +6,8 @@ import pytest
 
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import analyze_sql
-from bot.analysis.model import StatementResult, worst
+from bot.analysis.model import LockMode, StatementResult, worst
+from bot.analysis.prisma import PrismaVersion
 from bot.rules import ALL_RULES
 from bot.rules.base import Example
 from bot.verify.measure import Measurement, Probe
@@ -20,17 +21,19 @@ CASES = [
 
 
 # A rewrite reads the whole table anyway; whether PostgreSQL also counts a scan of it differs by version.
-def _claims(statement: StatementResult) -> dict[str, object]:
+def _claims(statement: StatementResult, held: dict[str, LockMode]) -> dict[str, object]:
+    """`held`: what the transaction holds already; a lock no stronger than that shows as that one."""
     return {
-        "locks": {t: m.sql_name for t, m in statement.locks.items()},
+        "locks": {t: m.sql_name for t, m in statement.locks.items() if t not in held or m > held[t]},
         "rewrites": set(statement.rewrites),
         "scans": set(statement.scans - statement.rewrites),
     }
 
 
-def _measured(measurement: Measurement) -> dict[str, object]:
+def _measured(measurement: Measurement, held: dict[str, LockMode]) -> dict[str, object]:
+    """`held`: locks earlier statements of the same transaction took, which the statement did not take."""
     return {
-        "locks": {t: m.sql_name for t, m in measurement.locks.items()},
+        "locks": {t: m.sql_name for t, m in measurement.locks.items() if held.get(t) != m},
         "rewrites": measurement.rewrites,
         "scans": measurement.scans - measurement.rewrites,
     }
@@ -46,11 +49,15 @@ def test_rule_example_claims_match_postgresql(any_pg_server: Server, example: Ex
     if pg_server.major_version >= example.min_postgres:
         assert worst([s.classification for s in result.statements]) is example.classification
 
+    prisma = PrismaVersion.parse(example.prisma) if example.prisma else None
     with pg_server.fresh_database() as url:
         probe = Probe(url)
         try:
             probe.execute_script(example.setup)
-            measurements = probe.measure_file(example.sql)
+            # As Prisma runs the file: before 7.4, one transaction.
+            measurements = probe.measure_file(
+                example.sql, one_transaction=prisma is not None and not prisma.splits_statements
+            )
         finally:
             probe.close()
 
@@ -63,7 +70,11 @@ def test_rule_example_claims_match_postgresql(any_pg_server: Server, example: Ex
     if example.refused_with:
         # zdm says the migration fails, and PostgreSQL refuses those statements with that error.
         assert refused, "zdm does not say the migration fails"
+    held: dict[str, LockMode] = {}
     for statement, measurement in zip(result.statements, measurements, strict=True):
+        earlier = dict(held)
+        if prisma is not None and not prisma.splits_statements:
+            held |= measurement.locks
         if measurement.skipped:
             continue
         if statement.index in refused:
@@ -74,7 +85,7 @@ def test_rule_example_claims_match_postgresql(any_pg_server: Server, example: Ex
         assert measurement.error is None, f"line {statement.line_start}: {measurement.error}"
         if statement.classification.value == "unknown":
             continue  # zdm claims nothing about a statement it cannot read
-        claims, measured = _claims(statement), _measured(measurement)
+        claims, measured = _claims(statement, earlier), _measured(measurement, earlier)
         where = f"line {statement.line_start}: {statement.sql}"
         if measurement.autocommit:
             # Scans of a statement in another session cannot be read; its locks can while it waits.

@@ -100,6 +100,7 @@ class Analyzer:
                     parsed.operations,
                     statements[-1].locks,
                     statements[-1].classification,
+                    statements[-1].scans,
                 )
             )
         file = FileContext(
@@ -115,7 +116,15 @@ class Analyzer:
                 if finding is not None:
                     from_file_rules.setdefault(index, []).append(finding)
         for index, findings in from_file_rules.items():
-            statements[index] = replace(statements[index], findings=(*statements[index].findings, *findings))
+            statement = statements[index]
+            # A file rule may find what the statement alone does not show: a read under a lock held since an
+            # earlier statement blocks writers as long as the read lasts.
+            classification = worst(
+                [statement.classification, *(f.classification for f in findings if not f.suppressed)]
+            )
+            statements[index] = replace(
+                statement, findings=(*statement.findings, *findings), classification=classification
+            )
         return FileResult(
             path=path,
             statements=tuple(statements),

@@ -56,6 +56,8 @@ class ColumnSpec:
     default: DefaultSpec | None = None
     # "identity", "stored" (GENERATED ALWAYS AS (...) STORED) or "virtual" (PostgreSQL 18's default).
     generated: str | None = None
+    # The columns a generated column's expression reads (None: not known).
+    generated_from: frozenset[str] | None = None
     primary_key: bool = False
     unique: bool = False
     references: ForeignKeySpec | None = None
@@ -103,6 +105,8 @@ class CreateTable(Operation):
     partitioned: bool = False
     # PARTITION OF: the partitioned table this one is a partition of.
     partition_of: str | None = None
+    # TEMPORARY: gone when the session that made it ends.
+    temporary: bool = False
 
     @property
     def table(self) -> str:

@@ -333,7 +333,9 @@ def _from_tree(tree: exp.Expression) -> Iterator[op.Operation]:
         into = tree.args["into"]
         query = tree.copy()
         query.set("into", None)
-        yield op.CreateTable(_table_key(into.this), reads=_reads(query))
+        yield op.CreateTable(
+            _table_key(into.this), reads=_reads(query), temporary=bool(into.args.get("temporary"))
+        )
     elif isinstance(tree, (exp.Select, exp.Union)):
         yield op.DataChange("select", None, reads=_reads(tree))
     elif isinstance(tree, exp.Set):
@@ -412,7 +414,7 @@ def _create_table(tree: exp.Create) -> op.CreateTable:
     columns: list[op.ColumnSpec] = []
     constraints: list[op.ConstraintSpec] = []
     reads = _reads(tree.args.get("expression"))
-    partitioned = False
+    partitioned = temporary = False
     partition_of: str | None = None
     # The table's own items and properties, not a search of the whole tree: a CREATE TABLE is the largest
     # tree a migration holds, and these sit at known places in it.
@@ -434,8 +436,10 @@ def _create_table(tree: exp.Create) -> op.CreateTable:
             partitioned = True
         elif isinstance(item, exp.PartitionedOfProperty):
             partition_of = _table_key(item.this)
+        elif isinstance(item, exp.TemporaryProperty):
+            temporary = True
     return op.CreateTable(
-        _table_key(target), tuple(columns), tuple(constraints), reads, partitioned, partition_of
+        _table_key(target), tuple(columns), tuple(constraints), reads, partitioned, partition_of, temporary
     )
 
 
@@ -443,6 +447,7 @@ def column_spec(item: exp.ColumnDef) -> op.ColumnSpec:
     not_null = primary_key = unique = check = False
     default: op.DefaultSpec | None = None
     generated: str | None = None
+    generated_from: frozenset[str] | None = None
     references: op.ForeignKeySpec | None = None
     name = _ident(item.this)
     for constraint in item.args.get("constraints") or []:
@@ -460,10 +465,12 @@ def column_spec(item: exp.ColumnDef) -> op.ColumnSpec:
             generated = "identity" if kind.args.get("this") is not None else "stored"
             if kind.args.get("expression") is not None:
                 generated = "stored"
+                generated_from = _columns_read(kind.args["expression"])
             not_null = True
         elif isinstance(kind, exp.ComputedColumnConstraint):
             # sqlglot reads `GENERATED ALWAYS AS (...) STORED` here (VIRTUAL falls back to a Command).
             generated = "stored"
+            generated_from = _columns_read(kind.this) if isinstance(kind.this, exp.Expression) else None
         elif isinstance(kind, exp.Reference):
             ref = kind.this
             ref_cols = tuple(_ident(c) for c in ref.expressions) if isinstance(ref, exp.Schema) else ()
@@ -481,8 +488,22 @@ def column_spec(item: exp.ColumnDef) -> op.ColumnSpec:
     dtype = item.args.get("kind")
     type_node = dtype if isinstance(dtype, exp.Expression) else None
     return op.ColumnSpec(
-        name, spec, not_null, default, generated, primary_key, unique, references, check, type_node
+        name,
+        spec,
+        not_null,
+        default,
+        generated,
+        generated_from,
+        primary_key,
+        unique,
+        references,
+        check,
+        type_node,
     )
+
+
+def _columns_read(expression: exp.Expression) -> frozenset[str]:
+    return frozenset(_ident(column.this) for column in expression.find_all(exp.Column))
 
 
 def _constraints(node: exp.Constraint) -> list[op.ConstraintSpec]:
@@ -1061,11 +1082,12 @@ def _alter_column_words(table: str, words: _Words, sub_text: str) -> op.Operatio
 def _create_words(words: _Words) -> Iterator[op.Operation]:
     words.accept("CREATE")
     words.accept("OR", "REPLACE")
-    words.accept("TEMPORARY") or words.accept("TEMP") or words.accept("UNLOGGED")
+    temporary = bool(words.accept("TEMPORARY") or words.accept("TEMP"))
+    words.accept("UNLOGGED")
     if words.accept("TABLE"):
         words.skip_if_exists()
         name = words.name()
-        yield op.CreateTable(name, reads=_reads_after_as(words))
+        yield op.CreateTable(name, reads=_reads_after_as(words), temporary=temporary)
         return
     if (
         words.word() in ("FUNCTION", "PROCEDURE", "AGGREGATE", "OPERATOR", "CAST", "COLLATION", "LANGUAGE")

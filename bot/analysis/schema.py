@@ -26,6 +26,8 @@ class Column:
     serial: bool = False
     # "identity", "stored" or "virtual" for generated columns.
     generated: str | None = None
+    # The columns a generated column's expression reads (None: not known).
+    generated_from: frozenset[str] | None = None
 
 
 @dataclass
@@ -76,6 +78,8 @@ class Schema:
     view_columns: dict[str, dict[str, ViewReads]] = field(default_factory=dict)
     # Objects created by the migration file being analysed: nothing reads them yet.
     new_objects: set[str] = field(default_factory=set)
+    # Temporary tables the file being analysed made: they last only as long as its session.
+    temporary_tables: set[str] = field(default_factory=set)
     # Views the file being analysed dropped (their sources stay in `view_sources`): it may create them again.
     dropped_views: set[str] = field(default_factory=set)
     # Once a partitioned table is known (never reset): until then no lock needs spreading to partitions, and
@@ -89,6 +93,7 @@ class Schema:
 
     def begin_file(self) -> None:
         self.new_objects = set()
+        self.temporary_tables = set()
         self.dropped_views = set()
         for table in self.tables.values():
             for column in table.columns.values():
@@ -261,6 +266,8 @@ class Schema:
             table.complete = False
         self.tables[o.name] = table
         self.new_objects.add(o.name)
+        if o.temporary:
+            self.temporary_tables.add(o.name)
 
     def _apply_DropTable(self, o: op.DropTable) -> None:
         if o.cascade:
@@ -323,6 +330,9 @@ class Schema:
         table = self._table(o.on)
         column = table.columns.pop(o.column, None) or Column(None)
         table.columns[o.new_name] = column
+        for other_column in table.columns.values():
+            if other_column.generated_from and o.column in other_column.generated_from:
+                other_column.generated_from = (other_column.generated_from - {o.column}) | {o.new_name}
         for constraint in table.constraints.values():
             if constraint.not_null_column == o.column:
                 constraint.not_null_column = o.new_name
@@ -532,6 +542,7 @@ def _column(spec: op.ColumnSpec) -> Column:
         default=spec.default,
         serial=spec.serial,
         generated=spec.generated,
+        generated_from=spec.generated_from,
     )
 
 

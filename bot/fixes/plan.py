@@ -222,9 +222,20 @@ def plan_file(
                 )  # the rewrite makes it brief: nothing long to wait for
             here = [u for u in by_statement.get(index, ()) if moves.phase_of(u.id) == phase]
             if here and rules & _SPLITS_BEFORE and not splits and not segments.region:
+                read = sorted(
+                    {
+                        t
+                        for u in here
+                        for t in _reads_what_the_migration_locked(statement, u, segments, splits)
+                    }
+                )
                 segments.close()
                 summaries.append(
-                    f"line {statement.line_start}: starts a new migration ({', '.join(sorted(rules & _SPLITS_BEFORE))})"
+                    f"line {statement.line_start}: starts a new migration: it reads {', '.join(read)}, which an "
+                    "earlier statement of the migration keeps locked until it commits"
+                    if read and rules & _SPLITS_BEFORE == {"locks-held-until-commit"}
+                    else f"line {statement.line_start}: starts a new migration "
+                    f"({', '.join(sorted(rules & _SPLITS_BEFORE))})"
                 )
             for unit in by_statement.get(index, ()):
                 if deferred_to(unit) == phase:

@@ -96,6 +96,18 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
             locks,
             scans=[o.target, *o.reads],
         )
+    if _names_its_rows(o, ctx.schema):
+        return claim(
+            ID,
+            ctx,
+            f"This {o.kind.upper()} names the rows of {quoted_name(o.target)} it changes by primary key: it reaches "
+            "them through the key's index and locks only those rows until the migration's transaction ends; "
+            "other rows are not read or locked.",
+            locks,
+            scans=o.reads,
+            classification=Classification.BRIEF,
+            table=o.target,
+        )
     advice = (
         "Backfill outside the migration, in batches of a few thousand rows by primary key, each in its own "
         "transaction; keep only the schema change in the migration."
@@ -242,8 +254,9 @@ def _assigned_columns(tree: exp.Update) -> set[str]:
 
 
 def _check_reads(tree: exp.Update | exp.Delete, target: str, schema: Schema) -> None:
-    """Every relation the statement reads besides its target must be a table other than the target, that
-    exists before this migration and outside it (the rewrite runs in a migration, and a session, of its own)."""
+    """Every relation the statement reads besides its target must be a table other than the target that zdm
+    saw created, and not a temporary one (it would not outlive the migration's session). A table this migration
+    creates comes first all the same: the rewrite keeps its place after it."""
     ctes = {_name(cte.args["alias"].this) for cte in tree.find_all(exp.CTE) if cte.args.get("alias")}
     for table in tree.find_all(exp.Table):
         if table is tree.this:
@@ -262,10 +275,10 @@ def _check_reads(tree: exp.Update | exp.Delete, target: str, schema: Schema) -> 
             raise NotProvable(f"it reads the view {quoted_name(name)} over {quoted_name(target)}")
         if name not in schema.tables and not sources:
             raise NotProvable(f"it reads {quoted_name(name)}, which zdm never saw created")
-        if schema.is_new(name):
+        if name in schema.temporary_tables:
             raise NotProvable(
-                f"it reads {quoted_name(name)}, created in this migration (a temporary table would not "
-                "outlive the session)"
+                f"it reads the temporary table {quoted_name(name)}, which would not outlive this migration's "
+                "session"
             )
 
 
@@ -321,6 +334,18 @@ def _pins_key(where: exp.Expression | None, key: str) -> bool:
         ):
             return True
     return False
+
+
+def _names_its_rows(o: op.DataChange, schema: Schema) -> bool:
+    """An UPDATE or DELETE whose WHERE picks its rows by primary key constants: a bounded set of rows, found
+    through the key's index, whatever the table's size."""
+    key = _primary_key(schema, o.target) if o.target else None
+    tree = o.tree
+    if key is None or not isinstance(tree, (exp.Update, exp.Delete)):
+        return False
+    if any(nested is not tree for nested in tree.find_all(exp.Update, exp.Delete, exp.Insert, exp.Merge)):
+        return False
+    return _pins_key(tree.args.get("where"), key)
 
 
 def _is_key(node: exp.Expression, key: str) -> bool:
@@ -417,13 +442,19 @@ RULE = Rule(
         "writes this rewrite only where it provably leaves the same rows: a single-column primary key it knows, "
         "a statement that does not read its own table again (a subquery, self-join or view over it, a function "
         "zdm cannot see into), no `RETURNING`, no `now()` (each batch would get its own time), the key itself "
-        "unchanged. Otherwise, backfill the same way from a script or job, outside `migration.sql`."
+        "unchanged. Otherwise, backfill the same way from a script or job, outside `migration.sql`. A statement "
+        "whose WHERE names its rows by primary key (`id = 'x'`, `id IN (...)`) is brief, not blocking: it reaches "
+        "those rows through the key's index and locks only them."
     ),
     operations=(op.DataChange,),
     check=check,
     examples=(
         Example('UPDATE "User" SET "bio" = \'x\' WHERE "bio" IS NULL;', Classification.BLOCKING, _WITH_ROWS),
         Example('DELETE FROM "Tip" WHERE "amount" IS NULL;', Classification.BLOCKING, _WITH_ROWS),
+        Example('UPDATE "User" SET "bio" = \'x\' WHERE "id" = 7;', Classification.BRIEF, _WITH_ROWS),
+        Example('DELETE FROM "Tip" WHERE "id" IN (3, 4, 5);', Classification.BRIEF, _WITH_ROWS),
+        # A range of keys is not a set of named rows: it grows with the table.
+        Example('UPDATE "User" SET "bio" = \'x\' WHERE "id" > 40;', Classification.BLOCKING, _WITH_ROWS),
         Example(
             'INSERT INTO "Log" ("id", "message") VALUES (1, \'hello\');', Classification.SAFE, STANDARD_SETUP
         ),

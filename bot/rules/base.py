@@ -75,6 +75,8 @@ class StatementView:
     operations: tuple[op.Operation, ...]
     locks: dict[str, LockMode]
     classification: Classification
+    # Live tables it reads in full (or may).
+    scans: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,9 @@ def _type_change(o: op.AlterColumnType, ctx: Context) -> Effect | None:
         )
         in _REBUILDS_INDEXES
     ):
+        # The rows stay, but no index can be moved to the new operator class without reading the table: the
+        # online change builds each one CONCURRENTLY on a shadow column instead.
+        fix, online = _online(o, ctx, f"{old} to {new}")
         return claim(
             ID,
             ctx,
@@ -148,10 +151,10 @@ def _type_change(o: op.AlterColumnType, ctx: Context) -> Effect | None:
             keys.locks,
             scans=[o.on, *keys.scans],
             alternative=(
-                "Create the new index concurrently on an expression (e.g. `lower(col)`) instead, or do the change "
-                "in a maintenance window."
+                "Create the new index concurrently on an expression (e.g. `lower(col)`) instead." + online
             ),
             table=o.on,
+            fix=fix,
         )
     if not rewrite:
         return claim(

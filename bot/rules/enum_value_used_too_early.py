@@ -55,6 +55,7 @@ RULE = FileRule(
             Classification.BRIEF,
             STANDARD_SETUP,
             prisma="6.19.0",
+            refused_with='unsafe use of new value "OWNER"',
         ),
     ),
 )

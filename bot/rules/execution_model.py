@@ -50,3 +50,15 @@ def inside_explicit_transaction(file: FileContext) -> set[int]:
         if depth and not is_transaction_control(statement):
             inside.add(index)
     return inside
+
+
+def outside_transaction_only(statement: StatementView) -> tuple[str, str] | None:
+    """What in the statement refuses a transaction block, and the SQLSTATE PostgreSQL then fails with."""
+    for o in statement.operations:
+        if isinstance(o, (op.CreateIndex, op.DropIndex, op.Reindex)) and o.concurrently:
+            return "CONCURRENTLY", "25001"
+        if isinstance(o, op.Maintenance) and o.kind in ("vacuum", "vacuum_full"):
+            return "VACUUM", "25001"
+        if isinstance(o, op.DataChange) and o.batched:
+            return "a DO block that commits", "2D000"
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.analysis.model import Classification, Effect
 from bot.rules.base import STANDARD_SETUP, Example, FileContext, FileRule, quoted
-from bot.rules.execution_model import runs_as_one_transaction, version_words
+from bot.rules.execution_model import outside_transaction_only, runs_as_one_transaction, version_words
 
 ID = "locks-held-until-commit"
 
@@ -15,7 +15,35 @@ def check_file(file: FileContext) -> list[tuple[int, Effect]]:
     held: dict[str, int] = {}  # table -> line where the strong lock was taken
     found: list[tuple[int, Effect]] = []
     for index, statement in enumerate(file.statements):
-        if statement.classification is Classification.BLOCKING:
+        read = {t: line for t, line in held.items() if t in statement.scans}
+        # A statement that refuses a transaction block fails there instead (needs-own-migration says so).
+        if (
+            statement.classification is not Classification.BLOCKING
+            and read
+            and not outside_transaction_only(statement)
+        ):
+            # A read alone lets writers through, but this one reads under the write-blocking lock the
+            # transaction already holds: writers wait for the whole read.
+            tables = ", ".join(f"{quoted(t)} (line {line})" for t, line in sorted(read.items()))
+            found.append(
+                (
+                    index,
+                    Effect(
+                        rule_id=ID,
+                        classification=Classification.BLOCKING,
+                        message=(
+                            f"{version_words(file)} runs the file as one transaction: this statement reads "
+                            f"{tables} while the lock taken there, which blocks writes, is still held, so "
+                            "writers wait for the whole read."
+                        ),
+                        safe_alternative=(
+                            "Move this statement to a migration of its own, so the lock before it is released "
+                            "first."
+                        ),
+                    ),
+                )
+            )
+        elif statement.classification is Classification.BLOCKING:
             others = {t: line for t, line in held.items() if t not in statement.locks}
             if others:
                 tables = ", ".join(f"{quoted(t)} (line {line})" for t, line in sorted(others.items()))
@@ -45,7 +73,10 @@ def check_file(file: FileContext) -> list[tuple[int, Effect]]:
 RULE = FileRule(
     id=ID,
     title="Early locks held during a long statement",
-    summary="Before Prisma 7.4, a brief lock early in a file is held while a later statement rewrites or scans.",
+    summary=(
+        "Before Prisma 7.4, a brief lock early in a file is held while a later statement rewrites or scans, or "
+        "reads the locked table."
+    ),
     why=(
         "Prisma before 7.4 runs a migration file as one transaction, so every lock is released only at the "
         "end. A metadata-only `ALTER TABLE` on one table followed by an index build on another keeps the first "
@@ -56,6 +87,13 @@ RULE = FileRule(
     examples=(
         Example(
             'ALTER TABLE "User" ADD COLUMN "nickname" TEXT;\nCREATE INDEX "Tip_createdAt_idx" ON "Tip"("createdAt");',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            prisma="6.19.0",
+        ),
+        Example(
+            'ALTER TABLE "User" ADD COLUMN "nickname" TEXT;\n'
+            'INSERT INTO "Log" ("id", "message") SELECT "id", "email" FROM "User";',
             Classification.BLOCKING,
             STANDARD_SETUP,
             prisma="6.19.0",

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Severity
-from bot.rules.base import STANDARD_SETUP, Example, FileContext, FileRule, StatementView
+from bot.rules.base import STANDARD_SETUP, Example, FileContext, FileRule
 from bot.rules.execution_model import (
     inside_explicit_transaction,
     migration_fails,
+    outside_transaction_only,
     real_statements,
     runs_as_one_transaction,
     version_words,
 )
 
 ID = "needs-own-migration"
-
-
-def _outside_transaction_only(statement: StatementView) -> tuple[str, str] | None:
-    """What in the statement refuses a transaction block, and the SQLSTATE PostgreSQL then fails with."""
-    for o in statement.operations:
-        if isinstance(o, (op.CreateIndex, op.DropIndex, op.Reindex)) and o.concurrently:
-            return "CONCURRENTLY", "25001"
-        if isinstance(o, op.Maintenance) and o.kind in ("vacuum", "vacuum_full"):
-            return "VACUUM", "25001"
-        if isinstance(o, op.DataChange) and o.batched:
-            return "a DO block that commits", "2D000"
-    return None
 
 
 _ALONE = (
@@ -37,7 +26,7 @@ _ALONE = (
 
 def check_file(file: FileContext) -> list[tuple[int, Effect]]:
     found: list[tuple[int, Effect]] = []
-    refusing = [(i, s, r) for i, s in enumerate(file.statements) if (r := _outside_transaction_only(s))]
+    refusing = [(i, s, r) for i, s in enumerate(file.statements) if (r := outside_transaction_only(s))]
     if not refusing:
         return found
     real = real_statements(file)
@@ -86,6 +75,7 @@ RULE = FileRule(
             STANDARD_SETUP,
             title="before Prisma 7.4",
             prisma="6.19.0",
+            refused_with="cannot run inside a transaction block",
         ),
     ),
 )

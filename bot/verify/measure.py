@@ -3,13 +3,18 @@
 Method (the same as the lock facts zdm was built on): tables that existed before the file are live. Each
 statement runs in its own transaction; before COMMIT we read our backend's granted relation locks from
 `pg_locks`, compare `pg_class.relfilenode` (changed: the table was rewritten) and read
-`pg_stat_get_xact_numscans` (grew: the table was scanned). Statements that cannot run in a transaction block
+`pg_stat_get_xact_numscans` (grew: the table was scanned sequentially). A data change (UPDATE, DELETE, INSERT,
+MERGE, WITH) is planned with sequential scans discouraged (`enable_seqscan = off`), as on a table of production
+size: on the few rows of a test table the planner reads everything even where the statement names its rows by
+an indexed key, which on a real table it reaches through the index. Where no index serves the statement, the
+planner scans all the same, and the scan counts. Statements that cannot run in a transaction block
 (`CONCURRENTLY`, `VACUUM`) run in autocommit; their locks are read from a second session while a third one
 holds an old snapshot that makes them wait.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -37,6 +42,11 @@ WHERE pid = %s AND locktype = 'relation' AND granted AND database = (SELECT oid 
 """
 _AUTOCOMMIT_ONLY = re.compile(r"\b(CONCURRENTLY|VACUUM)\b|^\s*(CREATE|DROP)\s+DATABASE\b", re.IGNORECASE)
 _MAY_RENAME = re.compile(r"\bRENAME\b|\bSET\s+SCHEMA\b", re.IGNORECASE)
+_DATA_CHANGE = re.compile(
+    r"^(?:\s+|--[^\n]*\n|/\*.*?\*/)*(UPDATE|DELETE|INSERT|MERGE|WITH)\b", re.IGNORECASE | re.DOTALL
+)
+# An index condition that is not equality with constants: a range, a pattern, a value from elsewhere.
+_NOT_A_PROBE = re.compile(r"[<>~]|\$\d|\bLIKE\b|\bIS\b|\bSubPlan\b", re.IGNORECASE)
 _TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION)\b", re.IGNORECASE)
 
 
@@ -75,6 +85,20 @@ class Measurement:
         if strong:
             return Classification.BRIEF
         return Classification.SAFE
+
+
+def _bitmap_indexes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The index scans under a bitmap heap scan (through BitmapAnd/BitmapOr); none for any other node."""
+    if node.get("Node Type") != "Bitmap Heap Scan":
+        return []
+    found, pending = [], list(node.get("Plans", ()))
+    while pending:
+        child = pending.pop()
+        if child.get("Node Type") == "Bitmap Index Scan":
+            found.append(child)
+        else:
+            pending.extend(child.get("Plans", ()))
+    return found
 
 
 def _key(schema: str, name: str) -> str:
@@ -167,26 +191,77 @@ class Probe:
         text: str,
         statements: Sequence[RawStatement] | None = None,
         live: dict[int, tuple[str, int]] | None = None,
+        *,
+        one_transaction: bool = False,
     ) -> list[Measurement]:
+        """Each statement in its own transaction, or all in `one_transaction` (as Prisma before 7.4 runs a
+        file): then the locks earlier statements took are held while each later one works."""
         live = live if live is not None else self._relations()
-        results = []
-        for raw in statements if statements is not None else split_statements(text):
-            results.append(self.measure(raw, live))
+        raws = statements if statements is not None else split_statements(text)
+        if not one_transaction:
+            return [self.measure(raw, live) for raw in raws]
+        self.conn.execute("BEGIN")
+        results = [self.measure(raw, live, in_transaction=True) for raw in raws]
+        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.conn.execute("COMMIT")
         return results
 
-    def _counters(self, oids: list[int]) -> dict[int, tuple[int, int]]:
-        """relfilenode and this transaction's scan count per relation: sequential scans of the table plus
-        scans of its indexes, since an UPDATE's WHERE may read through an index. Deltas are what count:
-        PostgreSQL 15+ keeps unflushed counts of earlier transactions in the same backend."""
+    def _counters(self, oids: list[int]) -> dict[int, tuple[int, int, int]]:
+        """relfilenode, this transaction's sequential scans of the table and scans of its indexes, per
+        relation (an UPDATE's WHERE may read through an index). Deltas are what count: PostgreSQL 15+ keeps
+        unflushed counts of earlier transactions in the same backend."""
         if not oids:
             return {}
         rows = self.conn.execute(
-            "SELECT c.oid, c.relfilenode, pg_stat_get_xact_numscans(c.oid) + coalesce((SELECT sum("
+            "SELECT c.oid, c.relfilenode, pg_stat_get_xact_numscans(c.oid), coalesce((SELECT sum("
             "pg_stat_get_xact_numscans(i.indexrelid)) FROM pg_index i WHERE i.indrelid = c.oid), 0) "
             "FROM pg_class c WHERE c.oid = ANY(%s)",
             (oids,),
         ).fetchall()
-        return {oid: (filenode, scans) for oid, filenode, scans in rows}
+        return {oid: (filenode, table_scans, index_scans) for oid, filenode, table_scans, index_scans in rows}
+
+    def _reached_by_key(self, text: str) -> set[str]:
+        """Tables the plan of a data change reaches only through a unique index, by equality with constants:
+        the statement reads the rows it names, at most one per value, whatever the table's size. Read from
+        the plan PostgreSQL chooses (EXPLAIN runs nothing)."""
+        conn = self.conn
+        conn.execute("SAVEPOINT zdm_plan")
+        try:
+            row = conn.execute(b"EXPLAIN (VERBOSE, FORMAT JSON) " + text.encode()).fetchone()
+        except psycopg.Error:
+            conn.execute("ROLLBACK TO SAVEPOINT zdm_plan")
+            return set()
+        conn.execute("RELEASE SAVEPOINT zdm_plan")
+        if row is None:
+            return set()
+        plan = row[0][0]["Plan"] if isinstance(row[0], list) else json.loads(row[0])[0]["Plan"]
+        keyed: set[str] = set()
+        other: set[str] = set()
+        pending = [plan]
+        while pending:
+            node = pending.pop()
+            pending.extend(node.get("Plans", ()))
+            relation = node.get("Relation Name")
+            if relation is None or node.get("Node Type") == "ModifyTable":
+                continue
+            schema = str(node.get("Schema", DEFAULT_SCHEMA))
+            table = _key(schema, relation)
+            indexes = [node] if "Index Name" in node else _bitmap_indexes(node)
+            if indexes and all(self._probes_unique_key(schema, index) for index in indexes):
+                keyed.add(table)
+            else:
+                other.add(table)
+        return keyed - other
+
+    def _probes_unique_key(self, schema: str, node: dict[str, Any]) -> bool:
+        condition = str(node.get("Index Cond", ""))
+        if not condition or _NOT_A_PROBE.search(condition):
+            return False
+        row = self.conn.execute(
+            "SELECT indisunique, indnkeyatts FROM pg_index WHERE indexrelid = to_regclass(%s)",
+            (sql.Identifier(schema, str(node["Index Name"])).as_string(self.conn),),
+        ).fetchone()
+        return row is not None and bool(row[0]) and condition.count(" = ") >= int(row[1])
 
     def _names(self, live: dict[int, tuple[str, int]]) -> dict[int, str]:
         """Each live relation's key by the name it has now. A migration may rename a table: each statement's
@@ -245,7 +320,8 @@ class Probe:
         if _TRANSACTION_CONTROL.match(raw.text):
             result.skipped = True
             return result
-        if _AUTOCOMMIT_ONLY.search(raw.text):
+        if _AUTOCOMMIT_ONLY.search(raw.text) and not in_transaction:
+            # Inside a transaction PostgreSQL refuses it, which is what the measurement then records.
             return self._measure_autocommit(raw, live, result)
         conn = self.conn
         oids = list(live)
@@ -255,7 +331,14 @@ class Probe:
             before = self._counters(oids)
             names = self._names(live)
             self.ran(raw.text)
+            planned_as_on_production = _DATA_CHANGE.match(raw.text) is not None
+            reached_by_key: set[str] = set()
+            if planned_as_on_production:
+                conn.execute("SET enable_seqscan = off")
+                reached_by_key = self._reached_by_key(raw.text)
             conn.execute(raw.text.encode())
+            if planned_as_on_production:
+                conn.execute("RESET enable_seqscan")
             pid = conn.info.backend_pid
             for relation, mode in conn.execute(_MY_LOCKS, (pid,)).fetchall():
                 if relation in live:
@@ -266,12 +349,16 @@ class Probe:
             for oid in self._rows_locked_by_others_view(row_writes):
                 result.row_locks.add(names[oid])
             after = self._counters(oids)
-            for oid, (filenode, scans) in after.items():
+            for oid, (filenode, table_scans, index_scans) in after.items():
                 name = names[oid]
-                old_filenode, old_scans = before.get(oid, (filenode, scans))
+                old_filenode, old_table_scans, old_index_scans = before.get(
+                    oid, (filenode, table_scans, index_scans)
+                )
                 if old_filenode and filenode != old_filenode:
                     result.rewrites.add(name)
-                if scans > old_scans:
+                if table_scans > old_table_scans or (
+                    index_scans > old_index_scans and name not in reached_by_key
+                ):
                     result.scans.add(name)
             if not in_transaction:
                 conn.execute("COMMIT")
@@ -286,7 +373,7 @@ class Probe:
         """Run the statement in autocommit while an old snapshot makes it wait, and read its locks meanwhile."""
         result.autocommit = True
         result.captured = False
-        filenodes_before = {oid: filenode for oid, (filenode, _) in self._counters(list(live)).items()}
+        filenodes_before = {oid: filenode for oid, (filenode, _, _) in self._counters(list(live)).items()}
         names = self._names(live)
         self.ran(raw.text)
         blocker = psycopg.connect(self.url, autocommit=False)
@@ -333,7 +420,7 @@ class Probe:
             thread.join(timeout=30)
             if errors:
                 result.error = errors[0]
-            for oid, (filenode, _) in self._counters(list(live)).items():
+            for oid, (filenode, _, _) in self._counters(list(live)).items():
                 if filenodes_before.get(oid) and filenode != filenodes_before[oid]:
                     result.rewrites.add(names[oid])
         finally:
