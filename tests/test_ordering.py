@@ -237,3 +237,141 @@ def test_a_data_change_reading_a_table_the_migration_locked_starts_a_new_migrati
     assert 'it reads "Child"' in " ".join(before.summaries)
     after, _ = _plan(sql, "7.4.0")
     assert len(after.migrations) == 1, after.render()
+
+
+def _guarded(name: str, statement: str) -> str:
+    return (
+        f"  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = '{name}') THEN\n"
+        f"    {statement};\n  END IF;\n"
+    )
+
+
+# A unique constraint, a CHECK and a foreign key to the unique column, each guarded so the block can run again:
+# the index is built CONCURRENTLY before the block and attached in it, the CHECK and the foreign key are added
+# NOT VALID in it and validated in the next migration.
+GUARDED_BLOCK = (
+    "DO $$\nBEGIN\n"
+    + _guarded("Other_id_key", 'ALTER TABLE "Other" ADD CONSTRAINT "Other_id_key" UNIQUE ("id")')
+    + _guarded(
+        "Child_note_check", 'ALTER TABLE "Child" ADD CONSTRAINT "Child_note_check" CHECK ("note" <> \'\')'
+    )
+    + _guarded(
+        "Child_other_fkey",
+        'ALTER TABLE "Child" ADD CONSTRAINT "Child_other_fkey" FOREIGN KEY ("id") REFERENCES "Other"("id")',
+    )
+    + "END $$;"
+)
+
+
+@pytest.mark.parametrize("prisma", ["6.19.0", "7.4.0"])
+def test_a_guarded_do_block_is_rewritten_in_place_and_blocks_nothing(pg_server: Server, prisma: str) -> None:
+    plan, version = _plan(GUARDED_BLOCK, prisma)
+    assert plan.no_rewrite == {}, plan.render()
+    assert _place_of(plan, 'CREATE UNIQUE INDEX CONCURRENTLY "Other_id_key"') < _place_of(plan, "DO $$")
+    (block,) = [m.sql for m in plan.migrations if "DO $$" in m.sql]
+    assert 'UNIQUE USING INDEX "Other_id_key";' in block and block.count("NOT VALID;") == 2
+    assert block.count("IF NOT EXISTS") == 3, "the guards stay"
+    assert _place_of(plan, "DO $$") < _place_of(
+        plan, 'ALTER TABLE "Child" VALIDATE CONSTRAINT "Child_other_fkey"'
+    )
+    check = check_fix(pg_server, [SETUP], GUARDED_BLOCK, plan, splits=version.splits_statements)
+    assert check.original_error is None
+    assert check.failures == {}, plan.render()
+    assert check.same_schema, plan.render()
+    assert check.blocking == [], plan.render()
+
+
+def test_a_do_block_without_guards_is_rewritten_like_its_statements(pg_server: Server) -> None:
+    sql = (
+        'DO $body$ BEGIN\n  ALTER TABLE "Child" ADD CONSTRAINT "Child_other_fkey" FOREIGN KEY ("id") '
+        'REFERENCES "Parent"("id");\nEND $body$;'
+    )
+    plan, version = _plan(sql, "6.19.0")
+    assert [m.sql.count("NOT VALID") for m in plan.migrations] == [1, 0], plan.render()
+    assert 'VALIDATE CONSTRAINT "Child_other_fkey"' in plan.migrations[1].sql
+    check = check_fix(pg_server, [SETUP], sql, plan, splits=version.splits_statements)
+    assert check.ok, plan.render()
+
+
+# A DO block whose rewrite would not be exact stays as written, and the plan says why.
+KEPT_BLOCKS: dict[str, tuple[str, str, str]] = {
+    # An unnamed CHECK: PostgreSQL named it "Extra_id_check", a name zdm does not reproduce.
+    "a constraint named by PostgreSQL": (
+        'CREATE TABLE "Extra" ("id" INTEGER, CHECK ("id" > 0));',
+        "DO $$\nBEGIN\n"
+        + _guarded("Extra_id_check", 'ALTER TABLE "Extra" ADD CONSTRAINT "Extra_id_check" CHECK ("id" > 1)')
+        + "END $$;",
+        "zdm cannot tell from the earlier migrations",
+    ),
+    # A column's own UNIQUE: PostgreSQL named it "Extra_code_key", which the replay keeps no constraint for.
+    "a column's own constraint": (
+        'CREATE TABLE "Extra" ("id" INTEGER, "code" TEXT UNIQUE);',
+        "DO $$\nBEGIN\n"
+        + _guarded("Extra_code_key", 'ALTER TABLE "Extra" ADD CONSTRAINT "Extra_code_key" UNIQUE ("code")')
+        + "END $$;",
+        "zdm cannot tell from the earlier migrations",
+    ),
+    # A statement zdm cannot read that may have added the constraint (it did: "Child_legacy_check").
+    "an earlier statement zdm cannot read": (
+        'ALTER TABLE "Child" ADD CHECK ("legacy" <> \'\');',
+        "DO $$\nBEGIN\n"
+        + _guarded(
+            "Child_legacy_check",
+            'ALTER TABLE "Child" ADD CONSTRAINT "Child_legacy_check" CHECK ("legacy" <> \'x\')',
+        )
+        + "END $$;",
+        "zdm cannot tell from the earlier migrations",
+    ),
+    "the guard skips it": (
+        "",
+        "DO $$\nBEGIN\n"
+        + _guarded(
+            "Child_parentId_fkey",
+            'ALTER TABLE "Child" ADD CONSTRAINT "Child_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "Parent"("id")',
+        )
+        + "END $$;",
+        "skips it",
+    ),
+    "the block handles errors": (
+        "",
+        'DO $$\nBEGIN\n  ALTER TABLE "Child" ADD CONSTRAINT "Child_other_fkey" FOREIGN KEY ("id") REFERENCES "Parent"("id");\n'
+        "EXCEPTION WHEN duplicate_object THEN NULL;\nEND $$;",
+        "EXCEPTION",
+    ),
+    # The index would be built before the block, ahead of the column the block adds first.
+    "its rewrite would jump over the block's other statements": (
+        "",
+        'DO $$\nBEGIN\n  ALTER TABLE "Other" ADD COLUMN "code" TEXT;\n'
+        '  ALTER TABLE "Other" ADD CONSTRAINT "Other_code_key" UNIQUE ("code");\nEND $$;',
+        "past the block's other statements",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(KEPT_BLOCKS), ids=list(KEPT_BLOCKS))
+def test_a_do_block_whose_rewrite_would_not_be_exact_is_kept_and_the_plan_says_why(
+    pg_server: Server, case: str
+) -> None:
+    earlier, sql, reason = KEPT_BLOCKS[case]
+    result = analyze_sql(sql, setup=SETUP + earlier, config=RepoConfig(prisma_version="6.19.0"))
+    (statement,) = result.statements
+    assert statement.classification.value == "blocking" and not statement.has_fix
+    plan = plan_file("20990101000000_change", result, PrismaVersion(6, 19, 0))
+    assert plan.no_rewrite[0].startswith("no automatic rewrite: ") and reason in plan.no_rewrite[0]
+    check = check_fix(pg_server, [SETUP + earlier], sql, plan, splits=False)
+    assert check.failures == {} and check.same_schema, plan.render()
+
+
+def test_a_validate_scanning_a_table_the_migration_locked_starts_a_new_migration_before_7_4() -> None:
+    """Before 7.4 the VALIDATE would scan "Child" while the ADD COLUMN's ACCESS EXCLUSIVE lock, taken earlier in
+    the same transaction, still blocks every reader and writer."""
+    sql = (
+        'ALTER TABLE "Child" ADD COLUMN "extra" TEXT;\n'
+        'ALTER TABLE "Child" ADD CONSTRAINT "Child_extra_check" CHECK ("extra" <> \'\') NOT VALID;\n'
+        'ALTER TABLE "Child" VALIDATE CONSTRAINT "Child_extra_check";'
+    )
+    before, _ = _plan(sql, "6.19.0")
+    assert [m.sql.count(";") for m in before.migrations] == [3, 2], before.render()
+    assert 'line 3: starts a new migration: it scans "Child"' in " ".join(before.summaries)
+    after, _ = _plan(sql, "7.4.0")
+    assert len(after.migrations) == 1, after.render()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bot.analysis import operations as op
-from bot.analysis.parser import parse_statement
+from bot.analysis.parser import ConstraintGuard, DoBlock, parse_statement
 from bot.analysis.splitter import split_statements
 
 
@@ -110,3 +110,67 @@ def test_schema_qualified_user_types_are_named_by_their_keys() -> None:
     [create] = _ops('CREATE TABLE "t" ("a" "auth"."Kind"[], "b" auth.kind);')
     assert isinstance(create, op.CreateTable)
     assert [str(c.type) for c in create.columns] == ["auth.Kind[]", "auth.kind"]
+
+
+def _block(sql: str) -> DoBlock:
+    [raw] = split_statements(sql)
+    block = parse_statement(raw, sql).block
+    assert block is not None
+    return block
+
+
+def test_a_do_block_is_read_statement_by_statement_with_the_guards_around_each() -> None:
+    block = _block(
+        "DO $$\nBEGIN\n"
+        "  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'f') THEN\n"
+        '    ALTER TABLE "Tip" ADD CONSTRAINT "f" FOREIGN KEY ("userId") REFERENCES "User"("id");\n'
+        "  END IF;\n"
+        "  IF EXISTS (SELECT 1 FROM information_schema.table_constraints\n"
+        "             WHERE table_schema = 'public' AND table_name = 'Tip' AND constraint_name = 'c') THEN\n"
+        '    ALTER TABLE "Tip" DROP CONSTRAINT "c";\n'
+        "  END IF;\n"
+        '  ALTER TABLE "Tip" ADD COLUMN "x" TEXT;\n'
+        "END $$;"
+    )
+    assert block.procedural is None
+    assert [s.guards for s in block.statements] == [
+        (ConstraintGuard("f", None, runs_if_exists=False),),
+        (ConstraintGuard("c", "Tip", runs_if_exists=True),),
+        (),
+    ]
+    assert [type(o) for s in block.statements for o in s.operations] == [
+        op.AddConstraint,
+        op.DropConstraint,
+        op.AddColumn,
+    ]
+    # A statement replaced by others keeps its place and its indentation; one replaced by nothing does nothing.
+    rewritten = block.text({0: ("SELECT 1", "SELECT 2"), 1: ()})
+    assert "THEN\n    SELECT 1;\n    SELECT 2;\n  END IF;" in rewritten
+    assert "THEN\n    NULL;\n  END IF;" in rewritten
+    assert rewritten.startswith("DO $$\nBEGIN\n") and rewritten.endswith("END $$")
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (
+            "BEGIN ALTER TABLE t ADD COLUMN c TEXT; EXCEPTION WHEN duplicate_column THEN NULL; END",
+            "EXCEPTION",
+        ),
+        ("DECLARE n INT; BEGIN ALTER TABLE t ADD COLUMN c TEXT; END", "DECLARE"),
+        ("BEGIN IF true THEN ALTER TABLE t ADD COLUMN c TEXT; END IF; END", "condition"),
+        (
+            "BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'c' OR true) THEN "
+            "ALTER TABLE t ADD COLUMN c TEXT; END IF; END",
+            "condition",
+        ),
+        (
+            "BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'c') THEN "
+            "ALTER TABLE t ADD COLUMN c TEXT; ELSE ALTER TABLE t ADD COLUMN d TEXT; END IF; END",
+            "ELSE",
+        ),
+        ("BEGIN FOR i IN 1..3 LOOP UPDATE t SET c = i; END LOOP; END", "FOR"),
+    ],
+)
+def test_a_do_block_that_decides_more_than_guards_do_says_so(body: str, why: str) -> None:
+    assert why in (_block(f"DO $$ {body} $$;").procedural or "")

@@ -21,10 +21,11 @@ from bot.analysis.model import (
     StatementResult,
     worst,
 )
-from bot.analysis.parser import ParsedStatement, parse_statement
+from bot.analysis.parser import BlockStatement, ParsedStatement, parse_statement
 from bot.analysis.prisma import PrismaVersion
 from bot.analysis.schema import Schema
 from bot.analysis.splitter import RawStatement, split_statements
+from bot.fixes.do_block import block_fix, guards_run
 from bot.rules import FILE_RULES, RULES
 from bot.rules.base import Context, FileContext, Rule, StatementView
 
@@ -91,8 +92,8 @@ class Analyzer:
         suppressions = [suppressions_for(raw) for raw in raws]
         for index, raw in enumerate(raws):
             parsed = parse_statement(raw, text)
-            effects = self._effects(parsed, ctx)
-            statements.append(self._statement(index, raw, parsed, effects, suppressions[index]))
+            effects, runs = self._effects(parsed, ctx)
+            statements.append(self._statement(index, raw, parsed, effects, runs, suppressions[index]))
             views.append(
                 StatementView(
                     raw.line_start,
@@ -132,15 +133,24 @@ class Analyzer:
             planned=self.plans,
         )
 
-    def _effects(self, parsed: ParsedStatement, ctx: Context) -> list[list[Effect]]:
-        """The effects of each operation, in order; the schema moves forward after each one."""
+    def _effects(self, parsed: ParsedStatement, ctx: Context) -> tuple[list[list[Effect]], list[bool | None]]:
+        """The effects of each operation, in order; the schema moves forward after each one. For a DO block,
+        also whether the guards of each of its statements run it, by the schema just before it."""
         per_operation: list[list[Effect]] = []
+        parts = parsed.parts
+        # Each statement of a DO block, by the index of its first operation.
+        block_statements: dict[int, BlockStatement] = {}
+        if parsed.block is not None and parsed.block.statements:
+            parts = tuple(part for s in parsed.block.statements for part in s.parts)
+            first = 0
+            for statement in parsed.block.statements:
+                block_statements[first] = statement
+                first += len(statement.operations)
+        runs: list[bool | None] = []
         for index, operation in enumerate(parsed.operations):
-            op_ctx = (
-                Context(ctx.schema, ctx.postgres_version, parsed.parts[index])
-                if parsed.parts is not None
-                else ctx
-            )
+            if index in block_statements:
+                runs.append(guards_run(block_statements[index], self.schema))
+            op_ctx = Context(ctx.schema, ctx.postgres_version, parts[index]) if parts is not None else ctx
             produced = [
                 effect
                 for rule in _RULES_BY_OPERATION.get(type(operation), ())
@@ -150,7 +160,7 @@ class Analyzer:
                 produced = [_with_keys(effect, operation, op_ctx) for effect in produced]
             per_operation.append(produced or [_uncovered(operation)])
             self.schema.apply(operation)
-        return per_operation
+        return per_operation, runs
 
     def _statement(
         self,
@@ -158,15 +168,23 @@ class Analyzer:
         raw: RawStatement,
         parsed: ParsedStatement,
         per_operation: list[list[Effect]],
+        runs: list[bool | None],
         suppressions: list[Suppression],
     ) -> StatementResult:
         effects = [effect for produced in per_operation for effect in produced]
-        # Statements inside a DO block run as the block decides (conditionally, in a loop): rewriting the
-        # block's text as if it were the statement would change what it does.
         in_block = parsed.kind.startswith("do")
-        fixes = tuple(
-            None if in_block else self._fix_of(produced, suppressions) for produced in per_operation
+        fixes: tuple[Fix | None, ...] = tuple(
+            self._fix_of(produced, suppressions) for produced in per_operation
         )
+        parts = parsed.parts
+        kept_because = None
+        if in_block:
+            # Statements inside a DO block run as the block decides: the block is rewritten as a whole, its
+            # statements in it, only where that keeps what it does (`bot.fixes.do_block`).
+            whole = block_fix(parsed.block, fixes, runs) if parsed.block is not None else None
+            kept_because = whole if isinstance(whole, str) else None
+            fixes = (whole,) if isinstance(whole, Fix) else ()
+            parts = (raw.text.rstrip().rstrip(";").rstrip(),)
         locks: dict[str, LockMode] = {}
         rewrites: set[str] = set()
         scans: set[str] = set()
@@ -206,8 +224,9 @@ class Analyzer:
             findings=tuple(_dedupe(findings)),
             kind=parsed.kind,
             # Parts only matter to a fix; leaving them out keeps results small to pass between processes.
-            parts=parsed.parts if any(f is not None for f in fixes) else None,
-            fixes=fixes if parsed.parts is not None and any(f is not None for f in fixes) else (),
+            parts=parts if any(f is not None for f in fixes) else None,
+            fixes=fixes if parts is not None and any(f is not None for f in fixes) else (),
+            kept_because=kept_because,
             retires=frozenset(
                 o.name for o in parsed.operations if isinstance(o, (op.RenameTable, op.DropTable))
             ),

@@ -222,6 +222,8 @@ class StatementResult:
     # `online_time`: work under a lock that blocks neither reads nor writes (VALIDATE CONSTRAINT).
     lock_time: Duration | None = None
     online_time: Duration | None = None
+    # Why a statement some rule offers a rewrite for has none here (a DO block that decides what runs).
+    kept_because: str | None = None
 
     @property
     def has_fix(self) -> bool:

@@ -407,3 +407,5 @@ class CatalogOnly(Operation):
 @dataclass(frozen=True)
 class Unrecognized(Operation):
     reason: str
+    # The statement's text has constraint syntax (or cannot be read): it may have added one zdm never saw.
+    may_add_constraints: bool = True

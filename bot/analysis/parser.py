@@ -9,6 +9,7 @@ a token-level recogniser reads the statement's shape instead. What neither under
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -33,11 +34,72 @@ DEFAULT_SCHEMA = "public"
 
 
 @dataclass(frozen=True)
+class ConstraintGuard:
+    """`IF [NOT] EXISTS (SELECT ... FROM pg_constraint WHERE conname = '...')` (or the same question of
+    `information_schema.table_constraints`): whether a constraint of that name exists decides the branch."""
+
+    constraint: str
+    # The table the query asks about, by bare name (None: a constraint of that name on any table).
+    table: str | None
+    # IF EXISTS: the branch runs when the constraint exists; IF NOT EXISTS: when it does not.
+    runs_if_exists: bool
+
+
+@dataclass(frozen=True)
+class BlockStatement:
+    """One SQL statement of a DO block's body: where it stands, what it does, the guards it runs under."""
+
+    # Offsets into the block's body, its `;` left out.
+    start: int
+    end: int
+    operations: tuple[op.Operation, ...]
+    # Each operation as a statement of its own ("" where it cannot be cut out of the statement).
+    parts: tuple[str, ...]
+    # The IF guards around it, outermost first.
+    guards: tuple[ConstraintGuard, ...] = ()
+
+
+@dataclass(frozen=True)
+class DoBlock:
+    """A `DO` block as text around its body, and the SQL statements of the body."""
+
+    head: str
+    body: str
+    tail: str
+    statements: tuple[BlockStatement, ...]
+    # Why the body is more than SQL statements under IF guards zdm can read, if it is (a loop, EXCEPTION,
+    # variables, a condition of another kind): such a block runs its statements as only its code decides.
+    procedural: str | None = None
+
+    @property
+    def quote(self) -> str:
+        """The dollar quote around the body (`$$`, `$body$`): SQL put in the body must not hold it."""
+        return self.head[self.head.rfind("$", 0, len(self.head) - 1) :]
+
+    def text(self, replacements: dict[int, tuple[str, ...]]) -> str:
+        """The block with statement `n` of its body replaced by `replacements[n]` (an empty tuple leaves
+        PL/pgSQL's `NULL`, a statement that does nothing)."""
+        pieces: list[str] = []
+        at = 0
+        for number, statement in enumerate(self.statements):
+            if number not in replacements:
+                continue
+            # Statements the replacement adds go on lines of their own, indented as the statement was.
+            before = self.body[self.body.rfind("\n", 0, statement.start) + 1 : statement.start]
+            separator = f";\n{before}" if not before.strip() else "; "
+            pieces += [self.body[at : statement.start], separator.join(replacements[number]) or "NULL"]
+            at = statement.end
+        return self.head + "".join(pieces) + self.body[at:] + self.tail
+
+
+@dataclass(frozen=True)
 class ParsedStatement:
     kind: str
     operations: tuple[op.Operation, ...]
     # Each operation as a statement of its own, when the statement can be split (for rewrites); else None.
     parts: tuple[str, ...] | None = None
+    # A DO block's body, read statement by statement.
+    block: DoBlock | None = None
 
 
 # ---------------------------------------------------------------------------------------------- names
@@ -234,9 +296,20 @@ def _is_volatile(node: exp.Expression) -> bool:
 def parse_statement(raw: RawStatement, source: str) -> ParsedStatement:
     """`source` is the whole file the statement came from: sqlglot slices Command text out of it."""
     parsed = _parse_statement(raw, source)
+    unread = any(isinstance(o, op.Unrecognized) for o in parsed.operations)
+    if unread and not _CONSTRAINT_SYNTAX.search(raw.text):
+        operations = tuple(
+            replace(o, may_add_constraints=False) if isinstance(o, op.Unrecognized) else o
+            for o in parsed.operations
+        )
+        parsed = replace(parsed, operations=operations)
     if len(parsed.operations) == 1 and parsed.parts is None:
-        return ParsedStatement(parsed.kind, parsed.operations, (raw.text.rstrip().rstrip(";").rstrip(),))
+        return replace(parsed, parts=(raw.text.rstrip().rstrip(";").rstrip(),))
     return parsed
+
+
+# What a statement that adds a constraint says somewhere (dynamic SQL included, unless it builds the words).
+_CONSTRAINT_SYNTAX = re.compile(r"\b(?:CONSTRAINT|REFERENCES|UNIQUE|PRIMARY|CHECK|EXCLUDE)\b", re.IGNORECASE)
 
 
 def _parse_statement(raw: RawStatement, source: str) -> ParsedStatement:
@@ -428,7 +501,16 @@ def _create_table(tree: exp.Create) -> op.CreateTable:
             columns.append(column_spec(item))
         elif isinstance(item, exp.Constraint):
             constraints.extend(_constraints(item))
-        elif isinstance(item, (exp.PrimaryKey, exp.ForeignKey, exp.UniqueColumnConstraint)):
+        elif isinstance(
+            item,
+            (
+                exp.PrimaryKey,
+                exp.ForeignKey,
+                exp.UniqueColumnConstraint,
+                exp.CheckColumnConstraint,
+                exp.ExcludeColumnConstraint,
+            ),
+        ):
             constraints.extend(_constraint_parts(None, [item]))
         elif isinstance(item, exp.LikeProperty):
             reads = (*reads, _table_key(item.this))
@@ -836,6 +918,8 @@ def _from_tokens(tokens: Sequence[Token], source: str) -> ParsedStatement:
             return ParsedStatement("unparseable", (op.Unrecognized("the statement could not be tokenized"),))
     words = _Words(tokens, source)
     head = words.word()
+    if words.accept("DO"):
+        return _do_statement(words)
     try:
         operations = list(_recognise(words, head))
     except _NotUnderstood as problem:
@@ -852,8 +936,6 @@ def _recognise(words: _Words, head: str) -> Iterator[op.Operation]:
         yield from _create_words(words)
     elif words.word() == "DROP":
         yield from _drop_words(words)
-    elif words.accept("DO"):
-        yield from _do_block(words)
     elif words.accept("LOCK"):
         yield _lock_table(words)
     elif head in ("INSERT", "UPDATE", "DELETE", "MERGE"):
@@ -1189,7 +1271,18 @@ _STATEMENT_STARTS = {
 _CONTROL_WORDS = {"THEN", "ELSE", "LOOP", "BEGIN"}
 
 
-def _do_block(words: _Words) -> Iterator[op.Operation]:
+def _do_statement(words: _Words) -> ParsedStatement:
+    try:
+        block = _do_block(words)
+    except _NotUnderstood as problem:
+        return ParsedStatement("do (recognised)", (op.Unrecognized(str(problem)),))
+    operations = tuple(o for statement in block.statements for o in statement.operations)
+    # A block of procedural checks only (IF ... RAISE) runs no SQL statement of its own.
+    operations = operations or (op.CatalogOnly("procedural checks"),)
+    return ParsedStatement("do (recognised)", operations, block=block)
+
+
+def _do_block(words: _Words) -> DoBlock:
     """Read the SQL inside `DO $$ ... $$`: plain statements after BEGIN/THEN/ELSE/LOOP are judged like any
     other; dynamic SQL (EXECUTE) or a statement nested in an expression cannot be, and is reported."""
     words.accept("LANGUAGE") and words.name()
@@ -1203,12 +1296,13 @@ def _do_block(words: _Words) -> Iterator[op.Operation]:
         tokens = _PlainTokenizer().tokenize(body)
     except (SqlglotError, ValueError, IndexError):
         raise _NotUnderstood("the DO block's body could not be tokenized") from None
-    found = False
     pieces = _split_on_semicolons(tokens)
     uppers = [[t.text.upper() if t.token_type not in _QUOTED else "" for t in piece] for piece in pieces]
     starts = [_statement_start(piece, upper) for piece, upper in zip(pieces, uppers, strict=True)]
     loop_of, committing = _loops(uppers, starts)
-    for piece, upper, start, loop in zip(pieces, uppers, starts, loop_of, strict=True):
+    guards, procedural = _guarded_statements(pieces, uppers, starts, body)
+    statements: list[BlockStatement] = []
+    for piece, upper, start, loop, guarded_by in zip(pieces, uppers, starts, loop_of, guards, strict=True):
         if "EXECUTE" in upper:
             raise _NotUnderstood("the DO block runs dynamic SQL (EXECUTE); review it by hand")
         if start is None:
@@ -1217,19 +1311,165 @@ def _do_block(words: _Words) -> Iterator[op.Operation]:
                     "the DO block nests a statement inside procedural code; review it by hand"
                 )
             continue
-        text = body[piece[start].start : piece[-1].end + 1]
+        offset = piece[start].start
+        text = body[offset : piece[-1].end + 1]
         from bot.analysis.splitter import split_statements
 
         for raw in split_statements(text):
-            for operation in parse_statement(raw, text).operations:
+            parsed = parse_statement(raw, text)
+            operations: list[op.Operation] = []
+            for operation in parsed.operations:
                 if isinstance(operation, op.Unrecognized):
                     raise _NotUnderstood(f"inside the DO block: {operation.reason}")
-                found = True
                 if isinstance(operation, op.DataChange) and loop in committing:
                     operation = replace(operation, batched=True)
-                yield operation
-    if not found:
-        yield op.CatalogOnly("procedural checks")
+                operations.append(operation)
+            if not operations:
+                procedural = procedural or f"a statement zdm reads nothing of ({_snippet(raw.text)})"
+                continue
+            statements.append(
+                BlockStatement(
+                    offset + raw.start,
+                    offset + raw.end,
+                    tuple(operations),
+                    parsed.parts or ("",) * len(operations),
+                    guarded_by,
+                )
+            )
+    head, tail = _around_body(words.source, body_token, body)
+    if head is None or tail is None:
+        return DoBlock("", body, "", tuple(statements), "a body not written between dollar quotes")
+    return DoBlock(head, body, tail, tuple(statements), procedural)
+
+
+def _snippet(sql: str) -> str:
+    text = " ".join(sql.split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _around_body(source: str, token: Token, body: str) -> tuple[str | None, str | None]:
+    """The block's text before and after its body, when the body stands in the text as written (between
+    dollar quotes: a quoted string's body has its quotes doubled)."""
+    opening = source[token.start : token.end + 1]
+    if not opening.startswith("$") or "$" not in opening[1:]:
+        return None, None
+    begin = token.start + opening.index("$", 1) + 1
+    if source[begin : begin + len(body)] != body:
+        return None, None
+    return source[:begin], source[begin + len(body) :]
+
+
+# The catalog queries a guard may ask, each with the column naming the constraint and the one naming its
+# table (information_schema names a table by its bare name).
+_GUARD_CATALOGS = {
+    "pg_constraint": ("conname", None),
+    "pg_catalog.pg_constraint": ("conname", None),
+    "information_schema.table_constraints": ("constraint_name", "table_name"),
+}
+# Columns a guard may also compare, and the only value that leaves its question unchanged for zdm's replay,
+# which knows the default schema's tables by bare name.
+_GUARD_SCHEMA_COLUMNS = ("table_schema", "constraint_schema")
+
+
+def _guarded_statements(
+    pieces: Sequence[list[Token]], uppers: Sequence[list[str]], starts: Sequence[int | None], body: str
+) -> tuple[list[tuple[ConstraintGuard, ...]], str | None]:
+    """The guards the statement of each piece of a DO block runs under, when the body is `BEGIN`, statements,
+    `IF <guard> THEN ... END IF` around them and `END` only; else also why it is more (None: it is not).
+    PL/pgSQL's `NULL;` does nothing and may stand anywhere a statement can."""
+    guards: list[tuple[ConstraintGuard, ...]] = [() for _ in pieces]
+    open_guards: list[ConstraintGuard] = []
+    begun = ended = False
+    for number, (piece, upper, start) in enumerate(zip(pieces, uppers, starts, strict=True)):
+        control = upper if start is None else upper[:start]
+        at = 0
+        if ended:
+            return guards, "code after its END"
+        if not begun:
+            if control[:1] == ["DECLARE"]:
+                return guards, "variables (DECLARE)"
+            if control[:1] != ["BEGIN"]:
+                return guards, "code before its BEGIN"
+            begun, at = True, 1
+        while at < len(control):
+            rest = control[at:]
+            if rest[0] == "IF":
+                then = _then_of(upper, at + 1, len(control))
+                guard = None if then is None else _guard(piece[at + 1 : then], body)
+                if then is None or guard is None:
+                    return guards, "a condition other than IF [NOT] EXISTS over a constraint in the catalog"
+                open_guards.append(guard)
+                at = then + 1
+            elif start is None and rest == ["END", "IF"] and open_guards:
+                open_guards.pop()
+                at += 2
+            elif start is None and rest == ["END"] and not open_guards:
+                ended, at = True, at + 1
+            elif start is None and rest == ["NULL"]:
+                at += 1
+            else:
+                return guards, f"procedural code ({' '.join(word for word in rest[:2] if word)})"
+        if start is not None:
+            guards[number] = tuple(open_guards)
+    return guards, None if ended else "a body whose END zdm could not find"
+
+
+def _then_of(upper: Sequence[str], begin: int, end: int) -> int | None:
+    depth = 0
+    for index in range(begin, end):
+        word = upper[index]
+        depth += (word == "(") - (word == ")")
+        if word == "THEN" and depth == 0:
+            return index
+    return None
+
+
+def _guard(condition: Sequence[Token], body: str) -> ConstraintGuard | None:
+    """`[NOT] EXISTS (SELECT ... FROM <catalog> WHERE <column> = '<value>' [AND ...])` over a constraint's
+    name (and its table's); None for any other condition."""
+    try:
+        return _constraint_guard(_Words(condition, body))
+    except _NotUnderstood:
+        return None  # the condition ends early
+
+
+def _constraint_guard(words: _Words) -> ConstraintGuard | None:
+    runs_if_exists = not words.accept("NOT")
+    if not words.accept("EXISTS", "(", "SELECT"):
+        return None
+    while not words.done() and words.word() not in ("FROM", "(", ")"):
+        words.pos += 1
+    if not words.accept("FROM"):
+        return None
+    catalog = [words.string().lower()]
+    while words.accept("."):
+        catalog.append(words.string().lower())
+    columns = _GUARD_CATALOGS.get(".".join(catalog))
+    if columns is None or not words.accept("WHERE"):
+        return None
+    compared: dict[str, str] = {}
+    while True:
+        column = words.word().lower()
+        if not column or not words.accept(column.upper(), "="):
+            return None
+        value = words.peek()
+        if value is None or value.token_type is not TokenType.STRING or column in compared:
+            return None
+        compared[column] = str(value.text)
+        words.pos += 1
+        if not words.accept("AND"):
+            break
+    if not words.accept(")") or not words.done():
+        return None
+    name_column, table_column = columns
+    name = compared.pop(name_column, None)
+    table = compared.pop(table_column, None) if table_column else None
+    for column in _GUARD_SCHEMA_COLUMNS:
+        if compared.get(column) == DEFAULT_SCHEMA:
+            compared.pop(column)
+    if name is None or compared:
+        return None
+    return ConstraintGuard(name, table, runs_if_exists)
 
 
 def _loops(uppers: Sequence[list[str]], starts: Sequence[int | None]) -> tuple[list[int | None], set[int]]:

@@ -6,6 +6,7 @@ constraints are known; `apply` moves it forward one operation at a time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 from bot.analysis import operations as op
@@ -50,6 +51,12 @@ class Table:
     constraints: dict[str, Constraint] = field(default_factory=dict)
     # False only for tables the model heard of without seeing their definition (e.g. a rename of an unknown).
     complete: bool = True
+    # False for a table zdm heard of without seeing it created: which constraints it has is not known.
+    constraints_seen: bool = True
+    # Constraints the replay keeps no entry for (those of a column's own definition), by the name PostgreSQL
+    # gave them; and the labels (`check`, `excl`...) of those whose name zdm cannot tell.
+    unrecorded_names: set[str] = field(default_factory=set)
+    unknown_names: set[str] = field(default_factory=set)
     partitioned: bool = False
     partition_of: str | None = None
 
@@ -82,6 +89,8 @@ class Schema:
     temporary_tables: set[str] = field(default_factory=set)
     # Views the file being analysed dropped (their sources stay in `view_sources`): it may create them again.
     dropped_views: set[str] = field(default_factory=set)
+    # A statement zdm could not read may have added constraints it never saw (never reset).
+    unread_constraints: bool = False
     # Once a partitioned table is known (never reset): until then no lock needs spreading to partitions, and
     # every claim of every statement skips the search for them.
     has_partitioned_tables: bool = False
@@ -227,6 +236,29 @@ class Schema:
         model = self.tables.get(table)
         return model.constraints.get(name) if model else None
 
+    def constraint_exists(self, name: str, table: str | None = None) -> bool | None:
+        """Whether a constraint of this name exists on `table` (a bare name: on any table of that name), or on
+        any table; None when the replay cannot tell: a table it could be on is one zdm never saw created, or
+        holds a constraint PostgreSQL named in a way zdm does not reproduce, with a name like this one; or an
+        earlier statement zdm could not read may have added constraints."""
+        candidates = [
+            model for model in self.tables.values() if table is None or model.name.rsplit(".", 1)[-1] == table
+        ]
+        if any(name in model.constraints for model in candidates):
+            return True
+        if (
+            self.unread_constraints
+            or not candidates
+            or any(
+                not model.constraints_seen
+                or name in model.unrecorded_names
+                or _could_be_generated(name, model.unknown_names)
+                for model in candidates
+            )
+        ):
+            return None
+        return False
+
     # ------------------------------------------------------------------------------------------ replay
 
     def apply(self, operation: op.Operation) -> None:
@@ -237,14 +269,18 @@ class Schema:
     def _table(self, name: str) -> Table:
         model = self.tables.get(name)
         if model is None:
-            model = self.tables[name] = Table(name, complete=False)
+            model = self.tables[name] = Table(name, complete=False, constraints_seen=False)
         return model
+
+    def _apply_Unrecognized(self, o: op.Unrecognized) -> None:
+        self.unread_constraints = self.unread_constraints or o.may_add_constraints
 
     def _apply_CreateTable(self, o: op.CreateTable) -> None:
         table = Table(o.name, partitioned=o.partitioned, partition_of=o.partition_of)
         self.has_partitioned_tables = self.has_partitioned_tables or o.partitioned
         for spec in o.columns:
             table.columns[spec.name] = _column(spec)
+            _column_constraints(table, spec)
             if spec.references is not None:
                 table.constraints[f"{o.name}_{spec.name}_fkey"] = Constraint(
                     "foreign_key",
@@ -254,7 +290,10 @@ class Schema:
                     foreign_key=spec.references,
                 )
         for index, constraint in enumerate(o.constraints):
-            name = constraint.name or _generated_name(table, constraint) or f"{o.name}_constraint_{index}"
+            name = constraint.name or _generated_name(table, constraint)
+            if name is None:
+                table.unknown_names.add(_label(constraint))
+                name = f"{o.name}_constraint_{index}"
             table.constraints[name] = _constraint(constraint, validated=True)
             if constraint.kind in ("primary_key", "unique"):
                 self.indexes[name] = o.name
@@ -284,7 +323,7 @@ class Schema:
                     del other.constraints[name]
 
     def _apply_RenameTable(self, o: op.RenameTable) -> None:
-        table = self.tables.pop(o.name, None) or Table(o.new_name, complete=False)
+        table = self.tables.pop(o.name, None) or Table(o.new_name, complete=False, constraints_seen=False)
         table.name = o.new_name
         self.tables[o.new_name] = table
         self.indexes = {i: (o.new_name if t == o.name else t) for i, t in self.indexes.items()}
@@ -305,6 +344,7 @@ class Schema:
 
     def _apply_AddColumn(self, o: op.AddColumn) -> None:
         self._table(o.on).columns[o.column.name] = _column(o.column)
+        _column_constraints(self._table(o.on), o.column)
         if o.column.references is not None:
             self._table(o.on).constraints[f"{o.on}_{o.column.name}_fkey"] = Constraint(
                 "foreign_key",
@@ -374,11 +414,10 @@ class Schema:
 
     def _apply_AddConstraint(self, o: op.AddConstraint) -> None:
         table = self._table(o.on)
-        name = (
-            o.constraint.name
-            or _generated_name(table, o.constraint)
-            or f"{o.on}_constraint_{len(table.constraints)}"
-        )
+        name = o.constraint.name or _generated_name(table, o.constraint)
+        if name is None:
+            table.unknown_names.add(_label(o.constraint))
+            name = f"{o.on}_constraint_{len(table.constraints)}"
         table.constraints[name] = _constraint(o.constraint, validated=not o.not_valid)
         if o.constraint.kind in ("primary_key", "unique"):
             self.indexes.pop(o.constraint.using_index or "", None)
@@ -507,6 +546,30 @@ class Schema:
 
 # The labels PostgreSQL ends a constraint's generated name with.
 _NAME_LABELS = {"foreign_key": "fkey", "unique": "key", "primary_key": "pkey", "check": "check"}
+
+
+def _label(spec: op.ConstraintSpec) -> str:
+    """The label PostgreSQL ends the name it gives such a constraint with (an exclusion constraint's: `excl`)."""
+    return _NAME_LABELS.get(spec.kind, "excl" if spec.kind == "exclude" else spec.kind)
+
+
+def _column_constraints(table: Table, spec: op.ColumnSpec) -> None:
+    """Note the names PostgreSQL gives the constraints of a column's own definition (`"id" TEXT PRIMARY KEY`):
+    `<table>_pkey`, `<table>_<column>_key`, `<table>_<column>_check`; their label, where it shortens them."""
+    bare = table.name.rsplit(".", 1)[-1]
+    kinds = {"primary_key": spec.primary_key, "unique": spec.unique, "check": spec.check}
+    for kind in (kind for kind, added in kinds.items() if added):
+        label = _NAME_LABELS[kind]
+        name = f"{bare}_{label}" if kind == "primary_key" else f"{bare}_{spec.name}_{label}"
+        if len(name.encode()) > 63 or name in table.constraints or name in table.unrecorded_names:
+            table.unknown_names.add(label)
+        else:
+            table.unrecorded_names.add(name)
+
+
+def _could_be_generated(name: str, labels: set[str]) -> bool:
+    """A name PostgreSQL could have given a constraint with one of these labels (`..._check`, `..._check1`)."""
+    return any(re.search(rf"_{re.escape(label)}\d*$", name) for label in labels)
 
 
 def _generated_name(table: Table, spec: op.ConstraintSpec) -> str | None:

@@ -92,6 +92,11 @@ _USING_INDEX = re.compile(
 )
 
 
+def attaches_index(sql: str) -> bool:
+    """The statement attaches a built index as a unique or primary key, as zdm writes it."""
+    return _USING_INDEX.match(sql) is not None
+
+
 def _unquoted(name: str) -> str:
     """The last part of a possibly qualified, possibly quoted name, as the atoms spell it."""
     last = re.split(r'\.(?=(?:[^"]*"[^"]*")*[^"]*$)', name.strip())[-1].strip()

@@ -185,7 +185,10 @@ def plan_file(
     for unit in units:
         by_statement.setdefault(unit.id[0], []).append(unit)
     units_by_id = {unit.id: unit for unit in units}
-    no_rewrite = {uid[0]: "no automatic rewrite: " + why for uid, why in moves.cancelled.items()}
+    no_rewrite = {
+        s.index: "no automatic rewrite: " + s.kept_because for s in result.statements if s.kept_because
+    }
+    no_rewrite |= {uid[0]: "no automatic rewrite: " + why for uid, why in moves.cancelled.items()}
     between = _Between()
 
     def fix_of(unit: Unit) -> Fix | None:
@@ -261,8 +264,9 @@ def plan_file(
                         read = _reads_what_the_migration_locked(statement, unit, segments, splits)
                         if read:
                             segments.close()
+                            verb = "reads" if statement.kind in _DATA_CHANGES else "scans"
                             summaries.append(
-                                f"line {unit.line}: starts a new migration: it reads {', '.join(read)}, which an "
+                                f"line {unit.line}: starts a new migration: it {verb} {', '.join(read)}, which an "
                                 "earlier statement of the migration keeps locked until it commits"
                             )
                         segments.add(statement_sql(unit.sql))
@@ -296,12 +300,20 @@ def _locked_by(statement: StatementResult, unit: Unit) -> dict[str, str]:
 def _reads_what_the_migration_locked(
     statement: StatementResult, unit: Unit, segments: _Segments, splits: bool
 ) -> list[str]:
-    """Before Prisma 7.4 a migration is one transaction: a data change that reads a table an earlier statement
-    of it locked would read it, however long that takes, while the lock still blocks every writer. Such a
-    statement starts a migration of its own (not inside the file's own BEGIN ... COMMIT, which it keeps)."""
-    if splits or segments.region or not segments.current or statement.kind not in _DATA_CHANGES:
+    """Before Prisma 7.4 a migration is one transaction: a statement that reads a table an earlier statement of
+    it locked would read it, however long that takes, while the lock still blocks every writer. That is a data
+    change, or a scan under a lock of its own that lets writes through (`VALIDATE CONSTRAINT`, a materialized
+    view built from the table). Such a statement starts a migration of its own (not inside the file's own
+    BEGIN ... COMMIT, which it keeps)."""
+    if splits or segments.region or not segments.current:
         return []
-    return sorted(segments.held[table] for table in unit.touches.tables if table in segments.held)
+    if statement.kind in _DATA_CHANGES:
+        read = unit.touches.tables
+    elif statement.scans and not any(mode.blocks_writes for mode in statement.locks.values()):
+        read = frozenset(table.rsplit(".", 1)[-1].lower() for table in statement.scans)
+    else:
+        return []
+    return sorted(segments.held[table] for table in read if table in segments.held)
 
 
 def _why_moved(unit: Unit, cause: Unit, moves: Moves) -> str:

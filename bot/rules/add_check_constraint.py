@@ -11,6 +11,7 @@ from bot.rules.base import (
     Example,
     Rule,
     claim,
+    in_a_do_block,
     quoted,
     quoted_name,
 )
@@ -79,7 +80,8 @@ RULE = Rule(
         "With `NOT VALID` only new writes are checked and the lock is brief; `VALIDATE CONSTRAINT` then "
         "verifies old rows under SHARE UPDATE EXCLUSIVE, which lets reads and writes continue."
     ),
-    instead="`ADD CONSTRAINT ... CHECK (...) NOT VALID`, then `VALIDATE CONSTRAINT` in a following migration.",
+    instead="`ADD CONSTRAINT ... CHECK (...) NOT VALID`, then `VALIDATE CONSTRAINT` in a following migration."
+    + in_a_do_block("adds it `NOT VALID` in the block and validates it after the block"),
     operations=(op.AddConstraint, op.AddColumn),
     check=check,
     examples=(
@@ -104,6 +106,14 @@ RULE = Rule(
             Classification.BRIEF,
             STANDARD_SETUP + PARTITIONED_SETUP,
             title="NOT VALID on a partitioned table: every partition is locked, none read",
+        ),
+        Example(
+            "DO $$\nBEGIN\n  IF NOT EXISTS (\n    SELECT 1 FROM information_schema.table_constraints\n"
+            "    WHERE table_name = 'User' AND constraint_name = 'user_score_pos'\n  ) THEN\n"
+            '    ALTER TABLE "User" ADD CONSTRAINT "user_score_pos" CHECK ("score" > 0);\n  END IF;\nEND $$;',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="inside a DO block, guarded so it can run again: `NOT VALID` in the block, validated after it",
         ),
     ),
 )

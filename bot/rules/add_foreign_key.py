@@ -15,6 +15,7 @@ from bot.rules.base import (
     Rule,
     bare,
     claim,
+    in_a_do_block,
     partitioned,
     quoted,
     quoted_name,
@@ -131,6 +132,7 @@ RULE = Rule(
     instead=(
         "Add the foreign key `NOT VALID` (brief lock), then `VALIDATE CONSTRAINT` in a following migration: "
         "validation takes SHARE UPDATE EXCLUSIVE, so reads and writes continue."
+        + in_a_do_block("adds it `NOT VALID` in the block and validates it after the block")
     ),
     operations=(op.AddConstraint, op.AddColumn, op.CreateTable),
     check=check,
@@ -169,6 +171,15 @@ RULE = Rule(
             Classification.BLOCKING,
             STANDARD_SETUP + PARTITIONED_SETUP,
             title="from a partitioned table: every partition is locked and read",
+        ),
+        Example(
+            'ALTER TABLE "Tip" DROP CONSTRAINT "Tip_userId_fkey";\n'
+            "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'Tip_userId_fkey') THEN\n"
+            '    ALTER TABLE "Tip" ADD CONSTRAINT "Tip_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User"("id") '
+            "ON DELETE SET NULL ON UPDATE CASCADE;\n  END IF;\nEND $$;",
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="inside a DO block, guarded so it can run again: `NOT VALID` in the block, validated after it",
         ),
     ),
 )

@@ -13,6 +13,7 @@ from bot.rules.base import (
     Example,
     Rule,
     claim,
+    in_a_do_block,
     partitioned,
     quoted,
     quoted_name,
@@ -101,6 +102,7 @@ RULE = Rule(
         "Build the index with `CREATE UNIQUE INDEX CONCURRENTLY`, then attach it: "
         "`ALTER TABLE ... ADD CONSTRAINT ... UNIQUE USING INDEX ...` (catalog-only). Prisma's `@unique` only "
         "needs the index, so the constraint step is optional."
+        + in_a_do_block("builds the index before the block and attaches it in the block")
     ),
     operations=(op.AddConstraint, op.AddColumn),
     check=check,
@@ -120,6 +122,14 @@ RULE = Rule(
             Classification.BLOCKING,
             STANDARD_SETUP + PARTITIONED_SETUP,
             title="a partitioned table: each partition's index is built under SHARE before PostgreSQL 18, ACCESS EXCLUSIVE from 18",
+        ),
+        Example(
+            "DO $$ BEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'User_discordId_key') THEN\n"
+            '    ALTER TABLE "User" ADD CONSTRAINT "User_discordId_key" UNIQUE ("discordId");\n  END IF;\nEND $$;',
+            Classification.BLOCKING,
+            STANDARD_SETUP,
+            title="inside a DO block, guarded so it can run again: the index built CONCURRENTLY before the block, "
+            "attached in it",
         ),
     ),
 )

@@ -298,6 +298,15 @@ EVENT_USER_FKEY = (
 )
 
 
+def in_a_do_block(rewrite: str) -> str:
+    """What `zdm fix` does with the statement inside a guarded `DO` block (`bot.fixes.do_block`), for a rule's
+    `instead`."""
+    return (
+        " In a `DO` block that guards it with `IF NOT EXISTS` over the constraint (so it can run again), "
+        f"`zdm fix` {rewrite}, where the earlier migrations show that the guard runs it."
+    )
+
+
 def bare(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 

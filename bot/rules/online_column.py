@@ -479,8 +479,8 @@ KEPT_AS_WRITTEN = """The statement stays as written (the finding says why) when:
 - the statement also changes the collation, or zdm does not know the column's default to set it again (or a
   SERIAL's sequence name, over 63 bytes);
 - the planner cannot place it: inside the file's own `BEGIN ... COMMIT` (Prisma writes one around an enum
-  rebuild; the steps that must run alone cannot), inside a `DO` block, in a file that rolls back, or where a
-  later statement depends on what would move.
+  rebuild; the steps that must run alone cannot), inside a `DO` block (it cannot hold the backfill between
+  migrations), in a file that rolls back, or where a later statement depends on what would move.
 
 What the replay does not see is not carried over either: a comment on the column, its statistics target, a
 policy or trigger of your own that names it. Check those by hand before running the plan."""
