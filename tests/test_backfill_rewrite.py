@@ -15,12 +15,13 @@ from bot.analysis.model import Classification
 from bot.analysis.prisma import PrismaVersion
 from bot.analysis.splitter import split_statements
 from bot.fixes.plan import FilePlan, plan_file
-from bot.rules.backfill import BATCH_SIZE, NotProvable, batched_rewrite
-from bot.rules.base import STANDARD_SETUP
+from bot.rules.backfill import BATCH_SIZE, NotProvable, batched_fill, batched_rewrite
+from bot.rules.base import PARTITIONED_SETUP, STANDARD_SETUP
 from bot.verify.measure import Probe
 from bot.verify.server import Server
 
 USERS, TIPS = 2_600, 5_300  # more than two batches of BATCH_SIZE each, the last one partial
+PAIRS_A, PAIRS_B = 30, 90  # a two-column key: the batches end in the middle of a run of "a"
 
 ROWS = (
     STANDARD_SETUP
@@ -28,6 +29,9 @@ ROWS = (
 CREATE TABLE "Doc" ("id" TEXT NOT NULL, "title" TEXT, "ownerId" INTEGER, CONSTRAINT "Doc_pkey" PRIMARY KEY ("id"));
 CREATE TABLE "Ticket" ("id" UUID NOT NULL, "state" TEXT, CONSTRAINT "Ticket_pkey" PRIMARY KEY ("id"));
 CREATE TABLE "Pair" ("a" INTEGER NOT NULL, "b" INTEGER NOT NULL, "v" TEXT, CONSTRAINT "Pair_pkey" PRIMARY KEY ("a", "b"));
+CREATE TABLE "Membership" ("userId" INTEGER NOT NULL, "teamId" INTEGER NOT NULL, "role" TEXT);
+CREATE UNIQUE INDEX "Membership_teamId_userId_key" ON "Membership"("teamId", "userId");
+CREATE TABLE "Note" ("body" TEXT NOT NULL);
 INSERT INTO "User" ("email", "score", "createdAt")
     SELECT 'u' || g || '@example.com', CASE WHEN g % 4 = 0 THEN NULL ELSE g END, '2024-01-01'::timestamp + g * interval '1 s'
     FROM generate_series(1, {USERS}) AS g;
@@ -38,6 +42,11 @@ INSERT INTO "Doc" ("id", "title", "ownerId") SELECT md5(g::text), CASE WHEN g % 
     FROM generate_series(1, {USERS}) AS g;
 INSERT INTO "Ticket" ("id", "state") SELECT md5(g::text)::uuid, CASE WHEN g % 5 = 0 THEN 'open' ELSE 'done' END
     FROM generate_series(1, {USERS}) AS g;
+INSERT INTO "Pair" ("a", "b", "v") SELECT a, b, CASE WHEN (a + b) % 3 = 0 THEN 'set' END
+    FROM generate_series(1, {PAIRS_A}) AS a, generate_series(1, {PAIRS_B}) AS b ORDER BY b, a;
+INSERT INTO "Membership" ("userId", "teamId", "role") SELECT g, g % 40, CASE WHEN g % 6 = 0 THEN 'owner' END
+    FROM generate_series(1, {USERS}) AS g;
+INSERT INTO "Note" ("body") SELECT 'note ' || g || repeat('.', 100) FROM generate_series(1, {USERS}) AS g;
 """
 )
 
@@ -61,6 +70,13 @@ SHAPES = {
     ),
     "update-text-key": 'UPDATE "Doc" SET "title" = upper("id") WHERE "title" IS NULL;',
     "update-uuid-key": 'UPDATE "Ticket" SET "state" = \'closed\' WHERE "state" = \'done\';',
+    # A primary key of two columns, walked as one row value.
+    "update-composite-key": 'UPDATE "Pair" SET "v" = \'p\' || ("a" * "b") WHERE "v" IS NULL;',
+    "delete-composite-key": 'DELETE FROM "Pair" WHERE ("a" + 2 * "b") % 7 = 0;',
+    # No primary key: Prisma's `@@unique([teamId, userId])`, a unique index over NOT NULL columns.
+    "update-unique-key": 'UPDATE "Membership" SET "role" = \'member\' WHERE "role" IS NULL;',
+    # zdm's own fill on a table with no key at all: walked by its pages.
+    "serial-on-keyless-table": 'ALTER TABLE "Note" ADD COLUMN "seq" SERIAL;',
     "with-schema-changes-around": (
         'ALTER TABLE "User" ADD COLUMN "nick" TEXT;\n'
         'UPDATE "User" SET "nick" = split_part("email", \'@\', 1);\n'
@@ -109,7 +125,7 @@ def test_rewrite_leaves_the_same_rows_and_applies_like_prisma(
 
     before, after = _rows_after(any_pg_server, sql, plan, version)
     assert before == after
-    changed = ('"User"', '"Tip"', '"Doc"', '"Ticket"')
+    changed = ('"User"', '"Tip"', '"Doc"', '"Ticket"', '"Pair"', '"Membership"', '"Note"')
     assert sum(len(before[t]) for t in changed) > 2 * BATCH_SIZE
 
 
@@ -153,11 +169,13 @@ def test_a_backfill_inside_the_files_own_transaction_splits_it_there(
 
 # ------------------------------------------------------------------------------------------- row locks
 
+
 # A statement-level AFTER trigger fires once the statement has changed all its rows and before its transaction
 # commits: the moment a transaction holds the most row locks it will ever hold. There it waits until the
 # observer, having counted the locked rows, acknowledges its transaction id: every transaction is counted at
 # that moment, however the sessions happen to be scheduled.
-_GATED = """
+def _gated(table: str) -> str:
+    return f"""
 CREATE TABLE zdm_test_ack ("xid" BIGINT PRIMARY KEY);
 CREATE FUNCTION zdm_test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -166,15 +184,17 @@ BEGIN
     END LOOP;
     RETURN NULL;
 END $$;
-CREATE TRIGGER zdm_test_gate_update AFTER UPDATE ON "User" FOR EACH STATEMENT EXECUTE FUNCTION zdm_test_gate();
-CREATE TRIGGER zdm_test_gate_delete AFTER DELETE ON "User" FOR EACH STATEMENT EXECUTE FUNCTION zdm_test_gate();
+CREATE TRIGGER zdm_test_gate_update AFTER UPDATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION zdm_test_gate();
+CREATE TRIGGER zdm_test_gate_delete AFTER DELETE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION zdm_test_gate();
 """
+
+
 _SMALL_BATCH = 100
 
 
-def _locked_rows_at_each_commit(url: str, statement: str) -> list[int]:
+def _locked_rows_at_each_commit(url: str, statement: str, table: str = '"User"') -> list[int]:
     """Run `statement` in autocommit in another session and, for each of its transactions, the number of rows
-    of "User" a third session cannot lock just before that transaction commits."""
+    of `table` a third session cannot lock just before that transaction commits."""
     worker = psycopg.connect(url, autocommit=True)
     observer = psycopg.connect(url, autocommit=True)
     errors: list[BaseException] = []
@@ -200,8 +220,8 @@ def _locked_rows_at_each_commit(url: str, statement: str) -> list[int]:
                 time.sleep(0.0005)
                 continue
             totals = observer.execute(
-                'SELECT (SELECT count(*) FROM "User"), '
-                '(SELECT count(*) FROM (SELECT 1 FROM "User" FOR UPDATE SKIP LOCKED) AS free)'
+                f"SELECT (SELECT count(*) FROM {table}), "
+                f"(SELECT count(*) FROM (SELECT 1 FROM {table} FOR UPDATE SKIP LOCKED) AS free)".encode()
             ).fetchone()
             assert totals is not None
             counts.append(totals[0] - totals[1])
@@ -232,7 +252,7 @@ def test_no_more_than_one_batch_of_rows_is_ever_locked(any_pg_server: Server, sq
         for url in (original_url, fixed_url):
             probe = Probe(url)
             try:
-                probe.execute_script(ROWS + _GATED)
+                probe.execute_script(ROWS + _gated('"User"'))
             finally:
                 probe.close()
         whole = _locked_rows_at_each_commit(original_url, sql)
@@ -248,6 +268,50 @@ def test_no_more_than_one_batch_of_rows_is_ever_locked(any_pg_server: Server, sq
     assert sum(batched) == whole[0]
     if sql.startswith('UPDATE "User" SET "bio" = \'x\';'):
         assert batched == [_SMALL_BATCH] * (USERS // _SMALL_BATCH)
+
+
+@pytest.mark.parametrize("table", ['"Pair"', '"Note"'])
+def test_a_composite_key_or_a_page_walk_locks_about_one_batch_at_a_time(
+    any_pg_server: Server, table: str
+) -> None:
+    # "Pair" is walked by its two-column key, exactly _SMALL_BATCH rows a batch; "Note", without a key, by
+    # ranges of pages sized from the density ANALYZE measured, about _SMALL_BATCH rows a batch.
+    analyzer = Analyzer(RepoConfig())
+    analyzer.replay(ROWS + 'ALTER TABLE "Note" ADD COLUMN "words" INTEGER;')
+    if table == '"Pair"':
+        block = batched_rewrite(
+            'UPDATE "Pair" SET "v" = \'w\';', "Pair", analyzer.schema, batch_size=_SMALL_BATCH
+        )
+    else:
+        block = batched_fill(
+            "Note", "words", 'length("body")', analyzer.schema, batch_size=_SMALL_BATCH, checked_not_null=True
+        )
+        assert "ctid" in block
+    setup = ROWS + 'ALTER TABLE "Note" ADD COLUMN "words" INTEGER;\nANALYZE;\n' + _gated(table)
+    with any_pg_server.fresh_database() as url:
+        probe = Probe(url)
+        try:
+            probe.execute_script(setup)
+        finally:
+            probe.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            sizes = conn.execute(
+                f"SELECT count(*), count(DISTINCT (ctid::text::point)[0]) FROM {table}".encode()
+            ).fetchone()
+            assert sizes is not None
+        rows, pages = sizes
+        batched = _locked_rows_at_each_commit(url, block, table)
+        with psycopg.connect(url, autocommit=True) as conn:
+            left = conn.execute('SELECT count(*) FROM "Note" WHERE "words" IS NULL').fetchone()
+    assert sum(batched) == rows
+    if table == '"Pair"':
+        assert batched == [_SMALL_BATCH] * (rows // _SMALL_BATCH)
+    else:
+        assert left == (0,)
+        per_page = rows / pages
+        # Whole pages: a batch holds the pages closest to _SMALL_BATCH rows, at most half a page off.
+        assert max(batched) <= _SMALL_BATCH + per_page / 2 + 1, (per_page, batched)
+        assert len(batched) >= rows // (_SMALL_BATCH + per_page)
 
 
 # ------------------------------------------------------------------------------------- how zdm reads it
@@ -316,8 +380,9 @@ UNPROVABLE = {
     "current-timestamp": ('UPDATE "User" SET "createdAt" = CURRENT_TIMESTAMP;', "transaction's time"),
     "returning": ('DELETE FROM "User" WHERE "score" IS NULL RETURNING "id";', "RETURNING"),
     "changes-the-key": ('UPDATE "User" SET "id" = "id" + 100000;', "primary key"),
-    "no-single-column-key": ('UPDATE "Pair" SET "v" = \'x\';', "primary key"),
-    "no-key": ('UPDATE "Log" SET "message" = \'x\';', "primary key"),
+    # Walked by pages, a row an update moves ahead would be seen again: only zdm's own fills are.
+    "no-key": ('UPDATE "Log" SET "message" = \'x\';', "could run the statement twice"),
+    "changes-a-key-column": ('UPDATE "Pair" SET "b" = "b" + 1000 WHERE "a" = 2;', "primary key"),
     "user-function": ('UPDATE "User" SET "bio" = my_slug("email");', "my_slug"),
     "writing-cte": (
         'WITH moved AS (DELETE FROM "Log" RETURNING "id") UPDATE "User" SET "bio" = \'x\' '
@@ -343,6 +408,33 @@ def test_shapes_it_cannot_prove_keep_the_advice(shape: str) -> None:
     advice = [f.safe_alternative for f in statement.findings if f.rule_id == "backfill"]
     assert advice and all("zdm writes no automatic rewrite" in text for text in advice)
     assert any(reason in text for text in advice), advice
+
+
+@pytest.mark.parametrize(
+    ("table", "checked_not_null", "postgres_version", "reason"),
+    [
+        # Without the CHECK, an update could move a row still to fill behind the walk.
+        ("Note", False, 15, "would stay NULL"),
+        # No TID range scans: each batch would read the whole table.
+        ("Note", True, 13, "needs PostgreSQL 14 or later"),
+        # A partitioned table's rows sit in its partitions' pages.
+        ("Event", True, 15, "only of a plain table"),
+    ],
+)
+def test_a_fill_walks_pages_only_where_no_row_can_be_missed(
+    table: str, checked_not_null: bool, postgres_version: int, reason: str
+) -> None:
+    analyzer = Analyzer(RepoConfig())
+    analyzer.replay(ROWS + PARTITIONED_SETUP)
+    with pytest.raises(NotProvable, match=reason):
+        batched_fill(
+            table,
+            "filled",
+            "1",
+            analyzer.schema,
+            checked_not_null=checked_not_null,
+            postgres_version=postgres_version,
+        )
 
 
 def test_statement_names_that_clash_with_the_block_are_avoided() -> None:
@@ -391,6 +483,7 @@ def test_a_data_change_counts_as_batched_only_in_a_loop_that_commits(body: str, 
     [
         'UPDATE "User" SET "bio" = \'x\' WHERE "id" = 3;',
         'DELETE FROM "User" WHERE "id" IN (3, 4) AND "bio" IS NULL;',
+        'DELETE FROM "Pair" WHERE "a" = 3 AND "b" IN (1, 2);',
     ],
 )
 def test_rows_named_by_primary_key_are_brief_and_kept(sql: str) -> None:

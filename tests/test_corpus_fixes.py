@@ -16,14 +16,15 @@ CORPUS = Path(
     os.environ.get("ZDM_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "prisma")
 )
 # The floor for the share of truly blocking statements that `zdm fix` turns non-blocking, for each model: what
-# the planner reaches now (97.0% for Prisma 6.19 and 97.1% for 7.4 on PostgreSQL 15; 97.2% for both on
+# the planner reaches now (97.2% for Prisma 6.19 and 97.5% for 7.4 on PostgreSQL 15; 97.4% and 97.6% on
 # PostgreSQL 18) less a small margin. Raise it with the planner.
-MIN_SHARE = 0.965
+MIN_SHARE = 0.97
 # Of the ten corpus migrations with the most truly blocking statements, those that end with nothing blocking
-# after `zdm fix`, for both models. The other two still have some: Openpanel-dev__openpanel/
-# 20240113095542_remove_slug_2 (primary key type changes with foreign keys from other tables: no online
-# change) and documenso__documenso/20250522054050_add_organisations (data changes that lock existing rows).
+# after `zdm fix`, for both models. The other one still has some: documenso__documenso/
+# 20250522054050_add_organisations (data changes that lock existing rows).
 HARDEST_CLEARED = (
+    # Primary keys Prisma drops and adds again around their type change: the backfills walk pages.
+    "Openpanel-dev__openpanel/20240113095542_remove_slug_2",
     "elie222__inbox-zero/20250429192105_mutli_email",
     "civitai__civitai/20221013194408_int_keys",
     "civitai__civitai/20230920200843_update_bounty_indexes",

@@ -66,6 +66,29 @@ SCORES = f"""
 CREATE TABLE "Player" ("id" TEXT NOT NULL, "score" INTEGER NOT NULL DEFAULT 0, CONSTRAINT "Player_pkey" PRIMARY KEY ("id"));
 INSERT INTO "Player" ("id", "score") SELECT md5(g::text), g * 7 FROM generate_series(1, {ROWS}) AS g;
 """
+# Prisma turning an enum into TEXT (ghostfolio): the converted default still depends on the enum, and the
+# `DROP TYPE ... CASCADE` after it drops it; the accounts' primary key has two columns.
+CURRENCIES = f"""
+CREATE TYPE "Currency" AS ENUM ('EUR', 'USD');
+CREATE TABLE "Wallet" ("id" TEXT NOT NULL, "userId" TEXT NOT NULL, "currency" "Currency" NOT NULL DEFAULT 'USD',
+    "spare" "Currency" DEFAULT 'EUR', CONSTRAINT "Wallet_pkey" PRIMARY KEY ("id", "userId"));
+INSERT INTO "Wallet" ("id", "userId", "currency") SELECT 'w' || g, 'u' || g % 9, (ARRAY['EUR', 'USD'])[1 + g % 2]::"Currency"
+    FROM generate_series(1, {ROWS}) AS g;
+"""
+# Two-column primary key: the backfill walks it as one row value.
+STOCK = f"""
+CREATE TABLE "Stock" ("shop" INTEGER NOT NULL, "sku" TEXT NOT NULL, "qty" INTEGER NOT NULL DEFAULT 0,
+    CONSTRAINT "Stock_pkey" PRIMARY KEY ("shop", "sku"));
+CREATE INDEX "Stock_qty_idx" ON "Stock"("qty");
+INSERT INTO "Stock" ("shop", "sku", "qty") SELECT g % 7, 'sku' || g, g * 3 FROM generate_series(1, {ROWS}) AS g;
+"""
+# No key at all: the backfill walks the table's pages.
+READINGS = f"""
+CREATE TABLE "Reading" ("at" TIMESTAMP(3) NOT NULL, "sensor" TEXT NOT NULL, "value" INTEGER);
+CREATE INDEX "Reading_sensor_at_idx" ON "Reading"("sensor", "at");
+INSERT INTO "Reading" ("at", "sensor", "value") SELECT '2024-01-01'::timestamp + g * interval '1 min', 's' || g % 5,
+    CASE WHEN g % 9 = 0 THEN NULL ELSE g END FROM generate_series(1, {ROWS}) AS g;
+"""
 
 CASES = {
     "int-to-bigint-primary-key-with-index-and-referencing-foreign-key": (
@@ -89,6 +112,20 @@ CASES = {
     "not-null-column-with-default": (
         SCORES,
         'ALTER TABLE "Player" ALTER COLUMN "score" SET DATA TYPE BIGINT;\n',
+    ),
+    "enum-to-text-with-defaults-then-drop-type-cascade": (
+        CURRENCIES,
+        'ALTER TABLE "Wallet" ALTER COLUMN "currency" TYPE TEXT;\nDROP TYPE "Currency" CASCADE;\n',
+    ),
+    "enum-to-text-keeps-its-converted-default": (
+        CURRENCIES,
+        'ALTER TABLE "Wallet" ALTER COLUMN "spare" TYPE TEXT;\n',
+    ),
+    "composite-primary-key-table": (STOCK, 'ALTER TABLE "Stock" ALTER COLUMN "qty" SET DATA TYPE BIGINT;\n'),
+    "table-without-a-key": (
+        READINGS,
+        'ALTER TABLE "Reading" ALTER COLUMN "at" SET DATA TYPE TIMESTAMPTZ(3) USING "at" AT TIME ZONE \'UTC\';\n'
+        'ALTER TABLE "Reading" ALTER COLUMN "value" SET DATA TYPE BIGINT;\n',
     ),
 }
 VERSIONS = {"prisma-6.19": PrismaVersion(6, 19, 0), "prisma-7.4": PrismaVersion(7, 4, 0)}
@@ -215,15 +252,20 @@ def test_enum_rebuild_inside_prismas_own_transaction(pg_server: Server, prisma: 
         assert _data(original) == _data(fixed)
 
 
+@pytest.mark.parametrize("keyless", [False, True], ids=["primary-key", "no-key"])
 @pytest.mark.parametrize("prisma", list(VERSIONS), ids=list(VERSIONS))
-def test_no_write_is_lost_while_the_change_runs_under_load(pg_server: Server, prisma: str) -> None:
+def test_no_write_is_lost_while_the_change_runs_under_load(
+    pg_server: Server, prisma: str, keyless: bool
+) -> None:
     """Three sessions insert, update and delete rows of a 200 k-row table while every folder of the plan is
-    applied in order, as Prisma would."""
+    applied in order, as Prisma would. Without a key the backfill walks the table's pages while the writers'
+    updates move rows to other pages: the trigger must have converted every row the walk misses."""
     version = VERSIONS[prisma]
     rows = 200_000
     with pg_server.fresh_database() as url:
-        online_workload.fill(url, rows)
-        plan = online_workload.plan(version, pg_server.major_version)
+        online_workload.fill(url, rows, keyless=keyless)
+        plan = online_workload.plan(version, pg_server.major_version, keyless=keyless)
+        assert any("ctid" in m.sql for m in plan.migrations) is keyless
         outcome = online_workload.run(url, rows, plan, splits=version.splits_statements, max_seconds=120)
     assert outcome.errors == []
     assert outcome.lost_or_wrong == []
@@ -231,6 +273,89 @@ def test_no_write_is_lost_while_the_change_runs_under_load(pg_server: Server, pr
     # The lock_timeout zdm sets, plus 100 ms: no writer waited behind the migration for longer.
     assert outcome.slowest_write < 5.0 + 0.1, outcome
     assert 0 < outcome.swap_seconds < 0.1, outcome
+
+
+@pytest.mark.parametrize(
+    ("case", "walk"),
+    [
+        ("composite-primary-key-table", '("shop", "sku") >= (zdm_from_1, zdm_from_2)'),
+        ("table-without-a-key", "\"Reading\".ctid >= format('(%s,0)', zdm_page)::tid"),
+    ],
+)
+def test_the_backfill_walks_what_the_table_has(case: str, walk: str) -> None:
+    setup, sql = CASES[case]
+    plan = _plan(setup, sql, VERSIONS["prisma-7.4"], 15)
+    assert any(walk in migration.sql for migration in plan.migrations), plan.render()
+
+
+# Prisma changing an integer primary key to TEXT (documenso's Folder): it drops the primary key, changes the
+# key column's type and adds the key again in one statement, so at the type change the table has no key, and
+# the backfill walks its pages.
+FOLDERS = f"""
+CREATE TABLE "Folder" ("id" SERIAL NOT NULL, "name" TEXT NOT NULL, "parentId" INTEGER,
+    CONSTRAINT "Folder_pkey" PRIMARY KEY ("id"));
+CREATE TABLE "Document" ("id" SERIAL NOT NULL, "folderId" INTEGER, CONSTRAINT "Document_pkey" PRIMARY KEY ("id"));
+ALTER TABLE "Document" ADD CONSTRAINT "Document_folderId_fkey" FOREIGN KEY ("folderId") REFERENCES "Folder"("id")
+    ON DELETE SET NULL ON UPDATE CASCADE;
+ALTER TABLE "Folder" ADD CONSTRAINT "Folder_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "Folder"("id")
+    ON DELETE CASCADE ON UPDATE CASCADE;
+INSERT INTO "Folder" ("name", "parentId") SELECT 'f' || g, CASE WHEN g > 10 THEN g % 10 + 1 END
+    FROM generate_series(1, {ROWS}) AS g;
+INSERT INTO "Document" ("folderId") SELECT CASE WHEN g % 4 = 0 THEN NULL ELSE 1 + g % {ROWS} END
+    FROM generate_series(1, {ROWS}) AS g;
+"""
+FOLDER_ID_TO_TEXT = """ALTER TABLE "Document" DROP CONSTRAINT "Document_folderId_fkey";
+ALTER TABLE "Folder" DROP CONSTRAINT "Folder_parentId_fkey";
+ALTER TABLE "Document" ALTER COLUMN "folderId" SET DATA TYPE TEXT;
+ALTER TABLE "Folder" DROP CONSTRAINT "Folder_pkey",
+ADD COLUMN     "pinned" BOOLEAN NOT NULL DEFAULT false,
+ALTER COLUMN "id" DROP DEFAULT,
+ALTER COLUMN "id" SET DATA TYPE TEXT,
+ALTER COLUMN "parentId" SET DATA TYPE TEXT,
+ADD CONSTRAINT "Folder_pkey" PRIMARY KEY ("id");
+DROP SEQUENCE "Folder_id_seq";
+ALTER TABLE "Folder" ADD CONSTRAINT "Folder_parentId_fkey" FOREIGN KEY ("parentId") REFERENCES "Folder"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+ALTER TABLE "Document" ADD CONSTRAINT "Document_folderId_fkey" FOREIGN KEY ("folderId") REFERENCES "Folder"("id") ON DELETE SET NULL ON UPDATE CASCADE;
+"""
+
+
+@pytest.mark.parametrize("prisma", list(VERSIONS), ids=list(VERSIONS))
+def test_a_primary_key_dropped_and_added_around_its_type_change(any_pg_server: Server, prisma: str) -> None:
+    version = VERSIONS[prisma]
+    config = RepoConfig(prisma_version=str(version), postgres_version=any_pg_server.major_version)
+    result = analyze_sql(FOLDER_ID_TO_TEXT, setup=FOLDERS, config=config)
+    plan = plan_file("20990101000000_change", result, version)
+    assert plan.no_rewrite == {}, plan.render()
+    # "Document" is walked by its primary key; "Folder", keyless at its two changes, by its pages.
+    statements = [raw.text for m in plan.migrations for raw in split_statements(m.sql)]
+    backfills = [sql for sql in statements if sql.lstrip().startswith("DO $zdm$\nDECLARE")]
+    assert [("ctid" in sql, '"Folder"' in sql) for sql in backfills] == [
+        (False, False),
+        (True, True),
+        (True, True),
+    ]
+    with any_pg_server.fresh_database() as original, any_pg_server.fresh_database() as fixed:
+        for url in (original, fixed):
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(FOLDERS.encode())
+        with psycopg.connect(original, autocommit=True) as conn:
+            conn.execute(FOLDER_ID_TO_TEXT.encode())
+        _apply_like_prisma(fixed, plan, version.splits_statements)
+        with psycopg.connect(original) as left, psycopg.connect(fixed) as right:
+            before, after = schema_lines(left), schema_lines(right)
+        assert before == after, schema_difference(before, after) + "\n" + plan.render()
+        assert _data(original) == _data(fixed)
+
+
+def test_a_table_without_a_key_before_postgresql_14_keeps_the_change() -> None:
+    # No TID range scans before PostgreSQL 14: each batch of a walk by pages would read the whole table.
+    config = RepoConfig(prisma_version="6.19.0", postgres_version=13)
+    sql = 'ALTER TABLE "Reading" ALTER COLUMN "value" SET DATA TYPE BIGINT;'
+    result = analyze_sql(sql, setup=READINGS, config=config)
+    (statement,) = result.statements
+    assert not statement.has_fix
+    advice = [f.safe_alternative for f in statement.findings if f.rule_id == "change-column-type"]
+    assert advice and "needs PostgreSQL 14 or later" in advice[0], advice
 
 
 def test_fix_then_check_reports_no_blocking_type_change_in_the_example(tmp_path: Path) -> None:
@@ -254,12 +379,6 @@ def test_fix_then_check_reports_no_blocking_type_change_in_the_example(tmp_path:
 
 
 KEPT = {
-    "no single-column primary key to walk": (
-        'CREATE TABLE "Pair" ("a" INTEGER NOT NULL, "b" INTEGER NOT NULL, "v" INTEGER, '
-        'CONSTRAINT "Pair_pkey" PRIMARY KEY ("a", "b"));',
-        'ALTER TABLE "Pair" ALTER COLUMN "v" SET DATA TYPE BIGINT;',
-        "no single-column primary key",
-    ),
     "a view may read the column": (
         'CREATE TABLE "T" ("id" INTEGER NOT NULL, "v" INTEGER, CONSTRAINT "T_pkey" PRIMARY KEY ("id"));\n'
         'CREATE TABLE "U" ("id" INTEGER NOT NULL, "w" INTEGER);\n'

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect, Fix, LockMode
-from bot.analysis.schema import Schema
 from bot.rules.backfill import BATCH_SIZE, NotProvable, batched_fill
 from bot.rules.base import (
     STANDARD_SETUP,
@@ -47,14 +46,14 @@ def check(o: op.AddColumn, ctx: Context) -> Effect | None:
         scans=[o.on],
         alternative=alternative,
         table=o.on,
-        fix=_fix(o, ctx.schema),
+        fix=_fix(o, ctx),
     )
 
 
 _SEQUENCE_TYPES = {"serial": "integer", "bigserial": "bigint", "smallserial": "smallint"}
 
 
-def _fix(o: op.AddColumn, schema: Schema) -> Fix | None:
+def _fix(o: op.AddColumn, ctx: Context) -> Fix | None:
     """Add the column plain, set the default for new rows, backfill old rows in batches, then NOT NULL."""
     column = o.column
     table, name = quoted(o.on), quoted_name(column.name)
@@ -85,7 +84,15 @@ def _fix(o: op.AddColumn, schema: Schema) -> Fix | None:
         now += check_now
     finish = "then make it NOT NULL without a long lock." if column.not_null else "done."
     try:
-        backfill = batched_fill(o.on, column.name, default_sql, schema)
+        # The NOT NULL CHECK above, added before the fill, lets it walk a table without a key by its pages.
+        backfill = batched_fill(
+            o.on,
+            column.name,
+            default_sql,
+            ctx.schema,
+            checked_not_null=column.not_null,
+            postgres_version=ctx.postgres_version,
+        )
     except NotProvable:
         return Fix(
             "Add the column without a default, set the default for new rows, backfill old rows in batches, "
@@ -102,7 +109,7 @@ def _fix(o: op.AddColumn, schema: Schema) -> Fix | None:
     # is validated in the next migration.
     return Fix(
         f"Add the column without a default, set the default for new rows, fill old rows in batches of "
-        f"{BATCH_SIZE:,} by primary key (a DO block alone in its migration), " + finish,
+        f"about {BATCH_SIZE:,} (a DO block alone in its migration), " + finish,
         in_place=tuple(now),
         alone=(backfill,),
         later=later,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
@@ -18,6 +20,9 @@ ID = "backfill"
 # milliseconds a batch of index-range writes takes, so a writer that hits one waits about as long as it would
 # behind another request; and a million-row table costs a thousand commits, not a million.
 BATCH_SIZE = 1_000
+# TID range scans (`ctid >= '(p,0)' AND ctid < '(q,0)'` read only those pages) exist from this version; before
+# it, each batch of a walk by pages would read the whole table.
+PAGE_WALK_SINCE = 14
 
 # Row locks only exist on rows: the examples need some.
 _WITH_ROWS = (
@@ -118,14 +123,16 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
     except NotProvable as reason:
         advice += f" zdm writes no automatic rewrite for it: {reason}."
     else:
+        key = walk_key(ctx.schema, o.target)
+        assert key is not None  # a user's statement is only ever batched by key
         fix = Fix(
-            f"the {o.kind.upper()} becomes a DO block working through {quoted_name(o.target)} by primary key, "
-            f"{BATCH_SIZE:,} rows per transaction",
+            f"the {o.kind.upper()} becomes a DO block working through {quoted_name(o.target)} by its "
+            f"{key.described}, {BATCH_SIZE:,} rows per transaction",
             alone=(block,),
         )
         advice = (
-            f"Run it in batches of {BATCH_SIZE:,} rows by primary key, each committed, from a DO block alone in "
-            "its migration (`zdm fix` writes it)."
+            f"Run it in batches of {BATCH_SIZE:,} rows by its {key.described}, each committed, from a DO block "
+            "alone in its migration (`zdm fix` writes it)."
         )
     return claim(
         ID,
@@ -146,9 +153,16 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
 
 
 def batched_rewrite(
-    sql: str, target: str, schema: Schema, batch_size: int = BATCH_SIZE, tree: object = None
+    sql: str,
+    target: str,
+    schema: Schema,
+    batch_size: int = BATCH_SIZE,
+    tree: object = None,
+    *,
+    own_fill: bool = False,
+    postgres_version: int = 15,
 ) -> str:
-    """`sql` (one UPDATE or DELETE on `target`) as a DO block that walks the table's primary key in order,
+    """`sql` (one UPDATE or DELETE on `target`) as a DO block that walks the table's key (`walk_key`) in order,
     `batch_size` keys per transaction, and runs the statement on each range of keys.
 
     Each row is still changed at most once, by the statement's own SET and WHERE, so the rows end the same as
@@ -156,6 +170,11 @@ def batched_rewrite(
     statement therefore may not read its own table (a subquery, a self-join, a view over it, a function zdm
     cannot see into), use a value fixed per transaction (now()), or change the key being walked. Raises
     NotProvable, with the reason, for any other shape. `tree`: `sql` as the parser already read it.
+
+    `own_fill`: `sql` is one of zdm's own fills, which leaves a row it already changed as it is and whose
+    rows written while it runs need no visit (see `_page_block`): on a table without a key to walk, the block
+    then walks its pages instead (PostgreSQL `PAGE_WALK_SINCE`+, `postgres_version` says which server runs it).
+    A user's statement never is: a row an update moves to a page not yet walked would be changed twice.
     """
     if not sql.strip():
         raise NotProvable("it shares its statement with other changes (a WITH clause that writes)")
@@ -167,35 +186,78 @@ def batched_rewrite(
         raise NotProvable("its target could not be read")
     if statement.args.get("returning"):
         raise NotProvable("it returns rows (RETURNING), which a loop would discard")
-    key = _primary_key(schema, target)
-    if key is None:
-        raise NotProvable(f"zdm knows no single-column primary key of {quoted_name(target)} to walk")
-    if isinstance(statement, exp.Update) and key in _assigned_columns(statement):
-        raise NotProvable("it changes the primary key, which the batches walk in order")
+    # Walked by pages, a row an update moves ahead would be seen again: a user's statement may change it twice.
+    twice = "walking its pages instead could run the statement twice on a row an update moves ahead"
+    key = _key_or_pages(schema, target, None if own_fill else twice, postgres_version)
+    if (
+        key is not None
+        and isinstance(statement, exp.Update)
+        and set(key.columns) & _assigned_columns(statement)
+    ):
+        raise NotProvable(f"it changes the {key.described}, which the batches walk in order")
     _check_reads(statement, target, schema)
     _check_functions(statement)
     _check_names(statement)
-    if _pins_key(statement.args.get("where"), key):
-        raise NotProvable("its WHERE already picks rows by primary key, so it locks only those")
-    return _do_block(sql, statement, key, batch_size)
+    if key is not None and _pins_key(statement.args.get("where"), key.columns):
+        raise NotProvable(f"its WHERE already picks rows by {key.described}, so it locks only those")
+    return _block(sql, statement, key, batch_size)
 
 
 def batched_fill(
-    table: str, column: str, value_sql: str, schema: Schema, batch_size: int = BATCH_SIZE
+    table: str,
+    column: str,
+    value_sql: str,
+    schema: Schema,
+    batch_size: int = BATCH_SIZE,
+    *,
+    checked_not_null: bool = False,
+    postgres_version: int = 15,
 ) -> str:
-    """Set `column` to `value_sql` on every row where it is NULL, as a DO block that walks the primary key
+    """Set `column` to `value_sql` on every row where it is NULL, as a DO block that walks the table's key
     like `batched_rewrite`: the backfill of a column added without its default. The value is the column's
     own default (evaluated per row, as PostgreSQL would have for every existing row), so unlike a user's UPDATE
-    it may call any function. Raises NotProvable when the table has no single-column primary key."""
-    key = _primary_key(schema, table)
-    if key is None:
-        raise NotProvable(f"zdm knows no single-column primary key of {quoted_name(table)} to walk")
-    if key == column:
-        raise NotProvable("the column filled is the primary key the batches walk")
+    it may call any function.
+
+    Without a key the block walks the table's pages, but only when `checked_not_null`: a `CHECK (column IS NOT
+    NULL) NOT VALID` added before the fill refuses every write that leaves the column NULL, so no update can
+    move a row still to fill to a page the walk has passed. Raises NotProvable otherwise."""
+    missed = "walking its pages instead, a row an update moves to a page already walked would stay NULL"
+    key = _key_or_pages(schema, table, None if checked_not_null else missed, postgres_version)
+    if key is not None and column in key.columns:
+        raise NotProvable(f"the column filled is in the {key.described} the batches walk")
     sql = (
         f"UPDATE {quoted(table)} SET {quoted_name(column)} = {value_sql} WHERE {quoted_name(column)} IS NULL"
     )
-    return _do_block(sql, _parse(sql), key, batch_size)
+    return _block(sql, _parse(sql), key, batch_size)
+
+
+def _key_or_pages(
+    schema: Schema, table: str, no_page_walk: str | None, postgres_version: int
+) -> WalkKey | None:
+    """The key the batches walk, or None for a walk by pages. Raises NotProvable when the table has no key zdm
+    knows and its pages may not be walked: `no_page_walk` says why, or the server has no TID range scans."""
+    key = walk_key(schema, table)
+    if key is not None:
+        return key
+    no_key = f"zdm knows no primary key or unique key over NOT NULL columns of {quoted_name(table)} to walk"
+    if no_page_walk is not None:
+        raise NotProvable(f"{no_key} ({no_page_walk})")
+    model = schema.tables.get(table)
+    if model is None or not model.complete or model.partitioned:
+        # A partitioned table has no pages of its own: its rows sit in its partitions.
+        raise NotProvable(f"{no_key}, and zdm walks the pages only of a plain table it saw created")
+    if postgres_version < PAGE_WALK_SINCE:
+        raise NotProvable(
+            f"{no_key}, and walking its pages instead (TID range scans) needs PostgreSQL {PAGE_WALK_SINCE} "
+            "or later"
+        )
+    return None
+
+
+def _block(sql: str, tree: exp.Update | exp.Delete, key: WalkKey | None, batch_size: int) -> str:
+    return (
+        _page_block(sql, tree, batch_size) if key is None else _key_block(sql, tree, key.columns, batch_size)
+    )
 
 
 def _parse(sql: str) -> exp.Update | exp.Delete:
@@ -229,16 +291,63 @@ def _key(table: exp.Table) -> str:
     return qualified(_name(table.this), _name(db) if db is not None else None)
 
 
-def _primary_key(schema: Schema, table: str) -> str | None:
+@dataclass(frozen=True)
+class WalkKey:
+    """Columns whose values tell the table's rows apart and order them: the batches walk them as one row value,
+    `(a, b) > (x, y) ORDER BY a, b`, which PostgreSQL compares with the key's own btree index."""
+
+    columns: tuple[str, ...]
+    primary: bool
+
+    @property
+    def described(self) -> str:
+        if self.primary:
+            return "primary key"
+        return f"unique key ({', '.join(quoted_name(c) for c in self.columns)})"
+
+
+def walk_key(schema: Schema, table: str) -> WalkKey | None:
+    """The key the batches walk: the primary key, else the unique constraint or plain unique btree index with the
+    fewest columns, all of them NOT NULL (a row whose key is NULL falls in no range: the walk would skip it).
+    None when zdm knows none, or does not know the table whole."""
     model = schema.tables.get(table)
     if model is None or not model.complete:
         return None
-    keys = [c for c in model.constraints.values() if c.kind == "primary_key"]
-    if len(keys) != 1 or len(keys[0].columns) != 1:
-        return None
-    column = keys[0].columns[0]
-    # A renamed key column leaves the constraint naming the old column: unknown, then.
-    return column if column in model.columns else None
+    candidates: list[WalkKey] = []
+    for _, constraint in sorted(model.constraints.items()):
+        if constraint.kind in ("primary_key", "unique") and constraint.columns:
+            candidates.append(WalkKey(constraint.columns, primary=constraint.kind == "primary_key"))
+    for name, on in sorted(schema.indexes.items()):
+        if on == table and name not in model.constraints:
+            columns = _unique_index_columns(schema.index_trees.get(name))
+            if columns:
+                candidates.append(WalkKey(columns, primary=False))
+    usable = [
+        key
+        for key in candidates
+        # A renamed column leaves the constraint or index naming the old one: unknown, then.
+        if all(c in model.columns and model.columns[c].not_null for c in key.columns)
+    ]
+    return min(usable, key=lambda key: (not key.primary, len(key.columns)), default=None)
+
+
+def _unique_index_columns(tree: object) -> tuple[str, ...]:
+    """The columns of a `CREATE UNIQUE INDEX` over plain columns in ascending order, with no WHERE: an index
+    that orders rows as `ORDER BY` the columns does. Else ()."""
+    index = tree.this if isinstance(tree, exp.Create) and tree.args.get("unique") else None
+    params = index.args.get("params") if isinstance(index, exp.Index) else None
+    if not isinstance(params, exp.IndexParameters) or params.args.get("where"):
+        return ()
+    using = params.args.get("using")
+    if using is not None and str(using.name).lower() != "btree":
+        return ()
+    columns: list[str] = []
+    for ordered in params.args.get("columns") or ():
+        plain = isinstance(ordered, exp.Ordered) and isinstance(ordered.this, exp.Column)
+        if not plain or ordered.args.get("desc") or ordered.args.get("nulls_first"):
+            return ()
+        columns.append(_name(ordered.this.this))
+    return tuple(columns)
 
 
 def _assigned_columns(tree: exp.Update) -> set[str]:
@@ -313,21 +422,26 @@ def _check_names(tree: exp.Expression) -> None:
             raise NotProvable(f"it uses the name {name}, which the DO block would read as a variable")
 
 
-def _pins_key(where: exp.Expression | None, key: str) -> bool:
-    """WHERE holds `key = <constant>` or `key IN (<constants>)` as one of its top-level AND terms."""
+def _pins_key(where: exp.Expression | None, key: tuple[str, ...]) -> bool:
+    """WHERE holds `column = <constant>` or `column IN (<constants>)` for every column of the key, each as one
+    of its top-level AND terms."""
     if not isinstance(where, exp.Where):
         return False
     terms = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+    return all(_pins_column(terms, column) for column in key)
+
+
+def _pins_column(terms: list[exp.Expr], column: str) -> bool:
     for term in terms:
         while isinstance(term, exp.Paren):
             term = term.this
         if isinstance(term, exp.EQ):
             sides = (term.this, term.expression)
-            if any(_is_key(s, key) for s in sides) and any(isinstance(s, exp.Literal) for s in sides):
+            if any(_is_column(s, column) for s in sides) and any(isinstance(s, exp.Literal) for s in sides):
                 return True
         if (
             isinstance(term, exp.In)
-            and _is_key(term.this, key)
+            and _is_column(term.this, column)
             and not term.args.get("query")
             and term.expressions
             and all(isinstance(e, exp.Literal) for e in term.expressions)
@@ -337,23 +451,32 @@ def _pins_key(where: exp.Expression | None, key: str) -> bool:
 
 
 def _names_its_rows(o: op.DataChange, schema: Schema) -> bool:
-    """An UPDATE or DELETE whose WHERE picks its rows by primary key constants: a bounded set of rows, found
+    """An UPDATE or DELETE whose WHERE picks its rows by constants on a unique key: a bounded set of rows, found
     through the key's index, whatever the table's size."""
-    key = _primary_key(schema, o.target) if o.target else None
+    key = walk_key(schema, o.target) if o.target else None
     tree = o.tree
     if key is None or not isinstance(tree, (exp.Update, exp.Delete)):
         return False
     if any(nested is not tree for nested in tree.find_all(exp.Update, exp.Delete, exp.Insert, exp.Merge)):
         return False
-    return _pins_key(tree.args.get("where"), key)
+    return _pins_key(tree.args.get("where"), key.columns)
 
 
-def _is_key(node: exp.Expression, key: str) -> bool:
-    return isinstance(node, exp.Column) and _name(node.this) == key
+def _is_column(node: exp.Expr, column: str) -> bool:
+    return isinstance(node, exp.Column) and _name(node.this) == column
 
 
-def _do_block(sql: str, tree: exp.Update | exp.Delete, key: str, batch_size: int) -> str:
-    statement = sql.strip().rstrip(";").rstrip()
+@dataclass(frozen=True)
+class _Target:
+    """How the DO block names the statement's table, read from the statement itself."""
+
+    statement: str  # the statement, without its semicolon
+    written: str  # the table's name as written (schema-qualified when it is)
+    qualifier: str  # what its columns are qualified with in the statement: its alias, else its name
+    source: str  # the table in the block's own queries: `ONLY` kept
+
+
+def _target(sql: str, tree: exp.Update | exp.Delete) -> _Target:
     table = tree.this
     assert isinstance(table, exp.Table)
     written = ".".join(
@@ -362,32 +485,117 @@ def _do_block(sql: str, tree: exp.Update | exp.Delete, key: str, batch_size: int
         if isinstance(part, exp.Identifier)
     )
     alias = table.args.get("alias")
-    qualifier = quoted_name(_name(alias.this)) if isinstance(alias, exp.TableAlias) else written
-    k = quoted_name(key)
-    source = ("ONLY " if table.args.get("only") else "") + written
-    # The key range is added as one more condition of the statement's own WHERE: its joins and its other
-    # conditions stay exactly as written.
-    batch = f"{qualifier}.{k} BETWEEN zdm_from AND zdm_to"
+    return _Target(
+        statement=sql.strip().rstrip(";").rstrip(),
+        written=written,
+        qualifier=quoted_name(_name(alias.this)) if isinstance(alias, exp.TableAlias) else written,
+        source=("ONLY " if table.args.get("only") else "") + written,
+    )
+
+
+def _with_condition(target: _Target, tree: exp.Update | exp.Delete, condition: str) -> str:
+    """The statement with `condition` added as one more term of its own WHERE: its joins and its other
+    conditions stay exactly as written."""
+    statement = target.statement
     where = _top_level_where(statement, expected=tree.args.get("where") is not None)
     if where is None:
-        body = f"{statement}\n        WHERE {batch}"
-    else:
-        # The closing parenthesis goes on a line of its own: the condition may end in a `--` comment.
-        body = f"{statement[:where]} ({statement[where:]}\n        ) AND {batch}"
+        return f"{statement}\n        WHERE {condition}"
+    # The closing parenthesis goes on a line of its own: the condition may end in a `--` comment.
+    return f"{statement[:where]} ({statement[where:]}\n        ) AND {condition}"
+
+
+def _key_block(sql: str, tree: exp.Update | exp.Delete, key: tuple[str, ...], batch_size: int) -> str:
+    """The DO block that walks `key` in order (keyset pagination): each pass finds the key `batch_size` rows
+    on, runs the statement on the rows between, commits, and starts again just after. A key of several
+    columns is walked as one row value, each column in a variable of its own type."""
+    target = _target(sql, tree)
+    single = len(key) == 1
+
+    def variables(prefix: str) -> list[str]:
+        return [prefix] if single else [f"{prefix}_{number}" for number in range(1, len(key) + 1)]
+
+    def row(items: list[str]) -> str:
+        return items[0] if single else f"({', '.join(items)})"
+
+    columns = [quoted_name(column) for column in key]
+    starts, ends, picked = variables("zdm_from"), variables("zdm_to"), variables("zdm_key")
+    listed, source = ", ".join(columns), target.source
+    batch = f"{row([f'{target.qualifier}.{c}' for c in columns])} BETWEEN {row(starts)} AND {row(ends)}"
+    declarations = "".join(
+        f"    {variable} {target.written}.{column}%TYPE;\n"
+        for variable, column in zip(starts + ends, columns + columns, strict=True)
+    )
+    aliased = ", ".join(f"{column} AS {alias}" for column, alias in zip(columns, picked, strict=True))
+    descending = ", ".join(f"{alias} DESC" for alias in picked)
     tag = dollar_tag(sql)
     return (
         f"DO {tag}\n"
         "DECLARE\n"
-        f"    zdm_from {written}.{k}%TYPE;\n"
-        f"    zdm_to {written}.{k}%TYPE;\n"
+        f"{declarations}"
         "BEGIN\n"
-        f"    SELECT {k} INTO zdm_from FROM {source} ORDER BY {k} LIMIT 1;\n"
-        "    WHILE zdm_from IS NOT NULL LOOP\n"
-        f"        SELECT zdm_key INTO zdm_to FROM (SELECT {k} AS zdm_key FROM {source} WHERE {k} >= zdm_from\n"
-        f"            ORDER BY {k} LIMIT {batch_size}) AS zdm_batch ORDER BY zdm_key DESC LIMIT 1;\n"
-        f"        {body};\n"
+        f"    SELECT {listed} INTO {', '.join(starts)} FROM {source} ORDER BY {listed} LIMIT 1;\n"
+        f"    WHILE {starts[0]} IS NOT NULL LOOP\n"
+        f"        SELECT {', '.join(picked)} INTO {', '.join(ends)} FROM (SELECT {aliased} FROM {source} "
+        f"WHERE {row(columns)} >= {row(starts)}\n"
+        f"            ORDER BY {listed} LIMIT {batch_size}) AS zdm_batch ORDER BY {descending} LIMIT 1;\n"
+        f"        {_with_condition(target, tree, batch)};\n"
         "        COMMIT;\n"
-        f"        SELECT {k} INTO zdm_from FROM {source} WHERE {k} > zdm_to ORDER BY {k} LIMIT 1;\n"
+        f"        SELECT {listed} INTO {', '.join(starts)} FROM {source} WHERE {row(columns)} > {row(ends)} "
+        f"ORDER BY {listed} LIMIT 1;\n"
+        "    END LOOP;\n"
+        "END\n"
+        f"{tag}"
+    )
+
+
+def _page_block(sql: str, tree: exp.Update | exp.Delete, batch_size: int) -> str:
+    """The DO block for one of zdm's own fills on a table without a key: it walks the table's pages, from the
+    first to the last one it had when the block started, a range of pages per transaction, each read by a
+    TID range scan.
+
+    No row is missed: a row the fill must change exists when the block starts, so it sits in those pages, and
+    stays where it is unless a write moves it, and the fill's caller sees that no write leaves a row for the
+    fill to change (the online change's trigger converts it, a NOT NULL CHECK refuses it); a rewrite of the
+    whole table (VACUUM FULL, CLUSTER) between two batches moves every row, so the walk starts again. A row
+    the fill itself moves to a page still ahead, or one seen again after a restart, no longer matches the
+    fill's WHERE (a volatile conversion, which always does, just gets another of its values).
+
+    A range holds about `batch_size` rows at the density VACUUM and ANALYZE last measured (`pg_class`); on a
+    table never measured, at the most tuples a page can hold (a batch then holds at most `batch_size` rows,
+    or one page's worth)."""
+    target = _target(sql, tree)
+    table = "'" + target.written.replace("'", "''") + "'"
+    pages = "pg_relation_size(zdm_table) / current_setting('block_size')::bigint"
+    # A page holds at most (block_size - page header) / (tuple header + line pointer) tuples: 291 of 8 kB.
+    most_per_page = "((current_setting('block_size')::int - 24) / 28)"
+    page_range = (
+        f"{target.qualifier}.ctid >= format('(%s,0)', zdm_page)::tid "
+        f"AND {target.qualifier}.ctid < format('(%s,0)', zdm_page + zdm_pages_per_batch)::tid"
+    )
+    tag = dollar_tag(sql)
+    return (
+        f"DO {tag}\n"
+        "DECLARE\n"
+        f"    zdm_table regclass := {table}::regclass;\n"
+        "    zdm_file oid := pg_relation_filenode(zdm_table);\n"
+        f"    zdm_pages bigint := {pages};\n"
+        "    zdm_page bigint := 0;\n"
+        "    zdm_pages_per_batch bigint;\n"
+        "BEGIN\n"
+        "    SELECT greatest(1, CASE WHEN reltuples > 0 AND relpages > 0\n"
+        f"        THEN {batch_size} * relpages / reltuples ELSE {batch_size} / {most_per_page} END)::bigint\n"
+        "        INTO zdm_pages_per_batch FROM pg_class WHERE oid = zdm_table;\n"
+        "    WHILE zdm_page < zdm_pages LOOP\n"
+        f"        {_with_condition(target, tree, page_range)};\n"
+        # Checked after the statement, whose lock keeps the table from being rewritten until the commit.
+        "        IF pg_relation_filenode(zdm_table) = zdm_file THEN\n"
+        "            zdm_page := zdm_page + zdm_pages_per_batch;\n"
+        "        ELSE\n"
+        "            zdm_file := pg_relation_filenode(zdm_table);\n"
+        f"            zdm_pages := {pages};\n"
+        "            zdm_page := 0;\n"
+        "        END IF;\n"
+        "        COMMIT;\n"
         "    END LOOP;\n"
         "END\n"
         f"{tag}"
@@ -434,17 +642,22 @@ RULE = Rule(
     ),
     instead=(
         "Backfill in batches. `zdm fix` rewrites the statement, alone in its migration, as a `DO` block that "
-        "walks the table's primary key in order and runs the statement's own SET and WHERE on "
+        "walks the table's primary key in order (else a unique key over NOT NULL columns; a key of several "
+        "columns as one row value, `(a, b) > (x, y)`) and runs the statement's own SET and WHERE on "
         f"{BATCH_SIZE:,} keys at a time, committing after each batch: at most {BATCH_SIZE:,} rows are locked at "
         "any moment, each for the milliseconds one batch takes, and a million-row table costs a thousand commits. "
         "PostgreSQL allows `COMMIT` in a `DO` block only at top level: before Prisma 7.4 a file holding only the "
         "block is sent as one statement, outside any transaction; from 7.4 each statement runs on its own. zdm "
-        "writes this rewrite only where it provably leaves the same rows: a single-column primary key it knows, "
-        "a statement that does not read its own table again (a subquery, self-join or view over it, a function "
-        "zdm cannot see into), no `RETURNING`, no `now()` (each batch would get its own time), the key itself "
-        "unchanged. Otherwise, backfill the same way from a script or job, outside `migration.sql`. A statement "
-        "whose WHERE names its rows by primary key (`id = 'x'`, `id IN (...)`) is brief, not blocking: it reaches "
-        "those rows through the key's index and locks only them."
+        "writes this rewrite only where it provably leaves the same rows: a key it knows to walk, a statement "
+        "that does not read its own table again (a subquery, self-join or view over it, a function zdm cannot "
+        "see into), no `RETURNING`, no `now()` (each batch would get its own time), the key itself unchanged. "
+        "A table without such a key is not walked by its pages (`ctid` ranges) for your statement: a row an "
+        "update moves to a page still ahead would be changed twice. zdm's own fills do walk pages (PostgreSQL "
+        "14+: the online column change's backfill, kept right by its trigger, and a NOT NULL volatile "
+        "default's, by its CHECK), as running them twice on a row changes nothing. Otherwise, backfill the same "
+        "way from a script or job, outside `migration.sql`. A statement whose WHERE names its rows by a key "
+        "(`id = 'x'`, `id IN (...)`) is brief, not blocking: it reaches those rows through the key's index and "
+        "locks only them."
     ),
     operations=(op.DataChange,),
     check=check,

@@ -8,7 +8,9 @@ Used by `change-column-type` and `enum-rebuild`. For `ALTER TABLE t ALTER COLUMN
    and UPDATE; `CHECK (shadow IS NOT NULL) NOT VALID` when `c` is NOT NULL; foreign keys from `c` added on the
    shadow column `NOT VALID`.
 2. backfill, alone: the project's batched DO block (`backfill.batched_rewrite`) sets the shadow column of
-   every row whose value differs from the converted one, 1,000 rows per transaction; run again, it resumes.
+   every row whose value differs from the converted one, 1,000 rows per transaction, walking the table's
+   primary key (or a unique key over NOT NULL columns), else, from PostgreSQL 14, its pages (the trigger,
+   installed first, keeps every row written meanwhile converted); run again, it resumes.
 3. rebuild, alone: VALIDATE the CHECK and the foreign keys (no lock that blocks writes), each index and
    unique or primary key index over `c` built `CONCURRENTLY` on the shadow column, then foreign keys of other
    tables that reference `c` added on the shadow column `NOT VALID` and validated.
@@ -102,7 +104,7 @@ def online_type_change(o: op.AlterColumnType, ctx: Context, what: str) -> Fix:
     plan.expand.append(
         f"CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {function}()"
     )
-    backfill = _backfill(o, schema, shadow, new_type, converted)
+    backfill = _backfill(o, ctx, shadow, new_type, converted)
     not_null = column.not_null
     if not_null:
         check = quoted_name(_free_name(f"{bare(o.on)}_{shadow}_not_null", table.constraints))
@@ -210,7 +212,7 @@ def _on_new_row(expression: exp.Expression) -> str:
 
 
 def _backfill(
-    o: op.AlterColumnType, schema: Schema, shadow: str, new_type: str, converted: exp.Expression
+    o: op.AlterColumnType, ctx: Context, shadow: str, new_type: str, converted: exp.Expression
 ) -> str:
     value = str(converted.sql(dialect="postgres"))
     s = quoted_name(shadow)
@@ -220,7 +222,9 @@ def _backfill(
         f"UPDATE {quoted(o.on)} SET {s} = {value} WHERE {s} IS DISTINCT FROM CAST(({value}) AS {new_type})"
     )
     try:
-        return batched_rewrite(update, o.on, schema)
+        # zdm's own fill, and the trigger keeps every row written meanwhile converted: without a key to walk,
+        # the block may walk the table's pages.
+        return batched_rewrite(update, o.on, ctx.schema, own_fill=True, postgres_version=ctx.postgres_version)
     except NotProvable as reason:
         raise NotOnline(f"the backfill cannot be batched: {reason}") from None
 
@@ -237,8 +241,13 @@ def _default(o: op.AlterColumnType, column: Column, shadow: str, plan: _Plan) ->
         sequence = quoted(namespace + name)
         plan.before_drop.append(f"ALTER SEQUENCE {sequence} OWNED BY {t}.{quoted_name(shadow)}")
     if column.default is not None and column.default.sql:
-        # PostgreSQL converts the default to the new type as the type change would.
-        plan.after_rename.append(f"ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {column.default.sql}")
+        # PostgreSQL converts the default to the new type as the type change would: from the old type, so the
+        # default of an enum column still depends on the enum afterwards (a later `DROP TYPE ... CASCADE` drops
+        # it, as it drops the original's).
+        default = column.default.sql
+        if column.type is not None and column.type.user_defined:
+            default = f"({default})::{quoted(column.type.base)}{'[]' * column.type.array_dims}"
+        plan.after_rename.append(f"ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {default}")
     elif column.has_default and sequence:
         plan.after_rename.append(
             f"ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT nextval('{sequence}'::regclass)"
@@ -436,8 +445,13 @@ WHAT_ZDM_FIX_WRITES = """`zdm fix` writes the change as an **online column chang
    row through the statement's own `USING` expression (or the plain conversion); `CHECK (shadow IS NOT NULL)
    NOT VALID` when the column is NOT NULL; the column's foreign keys added on the shadow column `NOT VALID`.
 2. **Backfill**, alone in its migration: zdm's batched `DO` block (see [backfill](backfill.md)) sets the
-   shadow column of every row whose value differs from the converted one, 1,000 rows per transaction. Run
-   again after an interruption, it picks up where it stopped.
+   shadow column of every row whose value differs from the converted one, 1,000 rows per transaction. It
+   walks the table's primary key, or a unique key over NOT NULL columns (several columns walked as one row
+   value); a table with neither (no key at all, or a primary key Prisma drops before the change and adds
+   again after it) is walked by its pages, `ctid` ranges of about 1,000 rows read by TID range scans
+   (PostgreSQL 14+), up to its last page when the block starts: the trigger, installed first, converts every
+   row written meanwhile, and a row seen twice is left as it is. Run again after an interruption, it picks up
+   where it stopped.
 3. **Rebuild**, each alone: `VALIDATE` the CHECK and the foreign keys (SHARE UPDATE EXCLUSIVE: writes go on);
    every index, unique index, unique constraint's and primary key's index over the column built again
    `CONCURRENTLY` on the shadow column (expressions, `INCLUDE`, `WHERE` and sort order kept); other tables'
@@ -445,8 +459,9 @@ WHAT_ZDM_FIX_WRITES = """`zdm fix` writes the change as an **online column chang
 4. **Swap**, where the statement stood, as ONE `DO` block, so it is atomic whether Prisma runs the file as one
    transaction (before 7.4) or statement by statement (7.4+): drop the trigger and its function, the old
    referencing foreign keys and the old column; rename the shadow column; `SET NOT NULL` (no scan: the
-   validated CHECK proves it, PostgreSQL 12+) and drop the CHECK; set the default again (a SERIAL's sequence
-   changes owner first, or it would go with the old column); attach the primary key and unique constraints
+   validated CHECK proves it, PostgreSQL 12+) and drop the CHECK; set the default again (an enum column's
+   typed as the enum, so it depends on it as the converted original does; a SERIAL's sequence changes owner
+   first, or it would go with the old column); attach the primary key and unique constraints
    `USING INDEX`; give every index and foreign key its name back. Only catalog changes, under a
    `lock_timeout` of 5 s: the lock is brief whatever the table's size.
 
@@ -473,9 +488,10 @@ KEPT_AS_WRITTEN = """The statement stays as written (the finding says why) when:
   could not read, or one written before a column it reads was renamed;
 - a foreign key of the table to itself over the column, a foreign key whose definition zdm never read, a
   partitioned table referencing the column, or a foreign key referencing an enum column;
-- the backfill cannot be batched: no single-column primary key zdm knows to walk, or a `USING` that reads
-  other rows (a subquery), calls a function zdm cannot see into, or uses the transaction's time (`now()`:
-  each batch would get its own);
+- the backfill cannot be batched: a table with no primary key or unique NOT NULL key zdm knows to walk on a
+  server older than PostgreSQL 14 (no TID range scans to walk its pages by), or a `USING` that reads other
+  rows (a subquery), calls a function zdm cannot see into, or uses the transaction's time (`now()`: each
+  batch would get its own);
 - the statement also changes the collation, or zdm does not know the column's default to set it again (or a
   SERIAL's sequence name, over 63 bytes);
 - the planner cannot place it: inside the file's own `BEGIN ... COMMIT` (Prisma writes one around an enum

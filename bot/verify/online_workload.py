@@ -3,7 +3,9 @@ its value converted, no writer may wait longer than the migration's lock_timeout
 brief. Used by `tests/test_online_column.py` (200 k rows) and `bench/online_column.py` (1 M rows).
 
 The table is `"Account"` (a SERIAL primary key, an INTEGER balance NOT NULL DEFAULT 0 with an index, a note);
-the change is Prisma's `ALTER COLUMN "balance" SET DATA TYPE BIGINT`, which rewrites the table.
+the change is Prisma's `ALTER COLUMN "balance" SET DATA TYPE BIGINT`, which rewrites the table. `keyless`: the
+same table without its primary key (a plain index on "id" keeps the writers' lookups fast), so the backfill
+walks its pages while the writers move rows about.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from bot.analysis.prisma import PrismaVersion
 from bot.analysis.splitter import split_statements
 from bot.fixes.plan import FilePlan, plan_file
 
-SETUP = """
+_TABLE = """
 CREATE TABLE "Account" (
     "id" SERIAL NOT NULL,
     "balance" INTEGER NOT NULL DEFAULT 0,
-    "note" TEXT,
-    CONSTRAINT "Account_pkey" PRIMARY KEY ("id")
+    "note" TEXT{key}
 );
 CREATE INDEX "Account_balance_idx" ON "Account"("balance");
 """
+SETUP = _TABLE.format(key=',\n    CONSTRAINT "Account_pkey" PRIMARY KEY ("id")')
+KEYLESS_SETUP = _TABLE.format(key="") + 'CREATE INDEX "Account_id_idx" ON "Account"("id");\n'
 CHANGE = 'ALTER TABLE "Account" ALTER COLUMN "balance" SET DATA TYPE BIGINT;\n'
 # The value a row of the initial fill holds: what an untouched row must still hold afterwards.
 _INITIAL = "(g % 100000)"
@@ -64,15 +67,15 @@ class Outcome:
     errors: list[str]
 
 
-def plan(prisma: PrismaVersion, postgres_version: int) -> FilePlan:
+def plan(prisma: PrismaVersion, postgres_version: int, keyless: bool = False) -> FilePlan:
     config = RepoConfig(prisma_version=str(prisma), postgres_version=postgres_version)
-    result = analyze_sql(CHANGE, setup=SETUP, config=config)
+    result = analyze_sql(CHANGE, setup=KEYLESS_SETUP if keyless else SETUP, config=config)
     return plan_file("20990101000000_account_balance_bigint", result, prisma)
 
 
-def fill(url: str, rows: int) -> None:
+def fill(url: str, rows: int, keyless: bool = False) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(SETUP.encode())
+        conn.execute((KEYLESS_SETUP if keyless else SETUP).encode())
         conn.execute(
             f'INSERT INTO "Account" ("balance", "note") SELECT {_INITIAL}, \'n\' || g '
             f"FROM generate_series(1, {rows}) AS g".encode()
@@ -112,7 +115,7 @@ def run(
                         conn.execute(raw.text.encode())
                         if "RENAME COLUMN" in raw.text:
                             swap = time.perf_counter() - began
-                        if "zdm_from" in raw.text:
+                        if "zdm_from" in raw.text or "zdm_page" in raw.text:  # by key, by pages
                             backfill = time.perf_counter() - began
                 else:
                     conn.execute(migration.sql.encode())  # one simple-query batch: one transaction
