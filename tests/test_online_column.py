@@ -109,6 +109,14 @@ CASES = {
         'ALTER TABLE "Event" ALTER COLUMN "qty" SET DATA TYPE INTEGER USING ("qty"::integer);\n',
     ),
     "enum-value-removal-across-two-tables": (ROLES, ENUM_REBUILD),
+    "comments-on-the-column-and-its-indexes": (
+        EVENTS
+        + 'COMMENT ON COLUMN "Event"."at" IS \'when it happened\';\n'
+        + "COMMENT ON INDEX \"Event_at_idx\" IS 'recent events';\n"
+        + "COMMENT ON INDEX \"Event_pkey\" IS 'the key';\n",
+        'ALTER TABLE "Event" ALTER COLUMN "at" SET DATA TYPE TIMESTAMPTZ(3) USING "at" AT TIME ZONE \'UTC\';\n'
+        'ALTER TABLE "Event" ALTER COLUMN "id" SET DATA TYPE BIGINT;\n',
+    ),
     "not-null-column-with-default": (
         SCORES,
         'ALTER TABLE "Player" ALTER COLUMN "score" SET DATA TYPE BIGINT;\n',

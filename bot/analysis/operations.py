@@ -402,6 +402,10 @@ class CatalogOnly(Operation):
     what: str
     # Tables locked weakly (SHARE UPDATE EXCLUSIVE for COMMENT ON, say).
     weak_locks: tuple[tuple[str, str], ...] = ()
+    # COMMENT ON INDEX or COLUMN: ("index", name) or ("column", table, column), and the text as SQL (None:
+    # IS NULL, which removes it). An online column change writes them again on what it rebuilds.
+    comment_on: tuple[str, ...] = ()
+    comment_sql: str | None = None
 
 
 @dataclass(frozen=True)

@@ -811,12 +811,25 @@ def _set(tree: exp.Set) -> Iterator[op.Operation]:
 def _comment(tree: exp.Comment) -> op.Operation:
     kind = str(tree.args.get("kind") or "").upper()
     target = tree.this
+    text = tree.args.get("expression")
+    comment_sql = (
+        None
+        if not isinstance(text, exp.Expression) or isinstance(text, exp.Null)
+        else str(text.sql(dialect="postgres"))
+    )
     if kind == "TABLE":
         return op.CatalogOnly("comment", weak_locks=((_table_key(target), "SHARE_UPDATE_EXCLUSIVE"),))
     if kind == "COLUMN" and isinstance(target, exp.Column):
         db = target.args.get("db")
         table = qualified(_ident(target.args.get("table")), _ident(db) if db is not None else None)
-        return op.CatalogOnly("comment", weak_locks=((table, "SHARE_UPDATE_EXCLUSIVE"),))
+        return op.CatalogOnly(
+            "comment",
+            weak_locks=((table, "SHARE_UPDATE_EXCLUSIVE"),),
+            comment_on=("column", table, _ident(target.this)),
+            comment_sql=comment_sql,
+        )
+    if kind == "INDEX" and isinstance(target, exp.Table):
+        return op.CatalogOnly("comment", comment_on=("index", _table_key(target)), comment_sql=comment_sql)
     return op.CatalogOnly("comment")
 
 

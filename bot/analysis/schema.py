@@ -85,6 +85,8 @@ class Schema:
     view_columns: dict[str, dict[str, ViewReads]] = field(default_factory=dict)
     # Objects created by the migration file being analysed: nothing reads them yet.
     new_objects: set[str] = field(default_factory=set)
+    # Comments on indexes and columns (`("index", name)`, `("column", table, column)`), as SQL literals.
+    comments: dict[tuple[str, ...], str] = field(default_factory=dict)
     # Temporary tables the file being analysed made: they last only as long as its session.
     temporary_tables: set[str] = field(default_factory=set)
     # Views the file being analysed dropped (their sources stay in `view_sources`): it may create them again.
@@ -272,6 +274,14 @@ class Schema:
             model = self.tables[name] = Table(name, complete=False, constraints_seen=False)
         return model
 
+    def _apply_CatalogOnly(self, o: op.CatalogOnly) -> None:
+        if not o.comment_on:
+            return
+        if o.comment_sql is None:
+            self.comments.pop(o.comment_on, None)
+        else:
+            self.comments[o.comment_on] = o.comment_sql
+
     def _apply_Unrecognized(self, o: op.Unrecognized) -> None:
         self.unread_constraints = self.unread_constraints or o.may_add_constraints
 
@@ -357,6 +367,7 @@ class Schema:
     def _apply_DropColumn(self, o: op.DropColumn) -> None:
         table = self._table(o.on)
         table.columns.pop(o.column, None)
+        self.comments.pop(("column", o.on, o.column), None)
         # PostgreSQL drops the indexes and constraints of the table that involve the column with it.
         for name, constraint in list(table.constraints.items()):
             if o.column in constraint.columns:
@@ -370,6 +381,8 @@ class Schema:
         table = self._table(o.on)
         column = table.columns.pop(o.column, None) or Column(None)
         table.columns[o.new_name] = column
+        if ("column", o.on, o.column) in self.comments:
+            self.comments[("column", o.on, o.new_name)] = self.comments.pop(("column", o.on, o.column))
         for other_column in table.columns.values():
             if other_column.generated_from and o.column in other_column.generated_from:
                 other_column.generated_from = (other_column.generated_from - {o.column}) | {o.new_name}
@@ -461,6 +474,7 @@ class Schema:
         for name in (o.name, o.name.rsplit(".", 1)[-1]):
             self.indexes.pop(name, None)
             self.index_trees.pop(name, None)
+            self.comments.pop(("index", name), None)
 
     def _apply_RenameIndex(self, o: op.RenameIndex) -> None:
         table = self.indexes.pop(o.name, None)
@@ -470,6 +484,8 @@ class Schema:
             self.index_trees[o.new_name] = self.index_trees.pop(o.name)
         if o.name in self.index_columns:
             self.index_columns[o.new_name] = self.index_columns.pop(o.name)
+        if ("index", o.name) in self.comments:
+            self.comments[("index", o.new_name)] = self.comments.pop(("index", o.name))
 
     def _apply_CreateEnum(self, o: op.CreateEnum) -> None:
         self.enums[o.name] = list(o.values)

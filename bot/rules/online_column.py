@@ -115,6 +115,10 @@ def online_type_change(o: op.AlterColumnType, ctx: Context, what: str) -> Fix:
             f"ALTER TABLE {t} DROP CONSTRAINT {check}",
         ]
     _default(o, column, shadow, plan)
+    comment = schema.comments.get(("column", o.on, o.column))
+    if comment is not None:
+        # The old column's comment goes with it.
+        plan.after_rename.append(f"COMMENT ON COLUMN {t}.{c} IS {comment}")
     unique_indexes = _indexes(o, schema, table, shadow, plan)
     _foreign_keys_from(o, schema, table, shadow, plan)
     _foreign_keys_to(o, schema, shadow, unique_indexes, plan)
@@ -275,6 +279,7 @@ def _indexes(o: op.AlterColumnType, schema: Schema, table: Table, shadow: str, p
             f"ALTER TABLE {t} ADD CONSTRAINT {quoted_name(name)} {kind} USING INDEX {quoted_name(temporary)}"
         )
         plan.rebuilt.append("the primary key" if constraint.kind == "primary_key" else quoted_name(name))
+        _comment_again(schema, o.on, name, plan)
         constraint_indexes[name] = temporary
     for name, on in sorted(schema.indexes.items()):
         if on != o.on or name in table.constraints:
@@ -295,7 +300,16 @@ def _indexes(o: op.AlterColumnType, schema: Schema, table: Table, shadow: str, p
         namespace = o.on.rsplit(".", 1)[0] + "." if "." in o.on else ""
         plan.after_rename.append(f"ALTER INDEX {quoted(namespace + temporary)} RENAME TO {quoted_name(name)}")
         plan.rebuilt.append(quoted_name(name))
+        _comment_again(schema, o.on, name, plan)
     return constraint_indexes
+
+
+def _comment_again(schema: Schema, table: str, index: str, plan: _Plan) -> None:
+    """A comment on a rebuilt index goes with the old index: written again on the new one."""
+    comment = schema.comments.get(("index", index))
+    if comment is not None:
+        namespace = table.rsplit(".", 1)[0] + "." if "." in table else ""
+        plan.after_rename.append(f"COMMENT ON INDEX {quoted(namespace + index)} IS {comment}")
 
 
 def _mentions(tree: exp.Create, column: str) -> bool:
@@ -498,5 +512,5 @@ KEPT_AS_WRITTEN = """The statement stays as written (the finding says why) when:
   rebuild; the steps that must run alone cannot), inside a `DO` block (it cannot hold the backfill between
   migrations), in a file that rolls back, or where a later statement depends on what would move.
 
-What the replay does not see is not carried over either: a comment on the column, its statistics target, a
-policy or trigger of your own that names it. Check those by hand before running the plan."""
+Comments on the column and on the indexes rebuilt are written again in the swap. What the replay does not
+see is not carried over: the column's statistics target, a policy or trigger of your own that names it. Check those by hand before running the plan."""
