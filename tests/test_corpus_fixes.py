@@ -15,10 +15,9 @@ from bot.verify.server import Server
 CORPUS = Path(
     os.environ.get("ZDM_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "prisma")
 )
-# The floor for the share of truly blocking statements that `zdm fix` turns non-blocking, for each model: what
-# the planner reaches now (97.2% for Prisma 6.19 and 97.5% for 7.4 on PostgreSQL 15; 97.4% and 97.6% on
-# PostgreSQL 18) less a small margin. Raise it with the planner.
-MIN_SHARE = 0.97
+# The floor for the share of truly blocking statements that `zdm fix` turns non-blocking, for each model: the
+# target (measured: 99.3% for both models on PostgreSQL 15, 99.4% on 18).
+MIN_SHARE = 0.99
 # Of the ten corpus migrations with the most truly blocking statements, those that end with nothing blocking
 # after `zdm fix`, for both models. The other one still has some: documenso__documenso/
 # 20250522054050_add_organisations (data changes that lock existing rows).
