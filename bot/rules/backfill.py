@@ -101,12 +101,12 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
             locks,
             scans=[o.target, *o.reads],
         )
-    if _names_its_rows(o, ctx.schema):
+    if (key := _key_naming_its_rows(o, ctx.schema)) is not None:
         return claim(
             ID,
             ctx,
-            f"This {o.kind.upper()} names the rows of {quoted_name(o.target)} it changes by primary key: it reaches "
-            "them through the key's index and locks only those rows until the migration's transaction ends; "
+            f"This {o.kind.upper()} names the rows of {quoted_name(o.target)} it changes by {key.described}: it "
+            "reaches them through the key's index and locks only those rows until the migration's transaction ends; "
             "other rows are not read or locked.",
             locks,
             scans=o.reads,
@@ -450,16 +450,16 @@ def _pins_column(terms: list[exp.Expr], column: str) -> bool:
     return False
 
 
-def _names_its_rows(o: op.DataChange, schema: Schema) -> bool:
+def _key_naming_its_rows(o: op.DataChange, schema: Schema) -> WalkKey | None:
     """An UPDATE or DELETE whose WHERE picks its rows by constants on a unique key: a bounded set of rows, found
     through the key's index, whatever the table's size."""
     key = walk_key(schema, o.target) if o.target else None
     tree = o.tree
     if key is None or not isinstance(tree, (exp.Update, exp.Delete)):
-        return False
+        return None
     if any(nested is not tree for nested in tree.find_all(exp.Update, exp.Delete, exp.Insert, exp.Merge)):
-        return False
-    return _pins_key(tree.args.get("where"), key.columns)
+        return None
+    return key if _pins_key(tree.args.get("where"), key.columns) else None
 
 
 def _is_column(node: exp.Expr, column: str) -> bool:
