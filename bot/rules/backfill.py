@@ -459,7 +459,15 @@ def _key_naming_its_rows(o: op.DataChange, schema: Schema) -> WalkKey | None:
         return None
     if any(nested is not tree for nested in tree.find_all(exp.Update, exp.Delete, exp.Insert, exp.Merge)):
         return None
-    return key if _pins_key(tree.args.get("where"), key.columns) else None
+    where = tree.args.get("where")
+    # Only the key's own terms: with other conditions PostgreSQL may reach the rows through another index,
+    # which need not be unique.
+    if not isinstance(where, exp.Where):
+        return None
+    terms = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+    if len(terms) != len(key.columns):
+        return None
+    return key if _pins_key(where, key.columns) else None
 
 
 def _is_column(node: exp.Expr, column: str) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import Analyzer
-from bot.analysis.model import Classification, LockMode
+from bot.analysis.model import Classification, LockMode, worst
 from bot.analysis.roots import MigrationRoot, read_sql
 from bot.analysis.splitter import split_statements
 from bot.rules import FILE_RULES
@@ -114,6 +114,13 @@ def compare_root(server: Server, root: MigrationRoot, config: RepoConfig | None 
                         continue
                     agreement.measured += 1
                     claimed = statement.classification.value
+                    if claimed == "blocking" and not blocking_rules:
+                        # Blocking only as part of its file (a read under a lock held since an earlier
+                        # statement): measured on its own, the statement claims what its own findings say.
+                        claimed = worst(
+                            [f.classification for f in statement.findings if f.rule_id not in _FILE_RULE_IDS]
+                            or [Classification.SAFE]
+                        ).value
                     measured = measurement.classification.value
                     agreement.matrix[(claimed, measured)] += 1
                     detail = (
