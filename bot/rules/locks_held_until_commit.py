@@ -16,6 +16,7 @@ def check_file(file: FileContext) -> list[tuple[int, Effect]]:
     found: list[tuple[int, Effect]] = []
     for index, statement in enumerate(file.statements):
         read = {t: line for t, line in held.items() if t in statement.scans}
+        others = {t: line for t, line in held.items() if t not in statement.locks}
         # A statement that refuses a transaction block fails there instead (needs-own-migration says so).
         if (
             statement.classification is not Classification.BLOCKING
@@ -24,50 +25,39 @@ def check_file(file: FileContext) -> list[tuple[int, Effect]]:
         ):
             # A read alone lets writers through, but this one reads under the write-blocking lock the
             # transaction already holds: writers wait for the whole read.
-            tables = ", ".join(f"{quoted(t)} (line {line})" for t, line in sorted(read.items()))
             found.append(
-                (
+                _held(
                     index,
-                    Effect(
-                        rule_id=ID,
-                        classification=Classification.BLOCKING,
-                        message=(
-                            f"{version_words(file)} runs the file as one transaction: this statement reads "
-                            f"{tables} while the lock taken there, which blocks writes, is still held, so "
-                            "writers wait for the whole read."
-                        ),
-                        safe_alternative=(
-                            "Move this statement to a migration of its own, so the lock before it is released "
-                            "first."
-                        ),
-                    ),
+                    f"{version_words(file)} runs the file as one transaction: this statement reads "
+                    f"{_where(read)} while the lock taken there, which blocks writes, is still held, so writers "
+                    "wait for the whole read.",
+                    "Move this statement to a migration of its own, so the lock before it is released first.",
                 )
             )
-        elif statement.classification is Classification.BLOCKING:
-            others = {t: line for t, line in held.items() if t not in statement.locks}
-            if others:
-                tables = ", ".join(f"{quoted(t)} (line {line})" for t, line in sorted(others.items()))
-                found.append(
-                    (
-                        index,
-                        Effect(
-                            rule_id=ID,
-                            classification=Classification.BLOCKING,
-                            message=(
-                                f"{version_words(file)} runs the file as one transaction: the locks taken earlier on "
-                                f"{tables} stay held until this statement and the rest of the file finish."
-                            ),
-                            safe_alternative=(
-                                "Move this statement to a migration of its own, so the brief locks before it are "
-                                "released first."
-                            ),
-                        ),
-                    )
+        elif statement.classification is Classification.BLOCKING and others:
+            found.append(
+                _held(
+                    index,
+                    f"{version_words(file)} runs the file as one transaction: the locks taken earlier on "
+                    f"{_where(others)} stay held until this statement and the rest of the file finish.",
+                    "Move this statement to a migration of its own, so the brief locks before it are released "
+                    "first.",
                 )
+            )
         for table, mode in statement.locks.items():
             if mode.blocks_writes:
                 held.setdefault(table, statement.line_start)
     return found
+
+
+def _where(tables: dict[str, int]) -> str:
+    return ", ".join(f"{quoted(t)} (line {line})" for t, line in sorted(tables.items()))
+
+
+def _held(index: int, message: str, alternative: str) -> tuple[int, Effect]:
+    return index, Effect(
+        rule_id=ID, classification=Classification.BLOCKING, message=message, safe_alternative=alternative
+    )
 
 
 RULE = FileRule(
