@@ -150,6 +150,22 @@ def _plan(setup: str, sql: str, prisma: PrismaVersion, postgres: int) -> FilePla
     return plan
 
 
+def _assert_same_result(server: Server, setup: str, sql: str, plan: FilePlan, splits: bool) -> None:
+    """The original run as one transaction and the plan run as Prisma runs it end with the same schema and
+    rows."""
+    with server.fresh_database() as original, server.fresh_database() as fixed:
+        for url in (original, fixed):
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(setup.encode())
+        with psycopg.connect(original, autocommit=True) as conn:
+            conn.execute(sql.encode())
+        _apply_like_prisma(fixed, plan, splits)
+        with psycopg.connect(original) as left, psycopg.connect(fixed) as right:
+            before, after = schema_lines(left), schema_lines(right)
+        assert before == after, schema_difference(before, after) + "\n" + plan.render()
+        assert _data(original) == _data(fixed)
+
+
 def _apply_like_prisma(url: str, plan: FilePlan, splits: bool) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for migration in plan.migrations:
@@ -248,16 +264,7 @@ def test_enum_rebuild_inside_prismas_own_transaction(pg_server: Server, prisma: 
     result = analyze_sql(sql, setup=ROLES, config=RepoConfig(prisma_version=str(version)))
     plan = plan_file("20990101000000_change", result, version)
     assert plan.no_rewrite == {}, plan.render()
-    with pg_server.fresh_database() as original, pg_server.fresh_database() as fixed:
-        for url in (original, fixed):
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(ROLES.encode())
-        with psycopg.connect(original, autocommit=True) as conn:
-            conn.execute(sql.encode())
-        _apply_like_prisma(fixed, plan, splits=version.splits_statements)
-        with psycopg.connect(original) as left, psycopg.connect(fixed) as right:
-            assert schema_lines(left) == schema_lines(right)
-        assert _data(original) == _data(fixed)
+    _assert_same_result(pg_server, ROLES, sql, plan, version.splits_statements)
 
 
 @pytest.mark.parametrize("keyless", [False, True], ids=["primary-key", "no-key"])
@@ -342,17 +349,7 @@ def test_a_primary_key_dropped_and_added_around_its_type_change(any_pg_server: S
         (True, True),
         (True, True),
     ]
-    with any_pg_server.fresh_database() as original, any_pg_server.fresh_database() as fixed:
-        for url in (original, fixed):
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(FOLDERS.encode())
-        with psycopg.connect(original, autocommit=True) as conn:
-            conn.execute(FOLDER_ID_TO_TEXT.encode())
-        _apply_like_prisma(fixed, plan, version.splits_statements)
-        with psycopg.connect(original) as left, psycopg.connect(fixed) as right:
-            before, after = schema_lines(left), schema_lines(right)
-        assert before == after, schema_difference(before, after) + "\n" + plan.render()
-        assert _data(original) == _data(fixed)
+    _assert_same_result(any_pg_server, FOLDERS, FOLDER_ID_TO_TEXT, plan, version.splits_statements)
 
 
 def test_a_table_without_a_key_before_postgresql_14_keeps_the_change() -> None:
