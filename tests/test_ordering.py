@@ -372,6 +372,6 @@ def test_a_validate_scanning_a_table_the_migration_locked_starts_a_new_migration
     )
     before, _ = _plan(sql, "6.19.0")
     assert [m.sql.count(";") for m in before.migrations] == [3, 2], before.render()
-    assert 'line 3: starts a new migration: it reads "Child"' in " ".join(before.summaries)
+    assert 'line 3: starts a new migration: it scans "Child"' in " ".join(before.summaries)
     after, _ = _plan(sql, "7.4.0")
     assert len(after.migrations) == 1, after.render()

@@ -234,8 +234,7 @@ def plan_file(
                 )
                 segments.close()
                 summaries.append(
-                    f"line {statement.line_start}: starts a new migration: it reads {', '.join(read)}, which an "
-                    "earlier statement of the migration keeps locked until it commits"
+                    _reads_under_lock(statement.line_start, statement, read)
                     if read and rules & _SPLITS_BEFORE == {"locks-held-until-commit"}
                     else f"line {statement.line_start}: starts a new migration "
                     f"({', '.join(sorted(rules & _SPLITS_BEFORE))})"
@@ -264,11 +263,7 @@ def plan_file(
                         read = _reads_what_the_migration_locked(statement, unit, segments, splits)
                         if read:
                             segments.close()
-                            verb = "reads" if statement.kind in _DATA_CHANGES else "scans"
-                            summaries.append(
-                                f"line {unit.line}: starts a new migration: it {verb} {', '.join(read)}, which an "
-                                "earlier statement of the migration keeps locked until it commits"
-                            )
+                            summaries.append(_reads_under_lock(unit.line, statement, read))
                         segments.add(statement_sql(unit.sql))
                         segments.held |= _locked_by(statement, unit)
                     continue
@@ -314,6 +309,14 @@ def _reads_what_the_migration_locked(
     else:
         return []
     return sorted(segments.held[table] for table in read if table in segments.held)
+
+
+def _reads_under_lock(line: int, statement: StatementResult, read: list[str]) -> str:
+    verb = "reads" if statement.kind in _DATA_CHANGES else "scans"
+    return (
+        f"line {line}: starts a new migration: it {verb} {', '.join(read)}, which an earlier statement of the "
+        "migration keeps locked until it commits"
+    )
 
 
 def _why_moved(unit: Unit, cause: Unit, moves: Moves) -> str:

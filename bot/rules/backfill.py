@@ -101,7 +101,8 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
             locks,
             scans=[o.target, *o.reads],
         )
-    if (key := _key_naming_its_rows(o, ctx.schema)) is not None:
+    key = walk_key(ctx.schema, o.target)
+    if key is not None and _names_its_rows(o, key):
         return claim(
             ID,
             ctx,
@@ -123,7 +124,6 @@ def check(o: op.DataChange, ctx: Context) -> Effect:
     except NotProvable as reason:
         advice += f" zdm writes no automatic rewrite for it: {reason}."
     else:
-        key = walk_key(ctx.schema, o.target)
         assert key is not None  # a user's statement is only ever batched by key
         fix = Fix(
             f"the {o.kind.upper()} becomes a DO block working through {quoted_name(o.target)} by its "
@@ -450,24 +450,21 @@ def _pins_column(terms: list[exp.Expr], column: str) -> bool:
     return False
 
 
-def _key_naming_its_rows(o: op.DataChange, schema: Schema) -> WalkKey | None:
-    """An UPDATE or DELETE whose WHERE picks its rows by constants on a unique key: a bounded set of rows, found
-    through the key's index, whatever the table's size."""
-    key = walk_key(schema, o.target) if o.target else None
+def _names_its_rows(o: op.DataChange, key: WalkKey) -> bool:
+    """An UPDATE or DELETE whose WHERE picks its rows by constants on `key`, a unique key: a bounded set of rows,
+    found through the key's index, whatever the table's size."""
     tree = o.tree
-    if key is None or not isinstance(tree, (exp.Update, exp.Delete)):
-        return None
+    if not isinstance(tree, (exp.Update, exp.Delete)):
+        return False
     if any(nested is not tree for nested in tree.find_all(exp.Update, exp.Delete, exp.Insert, exp.Merge)):
-        return None
+        return False
     where = tree.args.get("where")
+    if not isinstance(where, exp.Where):
+        return False
     # Only the key's own terms: with other conditions PostgreSQL may reach the rows through another index,
     # which need not be unique.
-    if not isinstance(where, exp.Where):
-        return None
     terms = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
-    if len(terms) != len(key.columns):
-        return None
-    return key if _pins_key(where, key.columns) else None
+    return len(terms) == len(key.columns) and _pins_key(where, key.columns)
 
 
 def _is_column(node: exp.Expr, column: str) -> bool:

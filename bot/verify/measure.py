@@ -14,7 +14,6 @@ holds an old snapshot that makes them wait.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -234,7 +233,7 @@ class Probe:
         conn.execute("RELEASE SAVEPOINT zdm_plan")
         if row is None:
             return set()
-        plan = row[0][0]["Plan"] if isinstance(row[0], list) else json.loads(row[0])[0]["Plan"]
+        plan = row[0][0]["Plan"]  # psycopg reads EXPLAIN's json into Python objects
         keyed: set[str] = set()
         other: set[str] = set()
         pending = [plan]
