@@ -1,4 +1,4 @@
-"""The `zdm` command line: check, fix, stats, docs, rules, serve, worker.
+"""The `zdm` command line: check, fix, deploy, stats, docs, rules, serve, worker.
 
 Start-up stays light: each command imports what it needs inside its body, so `zdm check` never loads the
 GitHub App's dependencies, nor pydantic (only a `.github/zdm.yml` to validate does). The command line is
@@ -340,6 +340,108 @@ def stats(database_url: str, repo: Path, calibrate: bool) -> None:
     sizes = read_table_sizes(database_url)
     path = write_stats(root, sizes)
     click.echo(f"wrote {path}: {len(sizes)} tables")
+
+
+# `zdm deploy`'s exit codes: pipelines tell a refusal (nothing was touched) from a failure.
+DEPLOY_FAILED = 1
+DEPLOY_REFUSED = 3
+DEPLOY_NOTHING_TO_DO = 4
+
+
+@app.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--database-url",
+    help="The database to migrate (default: the direct URL the Prisma schema or prisma.config.ts names, "
+    "then DATABASE_URL).",
+)
+@click.option("--dry-run", is_flag=True, help="Read, plan and ask the preflight; change nothing.")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--lock-timeout", type=float, default=0.5, show_default=True, help="Seconds a statement waits for its lock."
+)
+@click.option(
+    "--deadline",
+    type=float,
+    default=900.0,
+    show_default=True,
+    help="Seconds a statement keeps retrying for its locks before the deploy stops.",
+)
+@click.option("--as-written", is_flag=True, help="Run each migration as written, not zdm fix's rewrite.")
+@click.option(
+    "--allow-blocking",
+    is_flag=True,
+    help="Go ahead when a statement will block its table longer than max_lock_seconds.",
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help=f"Exit {DEPLOY_NOTHING_TO_DO} when nothing was pending (else 0)."
+)
+def deploy(
+    path: Path | None,
+    database_url: str | None,
+    dry_run: bool,
+    output: str,
+    lock_timeout: float,
+    deadline: float,
+    as_written: bool,
+    allow_blocking: bool,
+    detailed_exitcode: bool,
+) -> None:
+    """Apply the pending Prisma migrations of PATH (default: the current repository) as the careful manual
+    process would: preflight, short lock timeouts with retries, index builds CONCURRENTLY, Prisma's own
+    bookkeeping. Exit 0 applied (or nothing to do), 1 failed or stopped, 2 usage error, 3 refused by the
+    preflight (nothing changed), 4 nothing to do with --detailed-exitcode."""
+    from bot.deploy.database_url import DatabaseUrlError, resolve_database_url
+    from bot.deploy.deploy import DeployOptions, DeployUsageError, migration_root, write_github_summary
+    from bot.deploy.deploy import deploy as run_deploy
+    from bot.deploy.events import Collect, JsonLines, Text
+    from bot.deploy.runner import Outcome, Timing
+
+    start = path or repository_root(Path.cwd())
+    collect = Collect(JsonLines() if output == "json" else Text())
+    try:
+        root = migration_root(start)
+        target = resolve_database_url(database_url, root.path.parent)
+    except (DeployUsageError, DatabaseUrlError) as error:
+        raise _fail(str(error)) from None
+    options = DeployOptions(
+        timing=Timing(lock_timeout=lock_timeout, deadline=deadline),
+        dry_run=dry_run,
+        as_written=as_written,
+        allow_blocking=allow_blocking,
+    )
+    try:
+        result = run_deploy(root.path, target, options, collect)
+    except DeployUsageError as error:
+        raise _fail(str(error)) from None
+    except Exception as error:
+        if type(error).__module__.startswith("psycopg"):
+            raise _fail(f"cannot use the database at {target.shown}: {str(error).strip()}") from None
+        raise
+    from bot.deploy.events import Event
+
+    verdict = {
+        Outcome.APPLIED: "Applied.",
+        Outcome.NOTHING_TO_DO: "Dry run: nothing changed." if dry_run else "Nothing to do.",
+        Outcome.REFUSED: f"Refused: {result.message}.",
+        Outcome.FAILED: f"Failed: {result.message}.",
+        Outcome.STOPPED: f"Stopped: {result.message}.",
+    }[result.outcome]
+    done = Event(
+        "done",
+        verdict + (f"\nNext: {result.next_step}." if result.next_step else ""),
+        {"outcome": result.outcome.value, "next_step": result.next_step},
+    )
+    collect(done)
+    write_github_summary(result, collect.events)
+    code = {
+        Outcome.APPLIED: 0,
+        Outcome.NOTHING_TO_DO: DEPLOY_NOTHING_TO_DO if detailed_exitcode and not dry_run else 0,
+        Outcome.REFUSED: DEPLOY_REFUSED,
+        Outcome.FAILED: DEPLOY_FAILED,
+        Outcome.STOPPED: DEPLOY_FAILED,
+    }[result.outcome]
+    raise click.exceptions.Exit(code)
 
 
 @app.command()

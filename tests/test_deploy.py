@@ -1,0 +1,333 @@
+"""`zdm deploy` on a real PostgreSQL: Prisma's bookkeeping, lock timeouts under a workload, the index process,
+the emergency stop and the faults (kill, lost connection), and what the record says afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.deploy.database_url import DatabaseUrlError, database_target, resolve_database_url
+from bot.deploy.history import PRISMA_ADVISORY_LOCK, Progress
+from bot.deploy.runner import Outcome, Timing
+from bot.verify.server import Server
+from tests.deploy_support import Workload, add_migration, new_database, rows, run_deploy, write_root
+
+INIT = """-- CreateTable
+CREATE TABLE "Item" (
+    "id" SERIAL NOT NULL,
+    "n" INTEGER NOT NULL DEFAULT 0,
+    "label" TEXT,
+    CONSTRAINT "Item_pkey" PRIMARY KEY ("id")
+);
+"""
+INDEXES = """-- CreateIndex
+CREATE INDEX "Item_n_idx" ON "Item"("n");
+
+-- CreateIndex
+CREATE INDEX "Item_label_idx" ON "Item"("label");
+"""
+
+
+def _fill(url: str, count: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute('INSERT INTO "Item" ("n", "label") SELECT g, md5(g::text) FROM generate_series(1, %s) g', (count,))
+        conn.execute('ANALYZE "Item"')
+
+
+def _indexes(url: str) -> dict[str, bool]:
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = '\"Item\"'::regclass"
+        ).fetchall()
+    return {str(name): bool(valid) for name, valid in found}
+
+
+# ------------------------------------------------------------------------------------------ bookkeeping
+def test_records_each_migration_as_prisma_does_and_then_has_nothing_to_do(pg_server: Server, tmp_path: Path) -> None:
+    base = write_root(tmp_path, {"20240101000000_init": INIT, "20240102000000_indexes": INDEXES})
+    with new_database(pg_server) as url:
+        result, events = run_deploy(base, url)
+        assert result.outcome is Outcome.APPLIED, result.message
+        recorded = rows(url)
+        assert [r[0] for r in recorded] == ["20240101000000_init", "20240102000000_indexes"]
+        for (name, checksum, finished, rolled_back, logs, steps), sql in zip(
+            recorded, sorted((base / "prisma/migrations").glob("*/migration.sql")), strict=True
+        ):
+            assert sql.parent.name == name
+            assert checksum == hashlib.sha256(sql.read_bytes()).hexdigest()
+            assert (finished, rolled_back, logs, steps) == (True, False, None, 1)
+        assert _indexes(url) == {"Item_pkey": True, "Item_n_idx": True, "Item_label_idx": True}
+        again, _ = run_deploy(base, url)
+        assert again.outcome is Outcome.NOTHING_TO_DO
+        assert len(rows(url)) == 2
+
+
+def test_a_failed_migration_is_recorded_as_prisma_records_one_and_blocks_until_resolved(
+    pg_server: Server, tmp_path: Path
+) -> None:
+    broken = 'ALTER TABLE "Item" ADD COLUMN "a" INTEGER;\nALTER TABLE "Missing" ADD COLUMN "b" INTEGER;\n'
+    base = write_root(tmp_path, {"20240101000000_init": INIT, "20240102000000_broken": broken})
+    with new_database(pg_server) as url:
+        result, _ = run_deploy(base, url)
+        assert result.outcome is Outcome.FAILED
+        assert "42P01" in result.message and "none of its 2 statements is applied" in result.message
+        name, _, finished, rolled_back, logs, steps = rows(url)[-1]
+        assert (name, finished, rolled_back, steps) == ("20240102000000_broken", False, False, 0)
+        assert logs is not None and 'relation "Missing" does not exist' in logs
+        progress = Progress.read(logs)
+        assert progress is not None and (progress.applied, progress.state) == (0, "failed")
+        # Before Prisma 7.4 the file is one transaction: nothing of it stayed.
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE column_name = 'a'").fetchone() == (0,)
+        # The file edited since it failed: zdm cannot know what the new text would have applied.
+        add_migration(base, "20240102000000_broken", 'ALTER TABLE "Item" ADD COLUMN "a" INTEGER;\n')
+        refused, events = run_deploy(base, url)
+        assert refused.outcome is Outcome.REFUSED
+        assert "has changed since" in refused.message
+        # Resolved as Prisma users do, it runs again.
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE _prisma_migrations SET rolled_back_at = now() WHERE finished_at IS NULL")
+        fixed, _ = run_deploy(base, url)
+        assert fixed.outcome is Outcome.APPLIED, fixed.message
+        assert [r[2:4] for r in rows(url)] == [(True, False), (False, True), (True, False)]
+
+
+def test_a_failure_of_someone_else_blocks_the_deploy_as_p3009(pg_server: Server, tmp_path: Path) -> None:
+    base = write_root(tmp_path, {"20240101000000_init": INIT})
+    with new_database(pg_server) as url:
+        run_deploy(base, url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO _prisma_migrations (id, checksum, migration_name, logs) VALUES ('x', 'y', '20231231_other', 'boom')"
+            )
+        add_migration(base, "20240102000000_more", 'ALTER TABLE "Item" ADD COLUMN "b" TEXT;\n')
+        result, events = run_deploy(base, url)
+        assert result.outcome is Outcome.REFUSED
+        assert "20231231_other failed and is not resolved (Prisma's P3009)" in result.message
+
+
+# ------------------------------------------------------------------------------------------ never queue traffic
+def test_waits_for_a_long_transaction_under_lock_timeout_without_queueing_the_workload(
+    pg_server: Server, tmp_path: Path
+) -> None:
+    """A long transaction holds a lock the ALTER conflicts with. Run plainly, the ALTER would wait in the
+    queue and every query on the table behind it; under zdm deploy nothing waits longer than the lock timeout
+    (plus 100 ms), and the migration completes once the long transaction ends."""
+    base = write_root(tmp_path, {"20240101000000_init": INIT})
+    lock_timeout = 0.2
+    with new_database(pg_server) as url:
+        run_deploy(base, url)
+        _fill(url, 10_000)
+        add_migration(base, "20240102000000_column", 'ALTER TABLE "Item" ADD COLUMN "note" TEXT;\n')
+        holder = psycopg.connect(url)
+        holder.execute('SELECT count(*) FROM "Item"')  # ACCESS SHARE until the transaction ends
+        release = threading.Timer(2.0, holder.rollback)
+        with Workload(url, "Item", rows=10_000) as workload:
+            release.start()
+            result, events = run_deploy(
+                base, url, timing=Timing(lock_timeout=lock_timeout, deadline=30, first_wait=0.1, longest_wait=0.4)
+            )
+        release.join()
+        holder.close()
+        assert result.outcome is Outcome.APPLIED, result.message
+        retries = [e for e in events if e.kind == "retry"]
+        assert retries, "the long transaction should have made the ALTER retry"
+        assert any(b["pid"] for e in retries for b in e.data["blockers"]), "the blocker is named"
+        assert not workload.errors
+        assert workload.longest < lock_timeout + 0.1, f"a workload query waited {workload.longest:.3f} s"
+
+
+def test_index_build_on_a_million_rows_blocks_no_writer(pg_server: Server, tmp_path: Path) -> None:
+    base = write_root(tmp_path, {"20240101000000_init": INIT})
+    with new_database(pg_server) as url:
+        run_deploy(base, url)
+        _fill(url, 1_000_000)
+        add_migration(base, "20240102000000_indexes", INDEXES)
+        with Workload(url, "Item", rows=1_000_000) as workload:
+            result, events = run_deploy(base, url)
+        assert result.outcome is Outcome.APPLIED, result.message
+        assert result.plans[0].rewritten
+        assert all("CONCURRENTLY" in s.sql for s in result.plans[0].statements)
+        assert any(e.kind == "index_progress" for e in events)
+        assert not workload.errors
+        # A plain CREATE INDEX would hold every writer for the whole build (about a second here).
+        assert workload.longest < 0.3, f"a writer waited {workload.longest:.3f} s"
+        assert _indexes(url) == {"Item_pkey": True, "Item_n_idx": True, "Item_label_idx": True}
+
+
+def test_waits_for_prisma_advisory_lock_and_names_its_holder(pg_server: Server, tmp_path: Path) -> None:
+    base = write_root(tmp_path, {"20240101000000_init": INIT})
+    with new_database(pg_server) as url, psycopg.connect(url, autocommit=True) as other:
+        other.execute("SET application_name = 'prisma-migrate'")
+        other.execute("SELECT pg_advisory_lock(%s)", (PRISMA_ADVISORY_LOCK,))
+        threading.Timer(1.0, lambda: other.execute("SELECT pg_advisory_unlock_all()")).start()
+        result, events = run_deploy(base, url)
+        assert result.outcome is Outcome.APPLIED
+        waiting = [e for e in events if e.kind == "advisory_lock"]
+        assert waiting and "prisma-migrate" in waiting[0].message
+
+
+# ------------------------------------------------------------------------------------------ stop and faults
+def _deploy_process(base: Path, url: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "deploy", str(base), "--database-url", url, "--format", "json", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
+
+
+def _wait_for_build(url: str, timeout: float = 60) -> int:
+    """The pid of the backend building an index, once it is building."""
+    until = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < until:
+            row = conn.execute("SELECT pid FROM pg_stat_progress_create_index").fetchone()
+            if row is not None:
+                return int(row[0])
+            time.sleep(0.02)
+    raise AssertionError("no index build started")
+
+
+@pytest.mark.parametrize("fault", ["SIGKILL", "SIGTERM", "terminated backend"])
+def test_a_build_interrupted_leaves_a_true_record_and_the_next_deploy_finishes(
+    pg_server: Server, tmp_path: Path, fault: str
+) -> None:
+    base = write_root(tmp_path, {"20240101000000_init": INIT})
+    with new_database(pg_server) as url:
+        run_deploy(base, url)
+        _fill(url, 1_000_000)
+        add_migration(base, "20240102000000_indexes", INDEXES)
+        process = _deploy_process(base, url)
+        try:
+            backend = _wait_for_build(url)
+            if fault == "terminated backend":
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("SELECT pg_terminate_backend(%s)", (backend,))
+            else:
+                process.send_signal(getattr(signal, fault))
+            out, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        if fault == "SIGKILL":
+            # The server notices the client is gone (client_connection_check_interval) and stops the build.
+            until = time.monotonic() + 10
+            while time.monotonic() < until and _wait_for_build_gone(url):
+                time.sleep(0.1)
+        else:
+            events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+            done = events[-1]
+            assert process.returncode == 1, err
+            assert done["event"] == "done" and done["outcome"] in ("stopped", "failed")
+            assert "zdm deploy" in done["next_step"]
+        name, _, finished, rolled_back, logs, steps = rows(url)[-1]
+        assert (name, finished, rolled_back, steps) == ("20240102000000_indexes", False, False, 0)
+        progress = Progress.read(logs)
+        assert progress is not None and progress.applied == 0
+        if fault != "SIGKILL":
+            # zdm cleaned up what it started: no INVALID index stays behind.
+            assert all(_indexes(url).values())
+        result, events = run_deploy(base, url)
+        assert result.outcome is Outcome.APPLIED, result.message
+        assert _indexes(url) == {"Item_pkey": True, "Item_n_idx": True, "Item_label_idx": True}
+        assert [r[2:] for r in rows(url)][-1] == (True, False, None, 1)
+
+
+def _wait_for_build_gone(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_progress_create_index").fetchone() != (0,)
+
+
+def test_stop_half_way_in_prisma_74_continues_from_the_next_statement(pg_server: Server, tmp_path: Path) -> None:
+    """From Prisma 7.4 each statement commits on its own: the record says which are applied, and the next
+    run starts after them."""
+    migration = (
+        'ALTER TABLE "Item" ADD COLUMN "a" INTEGER;\n'
+        'ALTER TABLE "Item" ADD COLUMN "b" INTEGER;\n'
+        'ALTER TABLE "Item" ADD COLUMN "c" INTEGER;\n'
+    )
+    base = write_root(tmp_path, {"20240101000000_init": INIT}, prisma="7.4.0")
+    with new_database(pg_server) as url:
+        run_deploy(base, url)
+        add_migration(base, "20240102000000_columns", migration)
+        holder = psycopg.connect(url)
+        # Lets the first ALTER through, then holds the table before the second gets it.
+        timing = Timing(lock_timeout=0.1, deadline=1.0, first_wait=0.1, longest_wait=0.2)
+        original = psycopg.Connection.execute
+
+        def hold_after_first(conn: psycopg.Connection[object], query: object, *args: object, **kwargs: object) -> object:
+            if isinstance(query, bytes) and b'"b"' in query and not holder.info.transaction_status:
+                holder.execute('SELECT 1 FROM "Item" LIMIT 1')
+            return original(conn, query, *args, **kwargs)  # type: ignore[arg-type]
+
+        psycopg.Connection.execute = hold_after_first  # type: ignore[assignment,method-assign]
+        try:
+            result, _ = run_deploy(base, url, timing=timing)
+        finally:
+            psycopg.Connection.execute = original  # type: ignore[method-assign]
+            holder.rollback()
+            holder.close()
+        assert result.outcome is Outcome.FAILED
+        assert "gave up on line 2" in result.message and "its first 1 of 3 statements are applied" in result.message
+        progress = Progress.read(rows(url)[-1][4])  # type: ignore[arg-type]
+        assert progress is not None and progress.applied == 1
+        result, events = run_deploy(base, url)
+        assert result.outcome is Outcome.APPLIED, result.message
+        assert [e.data["line"] for e in events if e.kind == "statement"] == [2, 3]
+        with psycopg.connect(url) as conn:
+            columns = conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'Item' ORDER BY ordinal_position"
+            ).fetchall()
+        assert [c[0] for c in columns] == ["id", "n", "label", "a", "b", "c"]
+
+
+# ------------------------------------------------------------------------------------------ which database
+def test_pooler_urls_are_refused_with_the_direct_url() -> None:
+    with pytest.raises(DatabaseUrlError, match="pgbouncer=true"):
+        database_target("postgresql://u:p@host:6432/db?pgbouncer=true", "DATABASE_URL")
+    with pytest.raises(DatabaseUrlError, match=r"db\.abcd\.supabase\.co:5432"):
+        database_target(
+            "postgresql://postgres.abcd:secret@aws-0-eu-central-1.pooler.supabase.com:6543/postgres", "DATABASE_URL"
+        )
+    session_mode = database_target(
+        "postgresql://postgres.abcd:secret@aws-0-eu-central-1.pooler.supabase.com:5432/postgres", "DIRECT_URL"
+    )
+    assert "secret" not in session_mode.shown
+
+
+def test_prisma_options_become_libpq_ones() -> None:
+    target = database_target("postgresql://u:p@h:5432/db?schema=app&connection_limit=1&sslmode=require", "x")
+    assert "connection_limit" not in target.conninfo and "sslmode=require" in target.conninfo
+    assert target.schema == "app" and "search_path%3Dapp" in target.conninfo
+
+
+def test_the_direct_url_the_schema_names_wins_over_database_url(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    prisma = tmp_path / "prisma"
+    prisma.mkdir()
+    (prisma / "schema.prisma").write_text(
+        'datasource db {\n  provider = "postgresql"\n  url = env("DATABASE_URL")\n  directUrl = env("DIRECT_URL")\n}\n'
+    )
+    env = {"DATABASE_URL": "postgresql://u@pooler:6543/db?pgbouncer=true", "DIRECT_URL": "postgresql://u@db:5432/db"}
+    assert resolve_database_url(None, prisma, env).source == "DIRECT_URL"
+    (prisma / "schema.prisma").write_text('datasource db {\n  provider = "postgresql"\n}\n')
+    (tmp_path / "prisma.config.ts").write_text(
+        'export default defineConfig({ datasource: { url: env("MIGRATE_URL") } })\n'
+    )
+    env["MIGRATE_URL"] = "postgresql://u@db:5432/other"
+    assert resolve_database_url(None, prisma, env).source == "MIGRATE_URL"
+    with pytest.raises(DatabaseUrlError, match="no database"):
+        resolve_database_url(None, prisma, {})
+    assert os.environ.get("ZDM_NEVER_SET") is None
