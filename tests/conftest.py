@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -69,6 +70,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with embedded_redis(tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def prisma_node() -> str:
+    """Node.js for the Prisma Migrate harness (tests/prisma_cli.py), once its node_modules are installed.
+    Skipped only outside CI when node or npm is missing: .ci/run installs the harness, and a CI run without
+    it must fail, not prove less. A missing `npm ci` fails everywhere, naming the command."""
+    from tests.prisma_cli import node_executable, require_installed
+
+    if not os.environ.get("CI") and (node_executable() is None or shutil.which("npm") is None):
+        pytest.skip("node and npm are needed for the Prisma Migrate harness (tests/prisma_migrate)")
+    return require_installed()
 
 
 # Linux's PR_SET_CHILD_SUBREAPER: a daemon a test starts (redis-server double-forks away from its parent) is
