@@ -358,7 +358,11 @@ DEPLOY_NOTHING_TO_DO = 4
 @click.option("--dry-run", is_flag=True, help="Read, plan and ask the preflight; change nothing.")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
-    "--lock-timeout", type=float, default=0.5, show_default=True, help="Seconds a statement waits for its lock."
+    "--lock-timeout",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Seconds a statement waits for its lock.",
 )
 @click.option(
     "--deadline",
@@ -374,7 +378,9 @@ DEPLOY_NOTHING_TO_DO = 4
     help="Go ahead when a statement will block its table longer than max_lock_seconds.",
 )
 @click.option(
-    "--detailed-exitcode", is_flag=True, help=f"Exit {DEPLOY_NOTHING_TO_DO} when nothing was pending (else 0)."
+    "--detailed-exitcode",
+    is_flag=True,
+    help=f"Exit {DEPLOY_NOTHING_TO_DO} when nothing was pending (else 0).",
 )
 def deploy(
     path: Path | None,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -64,7 +65,7 @@ def run_deploy(base: Path, url: str, **options: object) -> tuple[DeployResult, l
     return result, collect.events
 
 
-def rows(url: str) -> list[tuple[object, ...]]:
+def rows(url: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute(
             "SELECT migration_name, checksum, finished_at IS NOT NULL, rolled_back_at IS NOT NULL, logs,"

@@ -15,12 +15,51 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 # libpq's own parameters (PostgreSQL 18, "Parameter Key Words"), kept as they are.
 _LIBPQ_PARAMETERS = frozenset(
-    """host hostaddr port dbname user password passfile require_auth channel_binding connect_timeout
-    client_encoding options application_name fallback_application_name keepalives keepalives_idle
-    keepalives_interval keepalives_count tcp_user_timeout replication gssencmode sslmode requiressl
-    sslnegotiation sslcompression sslcert sslkey sslkeylogfile sslpassword sslcertmode sslrootcert sslcrl
-    sslcrldir sslsni requirepeer ssl_min_protocol_version ssl_max_protocol_version krbsrvname gsslib
-    gssdelegation service target_session_attrs load_balance_hosts""".split()
+    [
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "require_auth",
+        "channel_binding",
+        "connect_timeout",
+        "client_encoding",
+        "options",
+        "application_name",
+        "fallback_application_name",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "replication",
+        "gssencmode",
+        "sslmode",
+        "requiressl",
+        "sslnegotiation",
+        "sslcompression",
+        "sslcert",
+        "sslkey",
+        "sslkeylogfile",
+        "sslpassword",
+        "sslcertmode",
+        "sslrootcert",
+        "sslcrl",
+        "sslcrldir",
+        "sslsni",
+        "requirepeer",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "krbsrvname",
+        "gsslib",
+        "gssdelegation",
+        "service",
+        "target_session_attrs",
+        "load_balance_hosts",
+    ]
 )
 # Supabase's shared pooler: port 6543 is transaction mode, 5432 on the same host is session mode.
 _SUPABASE_POOLER = re.compile(r"\.pooler\.supabase\.com$")
@@ -41,7 +80,9 @@ class DatabaseTarget:
     source: str
 
 
-def resolve_database_url(given: str | None, prisma_dir: Path, environ: dict[str, str] | None = None) -> DatabaseTarget:
+def resolve_database_url(
+    given: str | None, prisma_dir: Path, environ: dict[str, str] | None = None
+) -> DatabaseTarget:
     """`--database-url`, else the direct URL the Prisma schema or `prisma.config.ts` names, else DATABASE_URL."""
     env = dict(os.environ if environ is None else environ)
     if given:
@@ -101,7 +142,9 @@ def _supabase_direct_url(url: str) -> str:
     parts = urlsplit(url)
     user = parts.username or "postgres"
     if "." not in user:
-        return hide_password(urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit('@', 1)[0]}@<db host>:5432")))
+        return hide_password(
+            urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit('@', 1)[0]}@<db host>:5432"))
+        )
     role, project = user.split(".", 1)
     password = ":***" if parts.password is not None else ""
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "pgbouncer"])
@@ -116,7 +159,9 @@ def _quote_option(value: str) -> str:
 _ENV_CALL = r"""env\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\)|process\.env\.([A-Za-z_][A-Za-z0-9_]*)|process\.env\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]"""
 _SCHEMA_DIRECT_URL = re.compile(r"^\s*directUrl\s*=\s*env\(\s*\"([^\"]+)\"\s*\)", re.MULTILINE)
 _CONFIG_DIRECT_URL = re.compile(r"\bdirectUrl\s*:\s*(?:" + _ENV_CALL + ")")
-_CONFIG_DATASOURCE_URL = re.compile(r"\bdatasource\s*:\s*\{[^}]*?\burl\s*:\s*(?:" + _ENV_CALL + ")", re.DOTALL)
+_CONFIG_DATASOURCE_URL = re.compile(
+    r"\bdatasource\s*:\s*\{[^}]*?\burl\s*:\s*(?:" + _ENV_CALL + ")", re.DOTALL
+)
 
 
 def _direct_url_variables(prisma_dir: Path) -> list[str]:

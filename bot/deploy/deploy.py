@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.analysis.config import RepoConfig
 from bot.analysis.prisma import PrismaVersion, detect_version
-from bot.analysis.roots import MigrationRoot, analyze_root, find_roots, read_sql
+from bot.analysis.roots import MigrationRoot, analyze_root, find_roots
 from bot.deploy.database_url import DatabaseTarget
 from bot.deploy.events import Event, Reporter
 from bot.deploy.history import MigrationRow, MigrationsTable, same_script
@@ -28,7 +28,7 @@ class DeployUsageError(ValueError):
 
 @dataclass(frozen=True)
 class DeployOptions:
-    timing: Timing = Timing()
+    timing: Timing = field(default_factory=Timing)
     dry_run: bool = False
     # Run every migration as written (each statement still under lock_timeout), not zdm fix's rewrite.
     as_written: bool = False
@@ -52,7 +52,9 @@ def migration_root(path: Path) -> MigrationRoot:
         raise DeployUsageError(f"no PostgreSQL migration root under {path} (looked for migration_lock.toml)")
     if len(roots) > 1:
         listed = ", ".join(str(r.path) for r in roots)
-        raise DeployUsageError(f"{len(roots)} migration roots under {path} ({listed}): name the one to deploy")
+        raise DeployUsageError(
+            f"{len(roots)} migration roots under {path} ({listed}): name the one to deploy"
+        )
     return roots[0]
 
 
@@ -192,13 +194,21 @@ def deploy(path: Path, target: DatabaseTarget, options: DeployOptions, report: R
         if not preflight.go:
             result.outcome = Outcome.REFUSED
             result.message = "refused by the preflight: " + "; ".join(c.answer for c in preflight.refusals())
-            result.next_step = "fix what the preflight names, then run `zdm deploy` again; nothing was changed"
+            result.next_step = (
+                "fix what the preflight names, then run `zdm deploy` again; nothing was changed"
+            )
             return result
         for plan in plans:
             _describe(plan, report, resumed=plan.name in history.resume)
         if options.dry_run:
             return result
-        runner = Runner(conn, Watcher(watch_conn, conn.info.backend_pid, report), report, options.timing, lambda: connect(target))
+        runner = Runner(
+            conn,
+            Watcher(watch_conn, conn.info.backend_pid, report),
+            report,
+            options.timing,
+            lambda: connect(target),
+        )
         with runner.watcher:
             try:
                 for plan in plans:
@@ -216,7 +226,9 @@ def _describe(plan: MigrationPlan, report: Reporter, *, resumed: bool) -> None:
     units = [
         {
             "transaction": unit.transaction,
-            "statements": [{"line": s.line, "sql": s.sql, "lock_timeout": s.guarded} for s in unit.statements],
+            "statements": [
+                {"line": s.line, "sql": s.sql, "lock_timeout": s.guarded} for s in unit.statements
+            ],
         }
         for unit in plan.units
     ]
@@ -276,7 +288,9 @@ def github_summary(result: DeployResult, events: list[Event]) -> str:
         lines.append("")
     retries = [e for e in events if e.kind == "retry"]
     if retries:
-        lines.append(f"{len(retries)} lock timeout{'s' if len(retries) > 1 else ''} retried; the last: {retries[-1].message.strip()}")
+        lines.append(
+            f"{len(retries)} lock timeout{'s' if len(retries) > 1 else ''} retried; the last: {retries[-1].message.strip()}"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -96,7 +96,9 @@ class Progress:
             return None
         try:
             data = json.loads(match.group(1))
-            return cls(int(data["applied"]), int(data["statements"]), str(data["checksum"]), str(data["state"]))
+            return cls(
+                int(data["applied"]), int(data["statements"]), str(data["checksum"]), str(data["state"])
+            )
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -120,7 +122,9 @@ class MigrationsTable:
     def rows(self) -> list[MigrationRow]:
         if not self.exists():
             return []
-        cursor = self.conn.execute(f"SELECT {_COLUMNS} FROM _prisma_migrations ORDER BY started_at, migration_name")
+        cursor = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM _prisma_migrations ORDER BY started_at, migration_name"
+        )
         return [MigrationRow(*row) for row in cursor.fetchall()]
 
     def start(self, name: str, script_checksum: str, logs: str | None) -> str:

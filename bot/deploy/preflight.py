@@ -112,10 +112,10 @@ def run_preflight(
             "long transactions",
             True,
             (
-                "none open longer than "
-                f"{long_transaction_seconds:g} s, none idle in transaction"
+                f"none open longer than {long_transaction_seconds:g} s, none idle in transaction"
                 if not sessions
-                else f"{len(sessions)} open: " + "; ".join(described)
+                else f"{len(sessions)} open: "
+                + "; ".join(described)
                 + (
                     f". zdm waits for the {len(in_the_way)} holding locks on the migrated tables under "
                     f"lock_timeout, retrying until the deadline ({deadline:g} s); nothing queues behind it"
@@ -125,7 +125,14 @@ def run_preflight(
             ),
             {
                 "sessions": [
-                    {"pid": s[0], "state": s[1], "seconds": round(s[2], 1), "application": s[3], "query": s[4], "tables": list(s[5])}
+                    {
+                        "pid": s[0],
+                        "state": s[1],
+                        "seconds": round(s[2], 1),
+                        "application": s[3],
+                        "query": s[4],
+                        "tables": list(s[5]),
+                    }
                     for s in sessions
                 ]
             },
@@ -135,14 +142,26 @@ def run_preflight(
     invalid = conn.execute(_INVALID_INDEXES).fetchall()
     rebuilt = {s.builds_index.strip('"') for plan in plans for s in plan.statements if s.builds_index}
     if invalid:
-        words = [f"{name} on {table}" + (" (zdm drops it and builds it again)" if name in rebuilt else "") for name, table in invalid]
-        answer = f"{len(invalid)} INVALID index{'es' if len(invalid) > 1 else ''} (an earlier concurrent build failed): " + "; ".join(words)
+        words = [
+            f"{name} on {table}" + (" (zdm drops it and builds it again)" if name in rebuilt else "")
+            for name, table in invalid
+        ]
+        answer = (
+            f"{len(invalid)} INVALID index{'es' if len(invalid) > 1 else ''} (an earlier concurrent build failed): "
+            + "; ".join(words)
+        )
     else:
         answer = "no INVALID index"
-    checks.append(Check("invalid indexes", True, answer, {"indexes": [{"name": n, "table": t} for n, t in invalid]}))
+    checks.append(
+        Check("invalid indexes", True, answer, {"indexes": [{"name": n, "table": t} for n, t in invalid]})
+    )
 
     # A table this deploy creates has no traffic yet: what its later statements lock waits for nobody.
-    live = {table for table in {t for plan in plans for r in plan.residuals for t in r.tables} if _table_oids(conn, [table])}
+    live = {
+        table
+        for table in {t for plan in plans for r in plan.residuals for t in r.tables}
+        if _table_oids(conn, [table])
+    }
     residuals = [(plan, r) for plan in plans for r in plan.residuals if not r.tables or live & set(r.tables)]
     too_long = [
         (plan, r) for plan, r in residuals if r.lock_seconds is None or r.lock_seconds[1] > max_lock_seconds

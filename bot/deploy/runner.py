@@ -103,7 +103,9 @@ class Runner:
                 )
             )
         else:
-            row_id = self.table.start(plan.name, plan.checksum, Progress(0, total, plan.checksum, "running").line())
+            row_id = self.table.start(
+                plan.name, plan.checksum, Progress(0, total, plan.checksum, "running").line()
+            )
             applied = 0
         self.report(
             Event(
@@ -222,7 +224,11 @@ class Runner:
         wait = min(self.timing.longest_wait, self.timing.first_wait * 2 ** (attempt - 1))
         wait = self.rng.uniform(wait / 2, wait)
         blockers = self.watcher.blockers
-        who = "; ".join(b.describe() for b in blockers) if blockers else "a session that let go before it could be named"
+        who = (
+            "; ".join(b.describe() for b in blockers)
+            if blockers
+            else "a session that let go before it could be named"
+        )
         what = "deadlock" if sqlstate(error) == "40P01" else f"no lock within {self.timing.lock_timeout:g} s"
         lines = ", ".join(str(s.line) for s in statements)
         if elapsed + wait > self.timing.deadline:
@@ -248,9 +254,13 @@ class Runner:
 
     # ------------------------------------------------------------------------------------------ indexes
     def _index_state(self, name: str, conn: Any | None = None) -> str:
-        row = (conn or self.conn).execute(
-            "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", (_regclass(name),)
-        ).fetchone()
+        row = (
+            (conn or self.conn)
+            .execute(
+                "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", (_regclass(name),)
+            )
+            .fetchone()
+        )
         if row is None:
             return "missing"
         return "valid" if row[0] else "invalid"
@@ -302,7 +312,7 @@ class Runner:
                         table.fail(row_id, _logs(why, committed, total, plan, "stopped"))
                     done = committed
                     recorded = True
-            except Exception:  # noqa: BLE001 - the server may still be starting; try again until the limit
+            except Exception:
                 time.sleep(1.0)
         note = "" if recorded else " (zdm could not reach the database again to write this down)"
         raise DeployFailed(f"{plan.name}: {why}; {_applied_words(done, total)}{note}", _next_step(plan, done))
@@ -324,8 +334,14 @@ def take_advisory_lock(conn: Any, timing: Timing, report: Reporter) -> None:
                 " AND l.granted",
                 (PRISMA_ADVISORY_LOCK,),
             ).fetchone()
-            who = f"pid {holder[0]} ({holder[1] or 'no application name'}: {holder[2]})" if holder else "another session"
-            report(Event("advisory_lock", f"another migration run holds Prisma's migration lock: {who}; waiting"))
+            who = (
+                f"pid {holder[0]} ({holder[1] or 'no application name'}: {holder[2]})"
+                if holder
+                else "another session"
+            )
+            report(
+                Event("advisory_lock", f"another migration run holds Prisma's migration lock: {who}; waiting")
+            )
             named = True
         if time.monotonic() - started > timing.advisory_lock:
             raise DeployFailed(
@@ -337,7 +353,10 @@ def take_advisory_lock(conn: Any, timing: Timing, report: Reporter) -> None:
 
 
 def _connection_lost(conn: Any, error: BaseException) -> bool:
-    return bool(getattr(conn, "closed", False)) or type(error).__name__ in ("OperationalError", "InterfaceError") and sqlstate(error) in (None, "57P01", "57P02", "57P03", "08006", "08003", "08000")
+    return bool(getattr(conn, "closed", False)) or (
+        type(error).__name__ in ("OperationalError", "InterfaceError")
+        and sqlstate(error) in (None, "57P01", "57P02", "57P03", "08006", "08003", "08000")
+    )
 
 
 def _statement_at(plan: MigrationPlan, index: int) -> Statement | None:

@@ -92,7 +92,9 @@ def plan_migration(
     file_plan = plan_file(name, result, prisma, add_lock_timeout=False)
     steps_between = [step for step in file_plan.steps if step.kind != "migration"]
     if not file_plan.changes_anything or steps_between:
-        kinds = sorted({"an application deploy" if step.kind == "deploy" else "a manual step" for step in steps_between})
+        kinds = sorted(
+            {"an application deploy" if step.kind == "deploy" else "a manual step" for step in steps_between}
+        )
         why = (
             f"as written (zdm fix's rewrite needs {' and '.join(kinds)} between its migrations: run `zdm fix`)"
             if steps_between
@@ -121,7 +123,13 @@ def plan_migration(
 
 
 def _as_written(
-    name: str, script: bytes, text: str, result: FileResult, splits: bool, locks: dict[str, LockMode], how: str
+    name: str,
+    script: bytes,
+    text: str,
+    result: FileResult,
+    splits: bool,
+    locks: dict[str, LockMode],
+    how: str,
 ) -> MigrationPlan:
     return MigrationPlan(
         name=name,

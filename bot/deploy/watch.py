@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,9 @@ class Blocker:
 
     def describe(self) -> str:
         who = f"pid {self.pid}" + (f" ({self.application})" if self.application else "")
-        doing = "idle in transaction" if self.state.startswith("idle in transaction") else self.state or "running"
+        doing = (
+            "idle in transaction" if self.state.startswith("idle in transaction") else self.state or "running"
+        )
         return f"{who}, {doing}, transaction open for {self.transaction_seconds:.1f} s: {self.query.strip()[:100]}"
 
 
@@ -151,21 +153,21 @@ class Watcher:
                 if current[1] and time.monotonic() - last_progress >= _PROGRESS_SECONDS:
                     last_progress = time.monotonic()
                     self._index_progress()
-            except Exception:  # noqa: BLE001 - watching is best effort; the deploy itself reports errors
+            except Exception:
                 continue
 
     def _cancel(self) -> None:
-        try:
+        with suppress(Exception):
             self.conn.execute("SELECT pg_cancel_backend(%s)", (self.worker_pid,))
-        except Exception:  # noqa: BLE001 - the deploy's own connection reports what happened
-            pass
         # One cancel per statement: the statement ends, then the deploy stops before starting another.
         with self._lock:
             self._current = None
 
     def _blockers(self) -> tuple[Blocker, ...]:
         rows = self.conn.execute(_BLOCKERS, (self.worker_pid,)).fetchall()
-        return tuple(Blocker(int(r[0]), str(r[1]), float(r[2]), str(r[3]), str(r[4]), str(r[5])) for r in rows)
+        return tuple(
+            Blocker(int(r[0]), str(r[1]), float(r[2]), str(r[3]), str(r[4]), str(r[5])) for r in rows
+        )
 
     def _index_progress(self) -> None:
         row = self.conn.execute(_INDEX_PROGRESS, (self.worker_pid,)).fetchone()
@@ -173,7 +175,15 @@ class Watcher:
             return
         phase, blocks_done, blocks_total, tuples_done, tuples_total, lockers_done, lockers_total = row
         done, total = next(
-            ((d, t) for d, t in ((blocks_done, blocks_total), (tuples_done, tuples_total), (lockers_done, lockers_total)) if t),
+            (
+                (d, t)
+                for d, t in (
+                    (blocks_done, blocks_total),
+                    (tuples_done, tuples_total),
+                    (lockers_done, lockers_total),
+                )
+                if t
+            ),
             (0, 0),
         )
         percent = 100.0 * done / total if total else 0.0
