@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -19,7 +20,7 @@ import pytest
 from bot.deploy.database_url import DatabaseUrlError, database_target, resolve_database_url
 from bot.deploy.history import PRISMA_ADVISORY_LOCK, Progress
 from bot.deploy.runner import Outcome, Timing
-from bot.verify.server import Server
+from bot.verify.server import Server, extra_bin_dirs, server_from_binaries
 from tests.deploy_support import Workload, add_migration, new_database, rows, run_deploy, write_root
 
 INIT = """-- CreateTable
@@ -350,3 +351,46 @@ def test_the_direct_url_the_schema_names_wins_over_database_url(tmp_path: Path) 
     with pytest.raises(DatabaseUrlError, match="no database"):
         resolve_database_url(None, prisma, {})
     assert os.environ.get("ZDM_NEVER_SET") is None
+
+
+@pytest.fixture(scope="module")
+def restartable_server() -> Iterator[Server]:
+    """A server this test may restart: started from a PostgreSQL installation (.ci/run installs Debian's)."""
+    installations = extra_bin_dirs()
+    if not installations:
+        if os.environ.get("CI"):
+            raise AssertionError("CI installs Debian's PostgreSQL: the restart test must run there")
+        pytest.skip("no PostgreSQL installation to start a restartable server from")
+    with server_from_binaries(installations[0]) as server:
+        yield server
+
+
+def test_the_database_restarted_mid_build_leaves_a_true_record_and_the_next_deploy_finishes(
+    restartable_server: Server, tmp_path: Path
+) -> None:
+    server = restartable_server
+    base = write_root(tmp_path, {"20240101000000_init": INIT})
+    with new_database(server) as url:
+        run_deploy(base, url)
+        _fill(url, 1_000_000)
+        add_migration(base, "20240102000000_indexes", INDEXES)
+        process = _deploy_process(base, url)
+        try:
+            _wait_for_build(url)
+            server.restart()
+            out, err = process.communicate(timeout=90)
+        finally:
+            process.kill()
+        done = json.loads(out.splitlines()[-1])
+        assert process.returncode == 1, err
+        assert "lost the connection" in done["message"] and "zdm deploy" in done["next_step"]
+        name, _, finished, rolled_back, logs, steps = rows(url)[-1]
+        assert (name, finished, rolled_back, steps) == ("20240102000000_indexes", False, False, 0)
+        assert "lost the connection" in logs
+        progress = Progress.read(logs)
+        assert progress is not None and progress.applied == 0
+        # The build the crash interrupted left an INVALID index; zdm dropped it once the server was back.
+        assert all(_indexes(url).values())
+        result, _ = run_deploy(base, url)
+        assert result.outcome is Outcome.APPLIED, result.message
+        assert _indexes(url) == {"Item_pkey": True, "Item_n_idx": True, "Item_label_idx": True}
