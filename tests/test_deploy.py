@@ -394,3 +394,60 @@ def test_the_database_restarted_mid_build_leaves_a_true_record_and_the_next_depl
         result, _ = run_deploy(base, url)
         assert result.outcome is Outcome.APPLIED, result.message
         assert _indexes(url) == {"Item_pkey": True, "Item_n_idx": True, "Item_label_idx": True}
+
+
+# ------------------------------------------------------------------------------------------ the command
+def test_dry_run_changes_nothing_and_json_lines_and_the_job_summary_say_what_would_run(
+    pg_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import app
+
+    base = write_root(tmp_path / "project", {"20240101000000_init": INIT})
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    with new_database(pg_server) as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        dry = CliRunner().invoke(app, ["deploy", str(base), "--dry-run", "--format", "json"])
+        assert dry.exit_code == 0, dry.output
+        events = [json.loads(line) for line in dry.output.splitlines()]
+        assert {e["event"] for e in events} >= {"preflight", "plan", "done"}
+        assert all("time" in e and "message" in e for e in events)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT to_regclass('_prisma_migrations')").fetchone() == (None,)
+        applied = CliRunner().invoke(app, ["deploy", str(base)])
+        assert applied.exit_code == 0, applied.output
+        assert "Applied." in applied.output
+        again = CliRunner().invoke(app, ["deploy", str(base), "--detailed-exitcode"])
+        assert again.exit_code == 4 and "Nothing to do." in again.output
+    text = summary.read_text()
+    assert text.count("## zdm deploy:") == 3 and "## zdm deploy: applied" in text
+    assert "| preflight | | answer |" in text
+
+
+def test_preflight_refuses_a_long_blocking_statement_and_changes_nothing(pg_server: Server, tmp_path: Path) -> None:
+    base = write_root(tmp_path, {"20240101000000_init": INIT})
+    with new_database(pg_server) as url:
+        run_deploy(base, url)
+        _fill(url, 300_000)
+        # A type change that rewrites the table: zdm fix's rewrite needs a deploy between its steps, so it
+        # would run as written, under ACCESS EXCLUSIVE for as long as the rewrite takes.
+        add_migration(base, "20240102000000_wider", 'ALTER TABLE "Item" ALTER COLUMN "n" SET DATA TYPE BIGINT;\n')
+        # The team's limit (the rewrite of 300,000 rows takes a few tenths of a second here).
+        (base / ".github").mkdir()
+        (base / ".github" / "zdm.yml").write_text("max_lock_seconds: 0.05\n")
+        with psycopg.connect(url) as conn:
+            conn.execute("BEGIN")
+            conn.execute('SELECT 1 FROM "Item" LIMIT 1')
+            result, events = run_deploy(base, url, as_written=True)
+        assert result.outcome is Outcome.REFUSED
+        checks = {e.data["check"]: e for e in events if e.kind == "preflight"}
+        assert not checks["lock time"].data["go"]
+        assert "line 1 blocks Item" in checks["lock time"].message
+        # The open transaction on the table is named with what it holds.
+        assert any('"Item"' in t or t == "Item" for s in checks["long transactions"].data["sessions"] for t in s["tables"])
+        assert [r[0] for r in rows(url)] == ["20240101000000_init"]
+            # Once the session is gone, the team may take the time under lock on purpose.
+        allowed, _ = run_deploy(base, url, as_written=True, allow_blocking=True)
+        assert allowed.outcome is Outcome.APPLIED, allowed.message
