@@ -182,11 +182,20 @@ def deploy(path: Path, target: DatabaseTarget, options: DeployOptions, report: R
             deadline=options.timing.deadline,
             history_problems=history.problems,
         )
+        version = conn.info.server_version
+        report(
+            Event(
+                "preflight_start",
+                f"Preflight on {target.shown} (PostgreSQL {version // 10000}.{version % 10000}), "
+                f"{len(plans)} pending migration{'s' if len(plans) != 1 else ''}:",
+                {"database": target.shown, "server_version": version, "pending": [p.name for p in plans]},
+            )
+        )
         for check in preflight.checks:
             report(
                 Event(
                     "preflight",
-                    f"{'go   ' if check.go else 'NO-GO'} {check.name}: {check.answer}",
+                    f"  {'go   ' if check.go else 'NO-GO'} {check.name}: {check.answer}",
                     {"check": check.name, "go": check.go, "answer": check.answer, **check.data},
                 )
             )

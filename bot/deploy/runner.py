@@ -224,11 +224,7 @@ class Runner:
         wait = min(self.timing.longest_wait, self.timing.first_wait * 2 ** (attempt - 1))
         wait = self.rng.uniform(wait / 2, wait)
         blockers = self.watcher.blockers
-        who = (
-            "; ".join(b.describe() for b in blockers)
-            if blockers
-            else "a session that let go before it could be named"
-        )
+        who = "; ".join(b.describe() for b in blockers) if blockers else "a session that let go before it could be named"
         what = "deadlock" if sqlstate(error) == "40P01" else f"no lock within {self.timing.lock_timeout:g} s"
         lines = ", ".join(str(s.line) for s in statements)
         if elapsed + wait > self.timing.deadline:
@@ -239,7 +235,9 @@ class Runner:
         self.report(
             Event(
                 "retry",
-                f"  line {lines}: {what} (attempt {attempt}), blocked by {who}; next attempt in {wait:.1f} s",
+                f"  line {lines}: {what} (attempt {attempt}, {elapsed:.1f} s so far)"
+                + ("" if blockers and self.watcher.named else f", blocked by {who}")
+                + f"; next attempt in {wait:.1f} s",
                 {
                     "lines": [s.line for s in statements],
                     "attempt": attempt,

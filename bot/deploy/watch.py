@@ -46,7 +46,8 @@ class Blocker:
         doing = (
             "idle in transaction" if self.state.startswith("idle in transaction") else self.state or "running"
         )
-        return f"{who}, {doing}, transaction open for {self.transaction_seconds:.1f} s: {self.query.strip()[:100]}"
+        query = " ".join(self.query.split())[:100].rstrip(";")
+        return f"{who}, {doing}, transaction open for {self.transaction_seconds:.1f} s: {query}"
 
 
 class Watcher:
@@ -60,6 +61,9 @@ class Watcher:
         self.stop_reason = ""
         self.blockers: tuple[Blocker, ...] = ()
         self._current: tuple[str, bool] | None = None
+        # The blockers last named, and for which statement: retries of the same statement name them once.
+        self.named: tuple[int, ...] = ()
+        self._named_for = ""
         self._since = 0.0
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -105,7 +109,10 @@ class Watcher:
         with self._lock:
             self._current = (sql, builds_index)
             self._since = time.monotonic()
-            self.blockers = ()
+            if sql != self._named_for:
+                self._named_for = sql
+                self.named = ()
+                self.blockers = ()
         try:
             yield
         finally:
@@ -118,7 +125,6 @@ class Watcher:
 
     def _run(self) -> None:
         last_progress = 0.0
-        shown: tuple[int, ...] = ()
         while not self._done.is_set():
             ready, _, _ = select.select([self._read_fd], [], [], _POLL_SECONDS)
             if ready:
@@ -133,13 +139,13 @@ class Watcher:
                 self._cancel()
                 continue
             if current is None:
-                shown = ()
                 continue
             try:
                 blockers = self._blockers()
                 pids = tuple(b.pid for b in blockers)
                 self.blockers = blockers or self.blockers
-                if pids and pids != shown:
+                if pids and pids != self.named:
+                    self.named = pids
                     waited = time.monotonic() - since
                     self.report(
                         Event(
@@ -149,7 +155,6 @@ class Watcher:
                             {"waited_seconds": round(waited, 3), "blockers": [b.__dict__ for b in blockers]},
                         )
                     )
-                shown = pids
                 if current[1] and time.monotonic() - last_progress >= _PROGRESS_SECONDS:
                     last_progress = time.monotonic()
                     self._index_progress()
