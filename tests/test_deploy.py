@@ -224,7 +224,7 @@ def _wait_for_build(url: str, timeout: float = 60) -> int:
     raise AssertionError("no index build started")
 
 
-@pytest.mark.parametrize("fault", ["SIGKILL", "SIGTERM", "terminated backend"])
+@pytest.mark.parametrize("fault", ["SIGKILL", "SIGTERM", "SIGINT", "terminated backend"])
 def test_a_build_interrupted_leaves_a_true_record_and_the_next_deploy_finishes(
     pg_server: Server, tmp_path: Path, fault: str
 ) -> None:
@@ -426,14 +426,18 @@ def test_dry_run_changes_nothing_and_json_lines_and_the_job_summary_say_what_wou
     assert "| preflight | | answer |" in text
 
 
-def test_preflight_refuses_a_long_blocking_statement_and_changes_nothing(pg_server: Server, tmp_path: Path) -> None:
+def test_preflight_refuses_a_long_blocking_statement_and_changes_nothing(
+    pg_server: Server, tmp_path: Path
+) -> None:
     base = write_root(tmp_path, {"20240101000000_init": INIT})
     with new_database(pg_server) as url:
         run_deploy(base, url)
         _fill(url, 300_000)
         # A type change that rewrites the table: zdm fix's rewrite needs a deploy between its steps, so it
         # would run as written, under ACCESS EXCLUSIVE for as long as the rewrite takes.
-        add_migration(base, "20240102000000_wider", 'ALTER TABLE "Item" ALTER COLUMN "n" SET DATA TYPE BIGINT;\n')
+        add_migration(
+            base, "20240102000000_wider", 'ALTER TABLE "Item" ALTER COLUMN "n" SET DATA TYPE BIGINT;\n'
+        )
         # The team's limit (the rewrite of 300,000 rows takes a few tenths of a second here).
         (base / ".github").mkdir()
         (base / ".github" / "zdm.yml").write_text("max_lock_seconds: 0.05\n")
@@ -446,8 +450,52 @@ def test_preflight_refuses_a_long_blocking_statement_and_changes_nothing(pg_serv
         assert not checks["lock time"].data["go"]
         assert "line 1 blocks Item" in checks["lock time"].message
         # The open transaction on the table is named with what it holds.
-        assert any('"Item"' in t or t == "Item" for s in checks["long transactions"].data["sessions"] for t in s["tables"])
+        assert any(
+            '"Item"' in t or t == "Item"
+            for s in checks["long transactions"].data["sessions"]
+            for t in s["tables"]
+        )
         assert [r[0] for r in rows(url)] == ["20240101000000_init"]
-            # Once the session is gone, the team may take the time under lock on purpose.
+        # Once the session is gone, the team may take the time under lock on purpose.
         allowed, _ = run_deploy(base, url, as_written=True, allow_blocking=True)
         assert allowed.outcome is Outcome.APPLIED, allowed.message
+
+
+REWRITTEN = {
+    "set not null": 'ALTER TABLE "Item" ALTER COLUMN "label" SET NOT NULL;\n',
+    "foreign key": (
+        'ALTER TABLE "Item" ADD COLUMN "otherId" INTEGER;\n\n'
+        'ALTER TABLE "Item" ADD CONSTRAINT "Item_otherId_fkey" FOREIGN KEY ("otherId") REFERENCES "Other"("id")'
+        " ON DELETE SET NULL ON UPDATE CASCADE;\n"
+    ),
+    "unique index and check": (
+        'CREATE UNIQUE INDEX "Item_label_key" ON "Item"("label");\n\n'
+        'ALTER TABLE "Item" ADD CONSTRAINT "Item_n_check" CHECK ("n" >= 0);\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("prisma", ["6.19.0", "7.4.0"])
+@pytest.mark.parametrize("change", sorted(REWRITTEN))
+def test_a_rewritten_migration_ends_with_the_schema_the_file_writes(
+    pg_server: Server, tmp_path: Path, change: str, prisma: str
+) -> None:
+    """zdm deploy runs zdm fix's plan instead of the file: the server ends with the same schema and the
+    same record as when the file runs as written."""
+    dumps = []
+    for as_written in (True, False):
+        base = write_root(
+            tmp_path / str(as_written),
+            {"20240101000000_init": INIT, "20240101000001_other": OTHER},
+            prisma=prisma,
+        )
+        with new_database(pg_server) as url:
+            run_deploy(base, url)
+            _fill(url, 5_000)
+            add_migration(base, "20240102000000_change", REWRITTEN[change])
+            result, _ = run_deploy(base, url, as_written=as_written, allow_blocking=True)
+            assert result.outcome is Outcome.APPLIED, result.message
+            assert result.plans[0].rewritten is not as_written, result.plans[0].how
+            assert as_written or not result.plans[0].residuals
+            dumps.append((pg_server.pg_dump_schema(url), [r[1:] for r in rows(url)]))
+    assert dumps[0] == dumps[1]

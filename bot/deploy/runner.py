@@ -224,7 +224,11 @@ class Runner:
         wait = min(self.timing.longest_wait, self.timing.first_wait * 2 ** (attempt - 1))
         wait = self.rng.uniform(wait / 2, wait)
         blockers = self.watcher.blockers
-        who = "; ".join(b.describe() for b in blockers) if blockers else "a session that let go before it could be named"
+        who = (
+            "; ".join(b.describe() for b in blockers)
+            if blockers
+            else "a session that let go before it could be named"
+        )
         what = "deadlock" if sqlstate(error) == "40P01" else f"no lock within {self.timing.lock_timeout:g} s"
         lines = ", ".join(str(s.line) for s in statements)
         if elapsed + wait > self.timing.deadline:
