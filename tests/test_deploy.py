@@ -61,10 +61,10 @@ def _indexes(url: str) -> dict[str, bool]:
 
 # ------------------------------------------------------------------------------------------ bookkeeping
 def test_records_each_migration_as_prisma_does_and_then_has_nothing_to_do(
-    pg_server: Server, tmp_path: Path
+    any_pg_server: Server, tmp_path: Path
 ) -> None:
     base = write_root(tmp_path, {"20240101000000_init": INIT, "20240102000000_indexes": INDEXES})
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         result, _events = run_deploy(base, url)
         assert result.outcome is Outcome.APPLIED, result.message
         recorded = rows(url)
@@ -82,11 +82,11 @@ def test_records_each_migration_as_prisma_does_and_then_has_nothing_to_do(
 
 
 def test_a_failed_migration_is_recorded_as_prisma_records_one_and_blocks_until_resolved(
-    pg_server: Server, tmp_path: Path
+    any_pg_server: Server, tmp_path: Path
 ) -> None:
     broken = 'ALTER TABLE "Item" ADD COLUMN "a" INTEGER;\nALTER TABLE "Missing" ADD COLUMN "b" INTEGER;\n'
     base = write_root(tmp_path, {"20240101000000_init": INIT, "20240102000000_broken": broken})
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         result, _ = run_deploy(base, url)
         assert result.outcome is Outcome.FAILED
         assert "42P01" in result.message and "none of its 2 statements is applied" in result.message
@@ -113,9 +113,9 @@ def test_a_failed_migration_is_recorded_as_prisma_records_one_and_blocks_until_r
         assert [r[2:4] for r in rows(url)] == [(True, False), (False, True), (True, False)]
 
 
-def test_a_failure_of_someone_else_blocks_the_deploy_as_p3009(pg_server: Server, tmp_path: Path) -> None:
+def test_a_failure_of_someone_else_blocks_the_deploy_as_p3009(any_pg_server: Server, tmp_path: Path) -> None:
     base = write_root(tmp_path, {"20240101000000_init": INIT})
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         run_deploy(base, url)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
@@ -129,14 +129,14 @@ def test_a_failure_of_someone_else_blocks_the_deploy_as_p3009(pg_server: Server,
 
 # ------------------------------------------------------------------------------------------ never queue traffic
 def test_waits_for_a_long_transaction_under_lock_timeout_without_queueing_the_workload(
-    pg_server: Server, tmp_path: Path
+    any_pg_server: Server, tmp_path: Path
 ) -> None:
     """A long transaction holds a lock the ALTER conflicts with. Run plainly, the ALTER would wait in the
     queue and every query on the table behind it; under zdm deploy nothing waits longer than the lock timeout
     (plus 100 ms), and the migration completes once the long transaction ends."""
     base = write_root(tmp_path, {"20240101000000_init": INIT})
     lock_timeout = 0.2
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         run_deploy(base, url)
         _fill(url, 10_000)
         add_migration(base, "20240102000000_column", 'ALTER TABLE "Item" ADD COLUMN "note" TEXT;\n')
@@ -160,9 +160,9 @@ def test_waits_for_a_long_transaction_under_lock_timeout_without_queueing_the_wo
         assert workload.longest < lock_timeout + 0.1, f"a workload query waited {workload.longest:.3f} s"
 
 
-def test_index_build_on_a_million_rows_blocks_no_writer(pg_server: Server, tmp_path: Path) -> None:
+def test_index_build_on_a_million_rows_blocks_no_writer(any_pg_server: Server, tmp_path: Path) -> None:
     base = write_root(tmp_path, {"20240101000000_init": INIT})
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         run_deploy(base, url)
         _fill(url, 1_000_000)
         add_migration(base, "20240102000000_indexes", INDEXES)
@@ -178,9 +178,9 @@ def test_index_build_on_a_million_rows_blocks_no_writer(pg_server: Server, tmp_p
         assert _indexes(url) == {"Item_pkey": True, "Item_n_idx": True, "Item_label_idx": True}
 
 
-def test_waits_for_prisma_advisory_lock_and_names_its_holder(pg_server: Server, tmp_path: Path) -> None:
+def test_waits_for_prisma_advisory_lock_and_names_its_holder(any_pg_server: Server, tmp_path: Path) -> None:
     base = write_root(tmp_path, {"20240101000000_init": INIT})
-    with new_database(pg_server) as url, psycopg.connect(url, autocommit=True) as other:
+    with new_database(any_pg_server) as url, psycopg.connect(url, autocommit=True) as other:
         other.execute("SET application_name = 'prisma-migrate'")
         other.execute("SELECT pg_advisory_lock(%s)", (PRISMA_ADVISORY_LOCK,))
         threading.Timer(1.0, lambda: other.execute("SELECT pg_advisory_unlock_all()")).start()
@@ -226,10 +226,10 @@ def _wait_for_build(url: str, timeout: float = 60) -> int:
 
 @pytest.mark.parametrize("fault", ["SIGKILL", "SIGTERM", "SIGINT", "terminated backend"])
 def test_a_build_interrupted_leaves_a_true_record_and_the_next_deploy_finishes(
-    pg_server: Server, tmp_path: Path, fault: str
+    any_pg_server: Server, tmp_path: Path, fault: str
 ) -> None:
     base = write_root(tmp_path, {"20240101000000_init": INIT})
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         run_deploy(base, url)
         _fill(url, 1_000_000)
         add_migration(base, "20240102000000_indexes", INDEXES)
@@ -274,7 +274,7 @@ def _wait_for_build_gone(url: str) -> bool:
 
 
 def test_stop_half_way_in_prisma_74_continues_from_the_next_statement(
-    pg_server: Server, tmp_path: Path
+    any_pg_server: Server, tmp_path: Path
 ) -> None:
     """From Prisma 7.4 each statement commits on its own: the record says which are applied, and the next
     run starts after them."""
@@ -284,7 +284,7 @@ def test_stop_half_way_in_prisma_74_continues_from_the_next_statement(
         'ALTER TABLE "Item" ADD COLUMN "c" INTEGER;\n'
     )
     base = write_root(tmp_path, {"20240101000000_init": INIT, "20240101000001_other": OTHER}, prisma="7.4.0")
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         run_deploy(base, url)
         add_migration(base, "20240102000000_columns", migration)
         # Another session holds "Other": the first statement goes through, the second cannot get its lock.
@@ -398,7 +398,7 @@ def test_the_database_restarted_mid_build_leaves_a_true_record_and_the_next_depl
 
 # ------------------------------------------------------------------------------------------ the command
 def test_dry_run_changes_nothing_and_json_lines_and_the_job_summary_say_what_would_run(
-    pg_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    any_pg_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from click.testing import CliRunner
 
@@ -407,7 +407,7 @@ def test_dry_run_changes_nothing_and_json_lines_and_the_job_summary_say_what_wou
     base = write_root(tmp_path / "project", {"20240101000000_init": INIT})
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         monkeypatch.setenv("DATABASE_URL", url)
         dry = CliRunner().invoke(app, ["deploy", str(base), "--dry-run", "--format", "json"])
         assert dry.exit_code == 0, dry.output
@@ -427,10 +427,10 @@ def test_dry_run_changes_nothing_and_json_lines_and_the_job_summary_say_what_wou
 
 
 def test_preflight_refuses_a_long_blocking_statement_and_changes_nothing(
-    pg_server: Server, tmp_path: Path
+    any_pg_server: Server, tmp_path: Path
 ) -> None:
     base = write_root(tmp_path, {"20240101000000_init": INIT})
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         run_deploy(base, url)
         _fill(url, 300_000)
         # A type change that rewrites the table: zdm fix's rewrite needs a deploy between its steps, so it
@@ -478,7 +478,7 @@ REWRITTEN = {
 @pytest.mark.parametrize("prisma", ["6.19.0", "7.4.0"])
 @pytest.mark.parametrize("change", sorted(REWRITTEN))
 def test_a_rewritten_migration_ends_with_the_schema_the_file_writes(
-    pg_server: Server, tmp_path: Path, change: str, prisma: str
+    any_pg_server: Server, tmp_path: Path, change: str, prisma: str
 ) -> None:
     """zdm deploy runs zdm fix's plan instead of the file: the server ends with the same schema and the
     same record as when the file runs as written."""
@@ -489,7 +489,7 @@ def test_a_rewritten_migration_ends_with_the_schema_the_file_writes(
             {"20240101000000_init": INIT, "20240101000001_other": OTHER},
             prisma=prisma,
         )
-        with new_database(pg_server) as url:
+        with new_database(any_pg_server) as url:
             run_deploy(base, url)
             _fill(url, 5_000)
             add_migration(base, "20240102000000_change", REWRITTEN[change])
@@ -497,5 +497,5 @@ def test_a_rewritten_migration_ends_with_the_schema_the_file_writes(
             assert result.outcome is Outcome.APPLIED, result.message
             assert result.plans[0].rewritten is not as_written, result.plans[0].how
             assert as_written or not result.plans[0].residuals
-            dumps.append((pg_server.pg_dump_schema(url), [r[1:] for r in rows(url)]))
+            dumps.append((any_pg_server.pg_dump_schema(url), [r[1:] for r in rows(url)]))
     assert dumps[0] == dumps[1]

@@ -48,10 +48,10 @@ def _filled(url: str) -> None:
 
 
 def test_after_zdm_deploy_prisma_is_up_to_date_and_has_nothing_to_do(
-    pg_server: Server, tmp_path: Path
+    any_pg_server: Server, tmp_path: Path
 ) -> None:
     base = write_root(tmp_path, {"20240101000000_init": INIT})
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         assert run_deploy(base, url)[0].outcome is Outcome.APPLIED
         _filled(url)
         # The index is built CONCURRENTLY, not as written: the record still holds the file's own checksum.
@@ -65,9 +65,9 @@ def test_after_zdm_deploy_prisma_is_up_to_date_and_has_nothing_to_do(
         assert prisma.deploy().applied == ()
 
 
-def test_zdm_deploy_continues_what_prisma_applied(pg_server: Server, tmp_path: Path) -> None:
+def test_zdm_deploy_continues_what_prisma_applied(any_pg_server: Server, tmp_path: Path) -> None:
     base = write_root(tmp_path, {"20240101000000_init": INIT})
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         assert _prisma(base, url).deploy().applied == ("20240101000000_init",)
         add_migration(base, "20240102000000_column", COLUMN)
         result, _ = run_deploy(base, url)
@@ -77,10 +77,10 @@ def test_zdm_deploy_continues_what_prisma_applied(pg_server: Server, tmp_path: P
 
 
 def test_a_zdm_failure_is_a_failed_migration_to_prisma_and_resolve_works_on_it(
-    pg_server: Server, tmp_path: Path
+    any_pg_server: Server, tmp_path: Path
 ) -> None:
     base = write_root(tmp_path, {"20240101000000_init": INIT})
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         run_deploy(base, url)
         add_migration(base, "20240102000000_broken", BROKEN)
         assert run_deploy(base, url)[0].outcome is Outcome.FAILED
@@ -100,11 +100,11 @@ def test_a_zdm_failure_is_a_failed_migration_to_prisma_and_resolve_works_on_it(
 
 
 def test_a_migration_zdm_stopped_half_way_can_be_resolved_applied_by_prisma(
-    pg_server: Server, tmp_path: Path
+    any_pg_server: Server, tmp_path: Path
 ) -> None:
     migration = 'ALTER TABLE "Item" ADD COLUMN "a" INTEGER;\nALTER TABLE "Other" ADD COLUMN "b" INTEGER;\n'
     base = write_root(tmp_path, {"20240101000000_init": INIT, "20240101000001_other": OTHER}, prisma="7.4.0")
-    with new_database(pg_server) as url:
+    with new_database(any_pg_server) as url:
         run_deploy(base, url)
         add_migration(base, "20240102000000_two", migration)
         # Another session holds "Other": the first statement goes through, the second cannot get its lock.
