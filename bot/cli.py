@@ -89,6 +89,9 @@ def _load_config(root: Path, postgres_version: int | None, prisma_version: str |
 @click.option("--postgres-version", type=int, help="PostgreSQL major version in production.")
 @click.option("--prisma-version", help="Prisma version (default: read from package.json).")
 @click.option("--verbose", "-v", is_flag=True, help="Show safe statements too.")
+@click.option(
+    "--no-cache", is_flag=True, help="Analyse everything again; neither read nor write .zdm_cache."
+)
 def check(
     paths: tuple[str, ...],
     output: str,
@@ -96,6 +99,7 @@ def check(
     postgres_version: int | None,
     prisma_version: str | None,
     verbose: bool,
+    no_cache: bool,
 ) -> None:
     """Classify every statement of the Prisma migrations found; exit 1 if one blocks or cannot be read.
 
@@ -150,8 +154,20 @@ def check(
 
         # Only JSON and the job summary show plans: text, annotations and SARIF need no planner's keys.
         plans = output == "json" or bool(summary)
+        cache = None
+        if not no_cache and not os.environ.get("ZDM_NO_CACHE"):
+            from bot.analysis.cache import AnalysisCache
+
+            cache = AnalysisCache.at(root, repr(config))
         run = check_paths(
-            targets, config, relative_to=root, shown_from=shown_from, only=only, each=show, plans=plans
+            targets,
+            config,
+            relative_to=root,
+            shown_from=shown_from,
+            only=only,
+            each=show,
+            plans=plans,
+            cache=cache,
         )
         shown, notes = run.files, run.notes
     if not shown and not hazards:

@@ -7,6 +7,7 @@ schema the earlier ones built.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import tomllib
@@ -16,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 
+from bot.analysis.cache import AnalysisCache, advance
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import Analyzer
 from bot.analysis.model import FileResult
+from bot.analysis.schema import Schema
 from bot.analysis.prisma import LOCK_FILE, MIGRATION_FILE, detect_version, prisma_order
 
 _SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", "dist", "build", ".next"}
@@ -121,6 +124,7 @@ def check_paths(
     shown_from: Path | None = None,
     only: Collection[Path] | None = None,
     plans: bool = True,
+    cache: AnalysisCache | None = None,
 ) -> CheckRun[FileResult]: ...
 
 
@@ -134,6 +138,7 @@ def check_paths(
     only: Collection[Path] | None = None,
     each: Callable[[FileResult], T],
     plans: bool = True,
+    cache: AnalysisCache | None = None,
 ) -> CheckRun[T]: ...
 
 
@@ -146,6 +151,7 @@ def check_paths(
     only: Collection[Path] | None = None,
     each: Callable[[FileResult], Any] | None = None,
     plans: bool = True,
+    cache: AnalysisCache | None = None,
 ) -> CheckRun[Any]:
     """Analyse what the user pointed at: repositories, migration roots, migration folders or .sql files.
 
@@ -155,7 +161,8 @@ def check_paths(
     for the schema, and a root holding none of them is not read at all. `each` is applied to every file's
     result in the process that analysed it (a worker, in a large run; it must pickle): what comes back is
     what it returns, far cheaper to send than the whole analysis when that is all the caller needs.
-    `plans=False` when no plan will be made from the results (see `Analyzer`).
+    `plans=False` when no plan will be made from the results (see `Analyzer`). `cache`: results and replayed
+    schemas kept from earlier runs (bot/analysis/cache.py).
     """
     run: CheckRun[Any] = CheckRun()
     shown_base = shown_from or relative_to
@@ -209,7 +216,7 @@ def check_paths(
             continue
         jobs.append(target)
     mapped = each or _as_analysed
-    run.files.extend(_analyze_roots(jobs, config, relative_to, shown_base, mapped, plans))
+    run.files.extend(_analyze_roots(jobs, config, relative_to, shown_base, mapped, plans, cache))
     for sql in loose:
         analyzer = Analyzer(config, plans=plans)
         run.files.append(mapped(analyzer.analyze(read_sql(sql), shown_path(sql, shown_base))))
@@ -244,6 +251,7 @@ def _analyze_roots(
     shown_from: Path | None,
     each: Callable[[FileResult], T],
     plans: bool,
+    cache: AnalysisCache | None = None,
 ) -> list[T]:
     """Roots are independent: on a machine with several cores, analyse them in parallel, biggest first."""
     workers = min(os.cpu_count() or 1, len(jobs))
@@ -252,7 +260,7 @@ def _analyze_roots(
             result
             for job in jobs
             for result in _analyze_root_list(
-                job.root, config, job.folders, relative_to, shown_from, each, plans
+                job.root, config, job.folders, relative_to, shown_from, each, plans, cache
             )
         ]
     # Only a large run pays for the process pool's imports.
@@ -279,6 +287,7 @@ def _analyze_roots(
                     shown_from,
                     each,
                     plans,
+                    cache,
                 ): i
                 for i in order
             }
@@ -297,9 +306,10 @@ def _analyze_root_list(
     shown_from: Path | None,
     each: Callable[[FileResult], T],
     plans: bool = True,
+    cache: AnalysisCache | None = None,
 ) -> list[T]:
     with _paused_gc():
-        analysed = _analyze_folders(root, config, folders, relative_to, shown_from, plans)
+        analysed = _analyze_folders(root, config, folders, relative_to, shown_from, plans, cache)
         return [each(result) for result in analysed]
 
 
@@ -338,24 +348,73 @@ def _analyze_folders(
     relative_to: Path | None,
     shown_from: Path | None,
     plans: bool = True,
+    cache: AnalysisCache | None = None,
 ) -> Iterator[FileResult]:
     analyzer = Analyzer(config, prisma=detect_version(root.path, relative_to or root.path), plans=plans)
     # Resolving a path costs a system call per component: once per root, then only string operations.
     root_path = str(root.path.resolve()) if shown_from is not None else str(root.path)
     base = str(shown_from.resolve()) if shown_from is not None else None
     remaining = set(folders) if folders is not None else None
+    chain = None
+    if cache is not None:
+        chain = cache.chain()
+        chain.update(f"{analyzer.prisma}|{plans}".encode())
+    # With a cache, a migration's effect on the schema is replayed only once a later result is missing:
+    # `behind` holds (key, text) of those the analyzer's schema does not hold yet.
+    behind: list[tuple[str, str]] = []
+    key = ""
     for sql in root.migrations:
         if remaining is not None and not remaining:
-            return
-        text = read_sql(sql)
+            break
+        data = read_bytes(sql)
+        text = data.decode("utf-8", errors="replace")
         name = sql.parent.name
-        if remaining is None or name in remaining:
-            if remaining is not None:
-                remaining.discard(name)
-            path = os.path.join(root_path, name, MIGRATION_FILE)
-            yield analyzer.analyze(text, path if base is None else _relative(path, base))
-        else:
+        wanted = remaining is None or name in remaining
+        if remaining is not None:
+            remaining.discard(name)
+        if cache is None or chain is None:
+            if wanted:
+                path = os.path.join(root_path, name, MIGRATION_FILE)
+                yield analyzer.analyze(text, path if base is None else _relative(path, base))
+            else:
+                analyzer.replay(text)
+            continue
+        key = advance(chain, data)
+        if not wanted:
+            behind.append((key, text))
+            continue
+        path = os.path.join(root_path, name, MIGRATION_FILE)
+        shown = path if base is None else _relative(path, base)
+        found = cache.result(key)
+        if isinstance(found, FileResult):
+            behind.append((key, text))
+            yield dataclasses.replace(found, path=shown)
+            continue
+        _catch_up(analyzer, cache, behind)
+        result = analyzer.analyze(text, shown)
+        cache.store_result(key, result)
+        yield result
+    if cache is not None and key and not behind:
+        cache.store_schema(key, analyzer.schema)
+
+
+def _catch_up(analyzer: Analyzer, cache: AnalysisCache, behind: list[tuple[str, str]]) -> None:
+    """Bring the analyzer's schema up to the migration before the one to analyse: the schema a run kept
+    there, else the skipped migrations replayed."""
+    if not behind:
+        return
+    kept = cache.schema(behind[-1][0])
+    if isinstance(kept, Schema):
+        analyzer.schema = kept
+    else:
+        for _, text in behind:
             analyzer.replay(text)
+    behind.clear()
+
+
+def read_bytes(path: Path) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
 
 
 def read_sql(path: Path) -> str:
