@@ -90,3 +90,24 @@ def test_columns_are_compared_by_name_unless_their_order_is_asked_for(pg_server:
         two.execute(moved.encode())
         assert schema_lines(one) == schema_lines(two)
         assert schema_lines(one, column_order=True) != schema_lines(two, column_order=True)
+
+
+def test_a_sub_select_of_every_column_compares_by_name_too(pg_server: Server) -> None:
+    """A view created after an online column change that reads the table with `*` in a sub-select lists its
+    columns in their new order; the sub-select's first column shares the SELECT's line."""
+    moved = 'ALTER TABLE "Post" DROP COLUMN "id"; ALTER TABLE "Post" ADD COLUMN "id" INTEGER NOT NULL;'
+    view = (
+        'CREATE VIEW "Heads" AS SELECT u."email", p."title" FROM "User" u CROSS JOIN LATERAL '
+        '(SELECT * FROM "Post" WHERE "userId" = u."id") p;'
+    )
+    fewer = view.replace("SELECT *", 'SELECT "userId", "title"')
+
+    def lines(*scripts: str) -> list[str]:
+        with pg_server.fresh_database() as url, psycopg.connect(url, autocommit=True) as conn:
+            for script in scripts:
+                conn.execute(script.encode())
+            return schema_lines(conn)
+
+    first = lines(BASE, view)
+    assert lines(BASE, moved, view) == first
+    assert lines(BASE, fewer) != first

@@ -127,6 +127,9 @@ class Fix:
     # Statements that run right after `alone`, where the operation stood, before the rest of the file: the
     # swap of an online column change, once its backfill and index builds (`alone`) are done.
     after: tuple[str, ...] = ()
+    # Views over the operation's table that the file dropped before it: the file's own DROP VIEW statements
+    # right before the operation run right before `after` instead, so the views stay readable during `alone`.
+    views_dropped_at_swap: tuple[str, ...] = ()
     # Done by hand or by a job between migrations (a batched backfill), before `later`.
     manual: tuple[str, ...] = ()
     later: tuple[str, ...] = ()

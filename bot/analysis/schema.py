@@ -211,6 +211,22 @@ class Schema:
                     pending.append(view)
         return found
 
+    def dropped_views_reading(self, table: str) -> list[str]:
+        """The views the file being analysed dropped (and did not create again) that read `table`, or read one
+        of those."""
+        gone = sorted(
+            v for v in self.dropped_views if v not in self.views and v not in self.materialized_views
+        )
+        found: list[str] = []
+        pending = [table]
+        while pending:
+            source = pending.pop(0)
+            for view in gone:
+                if view not in found and source in self.view_sources.get(view, ()):
+                    found.append(view)
+                    pending.append(view)
+        return found
+
     def views_reading_column(self, table: str, column: str) -> tuple[list[str], list[str]]:
         """(views that read `table`.`column` for certain, views that read `table` where zdm cannot tell which
         columns). Only views the migrations created: others may exist in production."""

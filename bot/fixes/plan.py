@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from bot.analysis.model import FileResult, Fix, StatementResult
 from bot.analysis.prisma import PrismaVersion
-from bot.fixes.ordering import Moves, Unit, choose_moves, units_of
+from bot.fixes.ordering import Moves, Unit, UnitId, choose_moves, units_of
 
 LOCK_TIMEOUT = "SET lock_timeout = '5s';"
 # CONCURRENTLY and VACUUM refuse a transaction block; a DO block that commits needs to run at top level.
@@ -30,6 +30,8 @@ _TRANSACTION_CONTROL = re.compile(
 _ROLLBACK = re.compile(r"^\s*(?:ROLLBACK|ABORT)\b", re.IGNORECASE)
 _OPENS = re.compile(r"^\s*(?:BEGIN|START)\b", re.IGNORECASE)
 _SPLITS_BEFORE = {"enum-value-used-too-early", "locks-held-until-commit"}
+_DROP_VIEW = re.compile(r"^\s*DROP\s+(?:MATERIALIZED\s+)?VIEW\b", re.IGNORECASE)
+_CASCADE = re.compile(r"\bCASCADE\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,8 @@ class _Segments:
     # so the lock lasts until the migration ends.
     held: dict[str, str] = field(default_factory=dict)
 
-    def add(self, sql: str) -> None:
-        self.current.append((self.index, sql))
+    def add(self, sql: str, index: int | None = None) -> None:
+        self.current.append((self.index if index is None else index, sql))
 
     def close(self) -> None:
         if self.current:
@@ -190,6 +192,7 @@ def plan_file(
     }
     no_rewrite |= {uid[0]: "no automatic rewrite: " + why for uid, why in moves.cancelled.items()}
     between = _Between()
+    at_swap = _drops_at_swaps(units, moves)
 
     def fix_of(unit: Unit) -> Fix | None:
         return None if unit.id in moves.cancelled else unit.fix
@@ -244,7 +247,7 @@ def plan_file(
                     for sql in _deferred(fix_of(unit)):
                         if not _VALIDATE.match(sql):
                             segments.add(statement_sql(sql))
-                if moves.phase_of(unit.id) != phase:
+                if moves.phase_of(unit.id) != phase or unit.id in at_swap:
                     continue
                 if phase:
                     summaries.append(_why_moved(unit, units_by_id[moves.after[unit.id]], moves))
@@ -267,7 +270,8 @@ def plan_file(
                         segments.add(statement_sql(unit.sql))
                         segments.held |= _locked_by(statement, unit)
                     continue
-                _lay_out(unit, fix, segments, splits, summaries, between, moves.deferred_phase(unit))
+                drops = [units_by_id[uid] for uid in sorted(at_swap) if at_swap[uid] == unit.id]
+                _lay_out(unit, fix, segments, splits, summaries, between, moves.deferred_phase(unit), drops)
                 segments.held |= _locked_by(statement, unit)
     segments.close()
     if needs_timeout:
@@ -327,6 +331,40 @@ def _why_moved(unit: Unit, cause: Unit, moves: Moves) -> str:
     return f"line {unit.line}: moved to a later migration, after what line {cause.line} finishes there, which it needs"
 
 
+def _drops_at_swaps(units: list[Unit], moves: Moves) -> dict[UnitId, UnitId]:
+    """The file's DROP VIEW statements that run in the swap of the online column change right after them
+    instead of in their own place, by the change they join. In place they would leave the views missing for
+    the whole backfill; the file drops them for the change (a view over the column stops it), and the old
+    column is dropped only by the swap. Only a run of such drops with nothing else between them and the change
+    moves: nothing else sees them run later. Without CASCADE, each drop removes no other view than it names."""
+    at_swap: dict[UnitId, UnitId] = {}
+    for position, unit in enumerate(units):
+        fix = unit.fix
+        if (
+            fix is None
+            or not fix.after
+            or not fix.views_dropped_at_swap
+            or unit.id in moves.cancelled
+            or moves.phase_of(unit.id)
+        ):
+            continue
+        views = {view.rsplit(".", 1)[-1].lower() for view in fix.views_dropped_at_swap}
+        for before in reversed(units[:position]):
+            if not (
+                before.fix is None
+                and before.id[1] == -1
+                and before.id not in at_swap
+                and not moves.phase_of(before.id)
+                and _DROP_VIEW.match(before.sql)
+                and not _CASCADE.search(before.sql)
+                and before.touches.tables
+                and before.touches.tables <= views
+            ):
+                break
+            at_swap[before.id] = unit.id
+    return at_swap
+
+
 def _deferred(fix: Fix | None) -> tuple[str, ...]:
     return fix.later if fix is not None else ()
 
@@ -339,9 +377,11 @@ def _lay_out(
     summaries: list[str],
     between: _Between,
     next_phase: int,
+    drops: list[Unit],
 ) -> None:
-    """One operation's rewrite where it runs: in place, alone (outside any transaction), the swap after it;
-    its deferred steps wait for the next phase, and its deploy and manual steps come right before that."""
+    """One operation's rewrite where it runs: in place, alone (outside any transaction), the swap after it
+    (after the file's `drops` of views over its table); its deferred steps wait for the next phase, and its
+    deploy and manual steps come right before that."""
     summaries.append(f"line {unit.line}: {fix.summary}")
     for sql in fix.in_place:
         segments.add(statement_sql(sql))
@@ -351,6 +391,12 @@ def _lay_out(
             segments.add(statement_sql(sql))
         else:
             segments.alone(statement_sql(sql))
+    for drop in drops:
+        segments.add(statement_sql(drop.sql), drop.id[0])
+        summaries.append(
+            f"line {drop.line}: runs right before line {unit.line}'s swap: the view stays readable until the "
+            "columns are swapped"
+        )
     for sql in fix.after:
         segments.add(statement_sql(sql))
     between.manual.setdefault(next_phase, []).extend((text, unit.id[0]) for text in fix.manual)

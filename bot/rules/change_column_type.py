@@ -288,7 +288,9 @@ def _refused_under_views(o: op.AlterColumnType, ctx: Context, effect: Effect) ->
             safe_alternative=(
                 "Drop the view before the type change and create it again after it, in the same migration "
                 "(Prisma does not manage views: write both by hand):\n"
-                f"{drops}\n-- the type change\n-- CREATE VIEW ... AS ... again, as it was"
+                f"{drops}\n-- the type change\n-- CREATE VIEW ... AS ... again, as it was\n"
+                "With the drops right before the change, `zdm fix` can write it as an online column change "
+                "that runs them in its swap: the view stays readable until then."
             ),
             fails_migration=True,
         )
@@ -317,6 +319,15 @@ CREATE TABLE "Ref" ("id" INTEGER NOT NULL, "code" VARCHAR(10));
 ALTER TABLE "Ref" ADD CONSTRAINT "Ref_code_fkey" FOREIGN KEY ("code") REFERENCES "Account"("code");
 """
 _EVENTS = PARTITIONED_SETUP + EVENT_USER_FKEY
+# Views over "User" whose columns zdm cannot tell (a sub-select's unqualified names, `e.*` of a sub-select):
+# neither reads "score".
+_UNREADABLE_VIEWS = """
+CREATE VIEW "TopTippers" AS SELECT u."email", t."tips" FROM "User" u
+    JOIN (SELECT "userId", count(*) AS "tips" FROM "Tip" GROUP BY "userId") t ON t."userId" = u."id";
+CREATE MATERIALIZED VIEW "Emails" AS SELECT e.* FROM (SELECT "id", "email" FROM "User") e;
+CREATE UNIQUE INDEX "Emails_id_key" ON "Emails"("id");
+"""
+_USER_EMAILS = 'CREATE VIEW "UserEmails" AS SELECT "id", "email" FROM "User";'
 
 RULE = Rule(
     id=ID,
@@ -519,8 +530,23 @@ RULE = Rule(
         Example(
             'ALTER TABLE "User" ALTER COLUMN "bio" SET DATA TYPE VARCHAR(100);',
             Classification.BLOCKING,
-            STANDARD_SETUP + 'CREATE VIEW "UserEmails" AS SELECT "id", "email" FROM "User";',
+            STANDARD_SETUP + _USER_EMAILS,
             title="a column no view reads",
+        ),
+        Example(
+            'ALTER TABLE "User" ALTER COLUMN "score" SET DATA TYPE BIGINT;',
+            Classification.BLOCKING,
+            STANDARD_SETUP + _UNREADABLE_VIEWS,
+            title="views over the table whose columns zdm cannot tell: zdm fix leaves them as they are, and its "
+            "first step fails as this would if one read the column",
+        ),
+        Example(
+            'DROP VIEW "UserEmails";\n'
+            'ALTER TABLE "User" ALTER COLUMN "email" SET DATA TYPE VARCHAR(100);\n' + _USER_EMAILS,
+            Classification.BLOCKING,
+            STANDARD_SETUP + _USER_EMAILS,
+            title="the view over the column dropped before the change and created again after it: zdm fix drops "
+            "it in the swap",
         ),
     ),
 )

@@ -3,10 +3,11 @@ lock that blocks reads or writes for longer than a catalog change.
 
 Used by `change-column-type` and `enum-rebuild`. For `ALTER TABLE t ALTER COLUMN c TYPE new [USING expr]`:
 
-1. expand (in the migration, where the statement stood): a shadow column `c_zdm_new` of the new type, and a
-   trigger that sets it from the row's own values, through the statement's USING expression, on every INSERT
-   and UPDATE; `CHECK (shadow IS NOT NULL) NOT VALID` when `c` is NOT NULL; foreign keys from `c` added on the
-   shadow column `NOT VALID`.
+1. expand (in the migration, where the statement stood): a check that fails as the original would when a view
+   or rule reads `c` (the views over the table stay as they are: none reads it where the original succeeds);
+   a shadow column `c_zdm_new` of the new type, and a trigger that sets it from the row's own values, through
+   the statement's USING expression, on every INSERT and UPDATE; `CHECK (shadow IS NOT NULL) NOT VALID` when
+   `c` is NOT NULL; foreign keys from `c` added on the shadow column `NOT VALID`.
 2. backfill, alone: the project's batched DO block (`backfill.batched_rewrite`) sets the shadow column of
    every row whose value differs from the converted one, 1,000 rows per transaction, walking the table's
    primary key (or a unique key over NOT NULL columns), else, from PostgreSQL 14, its pages (the trigger,
@@ -14,12 +15,13 @@ Used by `change-column-type` and `enum-rebuild`. For `ALTER TABLE t ALTER COLUMN
 3. rebuild, alone: VALIDATE the CHECK and the foreign keys (no lock that blocks writes), each index and
    unique or primary key index over `c` built `CONCURRENTLY` on the shadow column, then foreign keys of other
    tables that reference `c` added on the shadow column `NOT VALID` and validated.
-4. swap (`Fix.after`, where the statement stood), ONE `DO` block, so it is atomic whether Prisma runs the file
-   as one transaction or statement by statement: drop the trigger and its function, the referencing foreign
-   keys and the old column; rename the shadow column to `c`; SET NOT NULL (no scan: the validated CHECK
-   proves it, PostgreSQL 12+); drop the CHECK; restore the default and the serial sequence's ownership;
-   attach the primary key and unique constraints `USING INDEX`; give the indexes and foreign keys their
-   names back. Catalog changes only: the lock is brief whatever the table's size.
+4. swap (`Fix.after`, where the statement stood, after the file's own drops of views over the table that
+   came right before it: `Fix.views_dropped_at_swap`), ONE `DO` block, so it is atomic whether Prisma runs
+   the file as one transaction or statement by statement: drop the trigger and its function, the referencing
+   foreign keys and the old column; rename the shadow column to `c`; SET NOT NULL (no scan: the validated
+   CHECK proves it, PostgreSQL 12+); drop the CHECK; restore the default and the serial sequence's
+   ownership; attach the primary key and unique constraints `USING INDEX`; give the indexes and foreign keys
+   their names back. Catalog changes only: the lock is brief whatever the table's size.
 
 The column ends last in the table (PostgreSQL cannot place a column), which nothing in Prisma depends on.
 Where a step cannot be written so that the result is the original's, `online_type_change` raises
@@ -90,6 +92,15 @@ def online_type_change(o: op.AlterColumnType, ctx: Context, what: str) -> Fix:
     function = quoted(namespace + _fit(f"zdm_sync_{bare(o.on)}_{o.column}"))
     trigger = quoted_name(_fit(f"zdm_sync_{o.column}"))
     plan = _Plan()
+    # PostgreSQL refuses the original when a view or rule reads the column, so where it succeeds none does, and
+    # the views over the table stay as they are: a view depends only on the columns it reads, and the old
+    # column drops from under it. Where one does (one zdm cannot read, or one production has and the
+    # migrations never created), the expand fails first, as the original would, before anything is written:
+    # the swap could not drop the old column under it. It leaves out the views the file dropped before the
+    # change, which the planner may drop in the swap instead: the original does not see them.
+    _, views = schema.views_reading_column(o.on, o.column)
+    dropped = schema.dropped_views_reading(o.on)
+    plan.expand.append(_fail_if_a_view_reads(o.on, o.column, dropped))
     plan.expand.append(f"ALTER TABLE {t} ADD COLUMN {s} {new_type}")
     if column.dropped_default is not None and column.dropped_default.sql:
         # Prisma drops the default before converting an enum column and sets it after the conversion: online,
@@ -134,12 +145,22 @@ def online_type_change(o: op.AlterColumnType, ctx: Context, what: str) -> Fix:
     body = "".join(f"    {statement};\n" for statement in swap)
     swap_tag = dollar_tag(body)
     also = f" ({', '.join(plan.rebuilt)} rebuilt on it without blocking)" if plan.rebuilt else ""
+    untouched = ""
+    if views:
+        names = ", ".join(quoted(v) for v in views)
+        one = len(views) == 1
+        untouched = (
+            f"; {names}, which {'reads' if one else 'read'} the table, {'stays' if one else 'stay'} as "
+            f"{'it is' if one else 'they are'}: the first step fails, as the type change would, if "
+            f"{'it reads' if one else 'one reads'} the column"
+        )
     return Fix(
         f"online column change for {what}: a shadow column {s} kept in step by a trigger{also}, filled in "
-        "batches that each commit, then swapped for the old column in one brief catalog-only step",
+        f"batches that each commit, then swapped for the old column in one brief catalog-only step{untouched}",
         in_place=tuple(plan.expand),
         alone=(backfill, *plan.validate, *plan.build, *plan.reference),
         after=(f"DO {swap_tag}\n{_SWAP_SUPPRESSION}\nBEGIN\n{body}END\n{swap_tag}",),
+        views_dropped_at_swap=tuple(dropped),
     )
 
 
@@ -162,10 +183,13 @@ def _check_table(o: op.AlterColumnType, ctx: Context, table: Table, column: Colu
             other.generated_from is None or o.column in other.generated_from
         ):
             raise NotOnline(f"the generated column {quoted_name(name)} may be computed from this one")
-    certain, possible = schema.views_reading_column(o.on, o.column)
-    if certain or possible:
-        views = ", ".join(quoted(v) for v in (*certain, *possible))
-        raise NotOnline(f"{views} may read the column, and its old column cannot be dropped under a view")
+    certain, _ = schema.views_reading_column(o.on, o.column)
+    if certain:
+        views = ", ".join(quoted(v) for v in certain)
+        raise NotOnline(
+            f"{views} {'reads' if len(certain) == 1 else 'read'} the column: PostgreSQL refuses to change its "
+            "type, so the migration fails as written"
+        )
     for name, constraint in table.constraints.items():
         if constraint.kind == "exclude":
             raise NotOnline(f"the table has the exclusion constraint {quoted_name(name)}")
@@ -178,6 +202,51 @@ def _check_table(o: op.AlterColumnType, ctx: Context, table: Table, column: Colu
             raise NotOnline(f"the CHECK constraint {quoted_name(name)} over the column would be lost")
         if constraint.kind in ("primary_key", "unique") and not constraint.columns:
             raise NotOnline(f"zdm does not know the columns of {quoted_name(name)}")
+
+
+def _fail_if_a_view_reads(table: str, column: str, dropped: Collection[str]) -> str:
+    """A block that raises PostgreSQL's own error for a type change under a view or rule (SQLSTATE 0A000) when
+    one reads the column, found as PostgreSQL finds it: the rules (a view's or materialized view's query is
+    one) that depend on the column in `pg_depend`, except the `dropped` views, which the file dropped before
+    the change."""
+    regclass = _literal(quoted(table))
+    name = _literal(column)
+    # An oid no relation has (0) for a view already gone.
+    left_out = "".join(
+        f"\n        AND r.ev_class <> coalesce(to_regclass({_literal(quoted(view))})::oid, 0)"
+        for view in dropped
+    )
+    body = (
+        f"-- zdm: fails, as the type change would, if a view reads {quoted_name(column)}; the views over "
+        f"{quoted(table)} stay as they are\n"
+        "DECLARE\n"
+        "    zdm_reader text;\n"
+        "BEGIN\n"
+        # PostgreSQL's own detail: `rule _RETURN on view "V" depends on column "c"`.
+        "    SELECT format('rule %s on %s %s depends on column \"%s\"', r.rulename,\n"
+        "        CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'\n"
+        "            WHEN 'p' THEN 'partitioned table' WHEN 'f' THEN 'foreign table' ELSE 'table' END,\n"
+        "        r.ev_class::regclass, a.attname)\n"
+        "    INTO zdm_reader\n"
+        "    FROM pg_depend d\n"
+        "    JOIN pg_rewrite r ON r.oid = d.objid\n"
+        "    JOIN pg_class c ON c.oid = r.ev_class\n"
+        "    JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid\n"
+        "    WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass\n"
+        f"        AND d.refobjid = {regclass}::regclass AND a.attname = {name}{left_out}\n"
+        "    LIMIT 1;\n"
+        "    IF zdm_reader IS NOT NULL THEN\n"
+        "        RAISE EXCEPTION 'cannot alter type of a column used by a view or rule'\n"
+        "            USING ERRCODE = 'feature_not_supported', DETAIL = zdm_reader;\n"
+        "    END IF;\n"
+        "END\n"
+    )
+    tag = dollar_tag(body)
+    return f"DO {tag}\n{body}{tag}"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _type_and_using(sql: str, column: str) -> tuple[str, exp.Expression | None]:
@@ -454,10 +523,16 @@ def _free_name(wanted: str, taken: Collection[str]) -> str:
 # For the rule pages (`zdm docs`): what `zdm fix` writes, and every case where the statement stays as written.
 WHAT_ZDM_FIX_WRITES = """`zdm fix` writes the change as an **online column change**, in ordinary Prisma migration folders:
 
-1. **Expand**, where the statement stood (brief locks): a shadow column `<column>_zdm_new` of the new type
-   (nullable, no default: the trigger fills it), and a `BEFORE INSERT OR UPDATE` trigger that sets it from the
-   row through the statement's own `USING` expression (or the plain conversion); `CHECK (shadow IS NOT NULL)
-   NOT VALID` when the column is NOT NULL; the column's foreign keys added on the shadow column `NOT VALID`.
+1. **Expand**, where the statement stood (brief locks): first a check that fails with PostgreSQL's own error
+   (`cannot alter type of a column used by a view or rule`) when a view, materialized view or rule reads the
+   column, found as PostgreSQL finds it (`pg_depend`), so the plan fails where the original would, before it
+   writes anything, views production has and the migrations never created included. Where the original
+   succeeds no view reads the column, and the views over the table stay as they are, materialized views
+   with their rows and indexes: a view depends only on the columns it reads, and the old column is dropped
+   from under it. Then a shadow column `<column>_zdm_new` of the new type (nullable, no default: the trigger
+   fills it), and a `BEFORE INSERT OR UPDATE` trigger that sets it from the row through the statement's own
+   `USING` expression (or the plain conversion); `CHECK (shadow IS NOT NULL) NOT VALID` when the column is
+   NOT NULL; the column's foreign keys added on the shadow column `NOT VALID`.
 2. **Backfill**, alone in its migration: zdm's batched `DO` block (see [backfill](backfill.md)) sets the
    shadow column of every row whose value differs from the converted one, 1,000 rows per transaction. It
    walks the table's primary key, or a unique key over NOT NULL columns (several columns walked as one row
@@ -477,7 +552,11 @@ WHAT_ZDM_FIX_WRITES = """`zdm fix` writes the change as an **online column chang
    typed as the enum, so it depends on it as the converted original does; a SERIAL's sequence changes owner
    first, or it would go with the old column); attach the primary key and unique constraints
    `USING INDEX`; give every index and foreign key its name back. Only catalog changes, under a
-   `lock_timeout` of 5 s: the lock is brief whatever the table's size.
+   `lock_timeout` of 5 s: the lock is brief whatever the table's size. The file's own `DROP VIEW`s right
+   before the statement, of views over the table (a file drops a view that reads the column to change it,
+   and creates it again after), run in the swap's migration, right before the swap: the views stay
+   readable while the backfill runs, and the file's `CREATE VIEW`s after the statement follow the swap as
+   written (before Prisma 7.4 in the same transaction: no session sees a view missing).
 
 The rest of the file follows as written (Prisma's enum renames and `DROP TYPE` after the columns are swapped).
 The changed column ends last in the table: PostgreSQL cannot place a new column, and Prisma names every column
@@ -492,10 +571,9 @@ KEPT_AS_WRITTEN = """The statement stays as written (the finding says why) when:
 - the table is partitioned or a partition (no index is built `CONCURRENTLY` on a partitioned table);
 - the column is an identity or generated column, or a generated column of the table is computed from it
   (or zdm could not read what it is computed from);
-- a view or materialized view reads the column, or may (zdm cannot tell which columns it reads): the old
-  column cannot be dropped under it (the original fails too when the view reads it); or the file dropped a
-  view over the table before the change (to create it again after: a view that reads `*` would then list
-  the columns in another order);
+- a view or materialized view reads the column, as zdm reads its query: PostgreSQL refuses the change, and
+  the migration fails as written (drop the view right before the change and create it again after it: the
+  online change then runs that drop in its swap);
 - the table has an exclusion constraint, a CHECK constraint zdm does not keep the expression of (only
   `col IS NOT NULL` is known), or a `CHECK (col IS NOT NULL)` of the column itself;
 - a primary key or unique constraint whose columns zdm does not know (attached `USING INDEX`), an index zdm

@@ -11,6 +11,8 @@ changes them, and the corpus proof compares them with `pg_dump` on a sample.
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 
 _USER_NAMESPACES = """
@@ -145,16 +147,26 @@ def schema_lines(conn: psycopg.Connection[tuple[object, ...]], *, column_order: 
     return lines if column_order else sorted(_any_order_view(line) for line in lines)
 
 
+# A sub-select whose first item shares its line with the SELECT (`CROSS JOIN LATERAL ( SELECT t_1.id,`).
+_SUB_SELECT = re.compile(r"^(.*?[\s(]SELECT) (.+)$")
+
+
 def _any_order_view(line: str) -> str:
-    """A view's definition with its lines in any order: a `SELECT t.*` view created after an online column
-    change lists the table's columns in their new order (PostgreSQL expands `*` when the view is created)."""
+    """A view's definition with its lines in any order: a view created after an online column change with
+    `SELECT t.*`, or `SELECT *` in a sub-select, lists the table's columns in their new order (PostgreSQL
+    expands `*` when the view is created). pg_get_viewdef puts each item of a select list on a line of its
+    own but the first, which shares the SELECT's line: it is split off."""
     if not line.startswith("view "):
         return line
     head, _, definition = line.partition("\n")
     first, _, rest = head.partition(" SELECT ")
     if not rest:
         return line
-    items = [item.strip().rstrip(",") for item in [rest, *definition.split("\n")]]
+    items: list[str] = []
+    for text in [rest, *definition.split("\n")]:
+        item = text.strip().rstrip(",")
+        sub_select = _SUB_SELECT.match(item)
+        items += [sub_select[1], sub_select[2]] if sub_select else [item]
     return first + " SELECT " + "\n".join(sorted(items))
 
 
