@@ -90,6 +90,9 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # `zdm check` run by the tests analyses afresh (tests patch the analysis); tests/test_cache.py turns the
+    # cache on where it is the subject.
+    os.environ["ZDM_NO_CACHE"] = "1"
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
