@@ -89,9 +89,7 @@ def _load_config(root: Path, postgres_version: int | None, prisma_version: str |
 @click.option("--postgres-version", type=int, help="PostgreSQL major version in production.")
 @click.option("--prisma-version", help="Prisma version (default: read from package.json).")
 @click.option("--verbose", "-v", is_flag=True, help="Show safe statements too.")
-@click.option(
-    "--no-cache", is_flag=True, help="Analyse everything again; neither read nor write .zdm_cache."
-)
+@click.option("--no-cache", is_flag=True, help="Analyse everything again; neither read nor write .zdm_cache.")
 def check(
     paths: tuple[str, ...],
     output: str,

@@ -55,11 +55,13 @@ def test_a_warm_run_parses_nothing_and_says_the_same(repo: Path, monkeypatch: py
     assert warm == cold == _check(repo, config, None)
 
 
-def test_an_edit_analyses_that_file_and_the_ones_after_it(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_edit_analyses_that_file_and_the_ones_after_it(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = RepoConfig()
     _check(repo, config, AnalysisCache.at(repo, repr(config)))
     second = sorted((repo / "prisma" / "migrations").glob("*/migration.sql"))[-1]
-    second.write_text(second.read_text() + "\nCREATE INDEX \"User_country_idx\" ON \"User\"(\"country\");\n")
+    second.write_text(second.read_text() + '\nCREATE INDEX "User_country_idx" ON "User"("country");\n')
     parses = _parses(monkeypatch)
     edited = _check(repo, config, AnalysisCache.at(repo, repr(config)))
     # Only the edited file is read again: the first one's result comes from the cache, and the schema it built
@@ -115,6 +117,8 @@ def test_two_runs_at_once_write_the_same_cache(repo: Path, tmp_path: Path) -> No
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, env=env, cwd=repo) for _ in range(2)]
     outputs = [run.communicate(timeout=120)[0] for run in runs]
     warm = subprocess.run(command, stdout=subprocess.PIPE, env=env, cwd=repo, check=False).stdout
-    uncached = subprocess.run([*command, "--no-cache"], stdout=subprocess.PIPE, env=env, cwd=repo, check=False).stdout
+    uncached = subprocess.run(
+        [*command, "--no-cache"], stdout=subprocess.PIPE, env=env, cwd=repo, check=False
+    ).stdout
     assert outputs[0] == outputs[1] == warm == uncached
     assert not list((repo / CACHE_FOLDER).rglob(".tmp-*"))
