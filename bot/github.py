@@ -231,7 +231,6 @@ class QueuedPull:
     """A pull request of a merge group: the files it changes and its conversation (where approvals live)."""
 
     number: int
-    author: str
     files: frozenset[str]
     comments: list[IssueComment]
 
@@ -909,9 +908,7 @@ class GitHubAdapter:
                 _issue_comment(node)
                 for node in self._all_nodes(_COMMENTS_QUERY, where, pull["comments"], ("comments",))
             ]
-            found[int(pull["number"])] = QueuedPull(
-                int(pull["number"]), (pull.get("author") or {}).get("login") or "ghost", files, comments
-            )
+            found[int(pull["number"])] = QueuedPull(int(pull["number"]), files, comments)
         return found
 
     def pulls_with_commit(self, owner: str, repo: str, sha: str) -> list[int]:
@@ -1105,7 +1102,7 @@ def _issue_comment(node: dict[str, Any]) -> IssueComment:
 def _pull_fields(numbers: Sequence[int]) -> str:
     """One aliased `pullRequest` field per number: its files and its conversation (first pages)."""
     return "".join(
-        f"    pull_{number}: pullRequest(number: {int(number)}) {{ number author {{ login }}"
+        f"    pull_{number}: pullRequest(number: {int(number)}) {{ number"
         f" {_FILES.format(after='')} {_COMMENTS.format(before='')} }}\n"
         for number in numbers
     )

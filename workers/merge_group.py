@@ -62,6 +62,11 @@ def check_merge_group(work: Work, settings: Settings, connection: Redis) -> str:
                 f"more: its migrations were found by reading {', '.join(f'`{r}`' for r in wanted)} whole at "
                 "both commits"
             )
+        if comparison.total_commits > len(comparison.commits):
+            notes.append(
+                f"GitHub's comparison gives the newest {len(comparison.commits)} of the group's "
+                f"{comparison.total_commits} commits: pull requests named only in older ones were not read"
+            )
         changes, prisma = analyse(state, config, notes)
         hazards = history_hazards(state, config)
         _trace_pulls(adapter, work, state, comparison.commits, flagged_paths(changes, hazards))

@@ -42,7 +42,7 @@ def no_migration_change(numbers: Sequence[int], base_ref: str) -> tuple[str, str
     return (
         "No migration changes",
         cap(
-            f"**This merge group changes no Prisma migration.**\n\nIt holds {pulls_text(numbers)}, "
+            f"**This merge group changes no Prisma migration for PostgreSQL.**\n\nIt holds {pulls_text(numbers)}, "
             f"queued on `{_branch(base_ref)}`.",
             MAX_OUTPUT,
         ),
