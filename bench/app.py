@@ -1,8 +1,8 @@
 """The GitHub App's speed and memory on this machine: webhook ingest with a real Redis, webhook to completed
-check run against the fake GitHub, GitHub API calls per review, receiver and worker peak memory, and the size
-of the review zdm posts for real corpus migrations.
+check run against the fake GitHub (for a pull request, and for a merge queue's group), GitHub API calls per
+review, receiver and worker peak memory, and the size of the review zdm posts for real corpus migrations.
 
-    python bench/app.py [--deliveries 5000] [--concurrency 32] [--reviews 20]
+    python bench/app.py [--deliveries 5000] [--concurrency 32] [--reviews 20] [--only-merge-queue]
 
 Prints a table. Timings on a shared machine are noisy: read medians and percentiles of one run.
 """
@@ -226,6 +226,83 @@ def reviews(count: int) -> list[tuple[str, str, str]]:
     ]
 
 
+def merge_queue(count: int) -> list[tuple[str, str, str]]:
+    """`merge_group.checks_requested` to zdm's check run completed on the group's head commit (what GitHub's
+    merge queue waits for), as `reviews` measures a pull request: a group of 3 pull requests, one adding a
+    blocking migration; and a group of 3 changing no migration."""
+    from tests.test_app import BLOCKING, MIGRATIONS, completed_run, new_repo, open_pull, pull_request_payload
+    from tests.test_app_merge_queue import group_payload
+
+    kinds = ("blocking", "none", "pull request")
+    timings: dict[str, list[float]] = {kind: [] for kind in kinds}
+    calls: dict[str, list[int]] = {kind: [] for kind in kinds}
+    conclusions: dict[str, set[str | None]] = {kind: set() for kind in kinds}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        embedded_redis(Path(tmp) / "redis") as redis_url,
+        app_under_test(Path(tmp) / "app", redis_url, workers=1) as zdm,
+    ):
+        repo, base = new_repo(zdm, "bench-queue")
+        warm = open_pull(zdm, repo, base, {"README.md": "warm\n"})
+        zdm.deliver("pull_request", pull_request_payload(repo, warm))
+        completed_run(zdm, repo, warm.head_sha)
+        for number in range(count):
+            # The pull request's review of the same blocking migration, in the same run: the machine's load
+            # moves both alike.
+            migration = f"{MIGRATIONS}/2024030100000{number % 10}_{number}/migration.sql"
+            pull = open_pull(zdm, repo, base, {migration: BLOCKING})
+            before = len(zdm.github.calls)
+            started = time.perf_counter()
+            zdm.deliver("pull_request", pull_request_payload(repo, pull))
+            run = completed_run(zdm, repo, pull.head_sha)
+            timings["pull request"].append(time.perf_counter() - started)
+            conclusions["pull request"].add(run.conclusion)
+            time.sleep(0.05)
+            calls["pull request"].append(len(zdm.github.calls) - before)
+            for kind in ("blocking", "none"):
+                first = {f"docs/{kind}-{number}-a.md": f"{number}\n"}
+                middle = (
+                    {f"{MIGRATIONS}/2024020100000{number % 10}_{number}/migration.sql": BLOCKING}
+                    if kind == "blocking"
+                    else {f"docs/{kind}-{number}-b.md": f"{number}\n"}
+                )
+                last = {f"docs/{kind}-{number}-c.md": f"{number}\n"}
+                pulls = [open_pull(zdm, repo, base, files) for files in (first, middle, last)]
+                group = zdm.github.merge_group(repo, base, pulls, "merge")
+                before = len(zdm.github.calls)
+                started = time.perf_counter()
+                zdm.deliver("merge_group", group_payload(repo, group))
+                run = completed_run(zdm, repo, group.head_sha)
+                timings[kind].append(time.perf_counter() - started)
+                conclusions[kind].add(run.conclusion)
+                time.sleep(0.05)
+                calls[kind].append(len(zdm.github.calls) - before)
+        violations = len(zdm.github.violations)
+    rows = []
+    for kind, label in (
+        ("blocking", "3 PRs, one adding a blocking migration"),
+        ("none", "3 PRs, no migration"),
+        ("pull request", "a PR adding a blocking migration, same run"),
+    ):
+        durations = timings[kind]
+        event = "pull_request" if kind == "pull request" else "merge_group"
+        rows += [
+            (
+                f"{event} -> check run completed ({label}), p50 / p90",
+                f"{statistics.median(durations) * 1000:.0f} / {percentile(durations, 0.9) * 1000:.0f} ms "
+                f"({'/'.join(sorted(str(c) for c in conclusions[kind]))})",
+                "p50 <= 150 ms",
+            ),
+            (
+                f"GitHub API calls ({label})",
+                f"median {statistics.median(calls[kind]):.0f}, max {max(calls[kind])}",
+                "-",
+            ),
+        ]
+    rows.append(("merge queue: requests breaking GitHub's descriptions", str(violations), "0"))
+    return rows
+
+
 def backlog(count: int) -> list[tuple[str, str, str]]:
     """Deliveries arriving faster than reviews finish: the receiver's answers while two workers catch up."""
     from tests.test_app import BLOCKING, MIGRATIONS, new_repo, open_pull, pull_request_payload
@@ -361,13 +438,17 @@ def main() -> None:
     parser.add_argument("--reviews", type=int, default=20)
     parser.add_argument("--backlog", type=int, default=200)
     parser.add_argument("--only-review-size", action="store_true", help="measure only what reviews post")
+    parser.add_argument("--only-merge-queue", action="store_true", help="measure only merge groups")
     args = parser.parse_args()
     if args.only_review_size:
         rows = review_size()
+    elif args.only_merge_queue:
+        rows = merge_queue(args.reviews)
     else:
         rows = (
             ingest(args.deliveries, args.concurrency)
             + reviews(args.reviews)
+            + merge_queue(args.reviews)
             + backlog(args.backlog)
             + review_size()
         )

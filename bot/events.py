@@ -6,15 +6,19 @@ commits named here, so a queued job stays small and a redelivered event reads th
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bot.merge_queue import queued_pull
+
 REVIEW_ACTIONS = {"opened", "synchronize", "reopened", "ready_for_review"}
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 
 @dataclass(frozen=True, slots=True)
 class Work:
-    kind: str  # review | command | approve-button
+    kind: str  # review | command | approve-button | merge-group
     delivery: str
     event: str
     action: str
@@ -24,12 +28,21 @@ class Work:
     pull_number: int | None = None
     head_sha: str | None = None
     base_sha: str | None = None
+    # A merge group's branch (`gh-readonly-queue/<base>/pr-<number>-<sha>`) and the branch it merges into.
+    head_ref: str | None = None
+    base_ref: str | None = None
     comment_id: int | None = None
     comment_body: str | None = None
     actor: str | None = None
     actor_is_bot: bool = False
     # Times the job was put off until a rate limit lifted.
     reschedules: int = 0
+
+    def lock_key(self) -> str:
+        """Jobs holding the same key run one at a time: one per pull request, one per merge group."""
+        if self.kind == "merge-group":
+            return f"zdm:lock:{self.owner}/{self.repo}@{self.head_sha}"
+        return f"zdm:lock:{self.owner}/{self.repo}#{self.pull_number}"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +150,8 @@ def _work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None
             pull_number=int(pulls[0]["number"]),
             head_sha=str(suite.get("head_sha") or "") or None,
         )
+    if event == "merge_group":
+        return _merge_group(delivery, action, payload)
     if event == "issue_comment" and action == "created":
         issue = payload.get("issue") or {}
         comment = payload.get("comment") or {}
@@ -157,3 +172,28 @@ def _work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None
             actor=user.get("login"),
         )
     return None
+
+
+def _merge_group(delivery: str, action: str, payload: dict[str, Any]) -> Work | None:
+    """`checks_requested`: GitHub's merge queue waits for the required checks on the group's head commit.
+    `destroyed` (merged, dequeued or invalidated): nothing waits for zdm any more, and nothing is undone."""
+    if action != "checks_requested":
+        return None
+    group = payload["merge_group"]
+    head, base = str(group["head_sha"]), str(group["base_sha"])
+    # Both go into request paths and query expressions: commit SHAs (SHA-1, or SHA-256 repositories) only.
+    if not COMMIT_SHA.fullmatch(head) or not COMMIT_SHA.fullmatch(base):
+        raise EventError("merge_group payload: head_sha and base_sha must be commit SHAs")
+    head_ref = str(group.get("head_ref") or "")
+    return _work(
+        "merge-group",
+        delivery,
+        "merge_group",
+        action,
+        payload,
+        pull_number=queued_pull(head_ref),
+        head_sha=head,
+        base_sha=base,
+        head_ref=head_ref,
+        base_ref=str(group.get("base_ref") or "").removeprefix("refs/heads/"),
+    )

@@ -20,7 +20,7 @@ import ssl
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httpx
 from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
@@ -157,16 +157,106 @@ class PullRequestState:
 
     def changed_migrations(self) -> list[str]:
         """The migration.sql files the pull request adds or changes (deleted ones are not reviewed)."""
-        return [path for path, kind in self.files.items() if kind != "DELETED" and migration_root_of(path)]
+        return changed_migrations(self.files)
 
     def history_roots(self, known: Iterable[str]) -> list[str]:
         """The roots whose history the pull request touches: it adds, changes or deletes one of their
         migrations or their lock file, or a `*.prisma` file under one of the `known` roots' parent."""
-        roots = {found[0] for path in self.files if (found := migration_root_of(path)) is not None}
-        roots |= {posixpath.dirname(path) for path in self.files if posixpath.basename(path) == LOCK_FILE}
-        schemas = [path for path in self.files if path.endswith(".prisma")]
-        roots |= {root for root in {*known, *roots} for path in schemas if is_schema_path(root, path)}
-        return sorted(roots)
+        return history_roots(self.files, known)
+
+
+def changed_migrations(files: dict[str, str]) -> list[str]:
+    """The migration.sql files among `files` (path -> GraphQL changeType) added or changed, not deleted."""
+    return [path for path, kind in files.items() if kind != "DELETED" and migration_root_of(path)]
+
+
+def history_roots(files: Iterable[str], known: Iterable[str]) -> list[str]:
+    """The roots whose history a change of `files` touches: one of their migrations or their lock file, or a
+    `*.prisma` file under one of the `known` roots' parent."""
+    paths = list(files)
+    roots = {found[0] for path in paths if (found := migration_root_of(path)) is not None}
+    roots |= {posixpath.dirname(path) for path in paths if posixpath.basename(path) == LOCK_FILE}
+    schemas = [path for path in paths if path.endswith(".prisma")]
+    roots |= {root for root in {*known, *roots} for path in schemas if is_schema_path(root, path)}
+    return sorted(roots)
+
+
+class CommitRange(Protocol):
+    """Two commits as the analysis reads them: what changed between them, and the migration roots and the
+    files of their history at both (a pull request, or a merge group)."""
+
+    head_sha: str
+    base_sha: str
+    files: dict[str, str]
+    head_texts: dict[str, str | None]
+    base_texts: dict[str, str | None]
+    base_roots: dict[str, dict[str, str] | None]
+    head_roots: dict[str, dict[str, str] | None]
+    diff_lines: dict[str, frozenset[int]]
+
+    def changed_migrations(self) -> list[str]: ...
+
+    def history_roots(self, known: Iterable[str]) -> list[str]: ...
+
+
+# A comparison's status for a file, as GraphQL's changeType names it (zdm's one vocabulary for changes).
+_CHANGE_TYPES = {
+    "added": "ADDED",
+    "removed": "DELETED",
+    "modified": "MODIFIED",
+    "renamed": "RENAMED",
+    "copied": "COPIED",
+    "changed": "CHANGED",
+}
+# GitHub lists at most this many files of a comparison.
+COMPARE_FILES = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """`GET /repos/{owner}/{repo}/compare/{base}...{head}`: the files changed and the commits in between."""
+
+    files: dict[str, str]
+    # (sha, message), oldest first; GitHub gives the newest 250.
+    commits: list[tuple[str, str]]
+    total_commits: int
+
+    @property
+    def files_complete(self) -> bool:
+        return len(self.files) < COMPARE_FILES
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedPull:
+    """A pull request of a merge group: the files it changes and its conversation (where approvals live)."""
+
+    number: int
+    files: frozenset[str]
+    comments: list[IssueComment]
+
+
+@dataclass
+class MergeGroupState:
+    """A merge group as zdm needs it: what changed from its base commit to its head commit, and its pull
+    requests."""
+
+    head_sha: str
+    base_sha: str
+    # path -> GraphQL changeType, from the comparison and from the migration roots read at both commits
+    files: dict[str, str]
+    pulls: dict[int, QueuedPull] = field(default_factory=dict)
+    head_texts: dict[str, str | None] = field(default_factory=dict)
+    base_texts: dict[str, str | None] = field(default_factory=dict)
+    base_roots: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    head_roots: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    # No review comments on a merge group: nothing needs the diff's lines.
+    diff_lines: dict[str, frozenset[int]] = field(default_factory=dict)
+
+    def changed_migrations(self) -> list[str]:
+        return changed_migrations(self.files)
+
+    def history_roots(self, known: Iterable[str]) -> list[str]:
+        return history_roots(self.files, known)
 
 
 def _count_response(connection: Redis) -> Callable[[httpx.Response], None]:
@@ -208,6 +298,8 @@ def warm_up() -> None:
         "Integration",
         "PullRequestReviewComment",
         "Blob",
+        "CommitComparison",
+        "PullRequestSimple",
     ):
         getattr(models, name)
 
@@ -569,14 +661,7 @@ class GitHubAdapter:
             for node in self._all_nodes(_FILES_QUERY, where, pull["files"], ("files",))
         }
         comments = [
-            IssueComment(
-                int(node["databaseId"]),
-                node["body"],
-                (node.get("author") or {}).get("login") or "ghost",
-                (node.get("author") or {}).get("__typename") == "Bot",
-                node.get("createdAt") or "",
-                node.get("lastEditedAt") is not None,
-            )
+            _issue_comment(node)
             for node in self._all_nodes(_COMMENTS_QUERY, where, pull["comments"], ("comments",))
         ]
         check_runs = [
@@ -707,6 +792,132 @@ class GitHubAdapter:
                 found[entry.filename] = added_lines(entry.patch or "")
         return found
 
+    # -- a merge group --------------------------------------------------------------------------------------
+
+    def compare(self, owner: str, repo: str, base: str, head: str) -> Comparison:
+        """What changed from `base` to `head`, and the commits in between, in one request (GitHub's compare:
+        at most 300 files and the newest 250 commits)."""
+        data = self.gh.rest.repos.compare_commits(owner, repo, f"{base}...{head}").parsed_data
+        files: dict[str, str] = {}
+        for entry in data.files or []:
+            if entry.status == "unchanged":
+                continue
+            files[entry.filename] = _CHANGE_TYPES.get(entry.status, "CHANGED")
+            previous = entry.previous_filename or None
+            if entry.status == "renamed" and previous:
+                # The old path's root changed too: its history has lost a migration.
+                files.setdefault(previous, "DELETED")
+        commits = [(commit.sha, commit.commit.message) for commit in data.commits]
+        return Comparison(files, commits, data.total_commits)
+
+    def read_merge_group(
+        self,
+        owner: str,
+        repo: str,
+        head: str,
+        base: str,
+        roots: Sequence[str],
+        numbers: Sequence[int],
+        comparison: Comparison,
+    ) -> MergeGroupState:
+        """A merge group's migration roots and history files at both commits, `.github/zdm.yml` at the base,
+        and its pull requests' files and conversations, in one GraphQL query when it fits (as
+        `read_pull_request`: further pages after it, trees before texts for repositories too big for one)."""
+        state = MergeGroupState(head, base, dict(comparison.files))
+        split_key = f"zdm:split-reads:{owner}/{repo}"
+        split = bool(self.connection.exists(split_key))
+        try:
+            self._read_merge_group(owner, repo, state, roots, numbers, split)
+        except (GraphQLFailed, RequestFailed) as error:
+            if split or not query_too_big(error):
+                raise
+            log.warning("merge_group.split_reads", repo=f"{owner}/{repo}", head=head)
+            self.connection.set(split_key, 1, ex=SPLIT_READ_SECONDS)
+            self._read_merge_group(owner, repo, state, roots, numbers, True)
+        return state
+
+    def _read_merge_group(
+        self,
+        owner: str,
+        repo: str,
+        state: MergeGroupState,
+        roots: Sequence[str],
+        numbers: Sequence[int],
+        split: bool,
+    ) -> None:
+        content = _Content(
+            self, owner, repo, state.head_sha, state.base_sha, roots, with_config=True, texts=not split
+        )
+        query = (
+            "query ZdmMergeGroup($owner: String!, $name: String!) {\n  repository(owner: $owner, name: $name) {\n"
+            + _pull_fields(numbers)
+            + content.fields()
+            + "  }\n}"
+        )
+        repository = self._request_pulls(query, {"owner": owner, "name": repo})
+        state.pulls.update(self._queued_pulls(owner, repo, repository))
+        content.parse(repository, state)
+
+    def read_pulls(self, owner: str, repo: str, numbers: Sequence[int]) -> dict[int, QueuedPull]:
+        """Pull requests found after the first query (by their commits): their files and conversations."""
+        if not numbers:
+            return {}
+        query = (
+            "query ZdmQueuedPulls($owner: String!, $name: String!) {\n  repository(owner: $owner, name: $name) {\n"
+            + _pull_fields(numbers)
+            + "  }\n}"
+        )
+        repository = self._request_pulls(query, {"owner": owner, "name": repo})
+        return self._queued_pulls(owner, repo, repository)
+
+    def _request_pulls(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """The query's `repository`; a number that is no pull request (a commit message may name an issue)
+        leaves its field null, with GitHub's NOT_FOUND error beside the rest of the answer."""
+        try:
+            data = self.gh.graphql.request(query, variables)
+        except GraphQLFailed as error:
+            answer = error.response
+            missing = [
+                e
+                for e in answer.errors or []
+                if e.type == "NOT_FOUND"
+                and e.path
+                and len(e.path) == 2
+                and str(e.path[1]).startswith("pull_")
+            ]
+            if (
+                not answer.data
+                or not answer.data.get("repository")
+                or len(missing) != len(answer.errors or [])
+            ):
+                raise
+            data = answer.data
+        repository: dict[str, Any] = data["repository"]
+        return repository
+
+    def _queued_pulls(self, owner: str, repo: str, repository: dict[str, Any]) -> dict[int, QueuedPull]:
+        found: dict[int, QueuedPull] = {}
+        for key, pull in repository.items():
+            if not key.startswith("pull_") or not pull:
+                continue
+            where = {"owner": owner, "name": repo, "number": pull["number"]}
+            files = frozenset(
+                node["path"] for node in self._all_nodes(_FILES_QUERY, where, pull["files"], ("files",))
+            )
+            comments = [
+                _issue_comment(node)
+                for node in self._all_nodes(_COMMENTS_QUERY, where, pull["comments"], ("comments",))
+            ]
+            found[int(pull["number"])] = QueuedPull(int(pull["number"]), files, comments)
+        return found
+
+    def pulls_with_commit(self, owner: str, repo: str, sha: str) -> list[int]:
+        """The pull requests GitHub associates with a commit (`GET .../commits/{sha}/pulls`)."""
+        found = self.gh.rest.repos.list_pull_requests_associated_with_commit(
+            owner, repo, sha, per_page=100
+        ).parsed_data
+        return [int(pull.number) for pull in found]
+
     # -- writing ----------------------------------------------------------------------------------------------
 
     def publish_check_run(
@@ -715,18 +926,19 @@ class GitHubAdapter:
         repo: str,
         existing: int | None,
         head: str,
-        number: int,
+        number: int | None,
         conclusion: str,
         title: str,
         summary: str,
         annotations: Sequence[Annotation],
         actions: Sequence[dict[str, str]] = (),
         annotations_present: int = 0,
+        external_id: str | None = None,
     ) -> int:
         """Create the head's check run (or complete the existing one); annotations go 50 per request.
 
         GitHub appends annotations and cannot remove them, so an existing run gets only those it lacks (the
-        report lists them in a stable order)."""
+        report lists them in a stable order). `external_id` defaults to the pull request's `pr:<number>`."""
         if existing is not None:
             annotations = annotations[annotations_present:]
         title, summary = title[:MAX_TITLE], cap(summary, MAX_OUTPUT)
@@ -737,7 +949,7 @@ class GitHubAdapter:
         body: dict[str, Any] = {
             "name": CHECK_NAME,
             "head_sha": head,
-            "external_id": f"pr:{number}",
+            "external_id": external_id if external_id is not None else f"pr:{number}",
             "status": "completed",
             "conclusion": conclusion,
             "output": {
@@ -772,6 +984,33 @@ class GitHubAdapter:
                 ),
             )
         return run_id
+
+    def publish_merge_group_check_run(
+        self,
+        owner: str,
+        repo: str,
+        head: str,
+        base: str,
+        conclusion: str,
+        title: str,
+        summary: str,
+        annotations: Sequence[Annotation],
+    ) -> int:
+        """The pull request check's run, completed on a merge group's head commit. A new run each time: GitHub
+        sends `checks_requested` once per group, and a retried job posting it again changes nothing, since
+        GitHub reads the newest run of a name. No Approve button: approvals are given on pull requests."""
+        return self.publish_check_run(
+            owner,
+            repo,
+            None,
+            head,
+            None,
+            conclusion,
+            title,
+            summary,
+            annotations,
+            external_id=f"merge-group:{base}",
+        )
 
     def post_review(
         self, owner: str, repo: str, number: int, head: str, comments: Sequence[InlineComment]
@@ -846,6 +1085,27 @@ class GitHubAdapter:
             if comment.author_is_bot and comment.author == bot and SUMMARY_MARKER in comment.body:
                 return comment
         return None
+
+
+def _issue_comment(node: dict[str, Any]) -> IssueComment:
+    author = node.get("author") or {}
+    return IssueComment(
+        int(node["databaseId"]),
+        node["body"],
+        author.get("login") or "ghost",
+        author.get("__typename") == "Bot",
+        node.get("createdAt") or "",
+        node.get("lastEditedAt") is not None,
+    )
+
+
+def _pull_fields(numbers: Sequence[int]) -> str:
+    """One aliased `pullRequest` field per number: its files and its conversation (first pages)."""
+    return "".join(
+        f"    pull_{number}: pullRequest(number: {int(number)}) {{ number"
+        f" {_FILES.format(after='')} {_COMMENTS.format(before='')} }}\n"
+        for number in numbers
+    )
 
 
 def _annotation(annotation: Annotation) -> dict[str, Any]:
@@ -923,7 +1183,7 @@ class _Content:
             )
         return "".join(f"    {f}\n" for f in fields)
 
-    def parse(self, repository: dict[str, Any], state: PullRequestState) -> None:
+    def parse(self, repository: dict[str, Any], state: CommitRange) -> None:
         base_trees = {
             root: _folders(repository.get(f"base_{index}"))
             for index, root in enumerate(self.roots)

@@ -151,3 +151,72 @@ def test_a_query_too_big_to_answer_in_time_gets_githubs_timeout(
     )
     assert answer.status_code == 502
     assert answer.json()["errors"][0]["message"].startswith("Something went wrong while executing your query")
+
+
+def test_a_comparison_is_three_dot_and_capped_as_githubs(
+    github: tuple[GitHubState, httpx.Client, Repository],
+) -> None:
+    from githubkit import GitHub
+
+    state, client, repo = github
+    base = repo.pulls[1].base_sha
+    # The branch moves on after the pull request's base: BASE...HEAD diffs from their merge base, so a file
+    # changed on the branch alone is not in the comparison.
+    moved = state.commit(repo, {"CHANGELOG.md": "later\n"}, parent=base, message="On main")
+    head = state.commit(
+        repo,
+        {f"docs/{n:03d}.md": f"{n}\n" for n in range(320)},
+        parent=repo.pulls[1].head_sha,
+        message="Docs",
+    )
+    answer = client.get(f"/repos/acme/app/compare/{moved}...{head}")
+    assert answer.status_code == 200
+    data = answer.json()
+    assert (data["status"], data["ahead_by"], data["behind_by"], data["total_commits"]) == (
+        "diverged",
+        2,
+        1,
+        2,
+    )
+    assert data["merge_base_commit"]["sha"] == base
+    assert [c["commit"]["message"] for c in data["commits"]] == ["Update files", "Docs"]
+    assert len(data["files"]) == 300 and "CHANGELOG.md" not in {f["filename"] for f in data["files"]}
+    # githubkit reads the answer as the description says it; paging shows files on the first page only.
+    with GitHub(TOKEN, base_url=str(client.base_url)) as gh:
+        parsed = gh.rest.repos.compare_commits("acme", "app", f"{moved}...{head}").parsed_data
+        assert [c.sha for c in parsed.commits] == [repo.pulls[1].head_sha, head]
+        second = gh.rest.repos.compare_commits("acme", "app", f"{moved}...{head}", page=2, per_page=1)
+        assert [c.sha for c in second.parsed_data.commits] == [head] and not second.parsed_data.files
+    assert client.get(f"/repos/acme/app/compare/{base}...{'0' * 40}").status_code == 404
+    assert state.violations == []
+
+
+def test_a_merge_queue_group_and_the_pull_requests_of_its_commits(
+    github: tuple[GitHubState, httpx.Client, Repository],
+) -> None:
+    state, client, repo = github
+    pull = repo.pulls[1]
+    group = state.merge_group(repo, pull.base_sha, [pull], "merge")
+    assert group.head_ref.endswith(f"/pr-{pull.number}-{pull.base_sha}")
+    assert repo.parents[group.head_sha] == (pull.base_sha, pull.head_sha)
+    # The pull request's own commit is associated with it; the merge queue's merge commit is not.
+    own = client.get(f"/repos/acme/app/commits/{pull.head_sha}/pulls").json()
+    assert [p["number"] for p in own] == [pull.number]
+    assert client.get(f"/repos/acme/app/commits/{group.head_sha}/pulls").json() == []
+    assert client.get(f"/repos/acme/app/commits/{'0' * 40}/pulls").status_code == 422
+    assert state.violations == []
+
+
+def test_an_unknown_pull_request_number_is_githubs_not_found_beside_the_rest(
+    github: tuple[GitHubState, httpx.Client, Repository],
+) -> None:
+    _, client, _ = github
+    answer = graphql(
+        client,
+        'query { repository(owner: "acme", name: "app") { a: pullRequest(number: 1) { number }'
+        " b: pullRequest(number: 99) { number } } }",
+    ).json()
+    assert answer["data"]["repository"] == {"a": {"number": 1}, "b": None}
+    (error,) = answer["errors"]
+    assert error["type"] == "NOT_FOUND" and error["path"] == ["repository", "b"]
+    assert error["message"] == "Could not resolve to a PullRequest with the number of 99."

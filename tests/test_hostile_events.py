@@ -29,7 +29,9 @@ JSON = st.recursive(
     ),
     max_leaves=30,
 )
-EVENTS = st.sampled_from(["pull_request", "issue_comment", "check_run", "check_suite", "ping", "push", ""])
+EVENTS = st.sampled_from(
+    ["pull_request", "issue_comment", "check_run", "check_suite", "merge_group", "ping", "push", ""]
+)
 
 
 def mutated(event: str, payload: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
@@ -69,7 +71,12 @@ def test_any_signed_json_gets_a_clean_answer(client: TestClient, event: str, pay
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     event=st.sampled_from(
-        [("pull_request", "opened"), ("issue_comment", "created"), ("check_run", "requested_action")]
+        [
+            ("pull_request", "opened"),
+            ("issue_comment", "created"),
+            ("check_run", "requested_action"),
+            ("merge_group", "checks_requested"),
+        ]
     ),
     path=st.lists(
         st.sampled_from(
@@ -88,6 +95,10 @@ def test_any_signed_json_gets_a_clean_answer(client: TestClient, event: str, pay
                 "issue",
                 "check_run",
                 "external_id",
+                "merge_group",
+                "head_sha",
+                "base_sha",
+                "head_ref",
             ]
         ),
         min_size=1,

@@ -25,6 +25,7 @@ from bot.logs import configure, log, redact, register_secret
 from bot.queue import DELIVERY_KEY, job_id_for, job_retries, pull_request_lock
 from bot.settings import Settings
 from workers.commands import run_command
+from workers.merge_group import check_merge_group, report_failure
 from workers.review import review
 
 MAX_RESCHEDULES = 5
@@ -47,14 +48,15 @@ def run(data: dict[str, Any]) -> str:
     outcome = "error"
     verdict: str | None = None
     try:
-        assert work.pull_number is not None
-        lock = f"zdm:lock:{work.owner}/{work.repo}#{work.pull_number}"
+        lock = work.lock_key()
         with pull_request_lock(
             connection, lock, work.delivery, settings.job_timeout_seconds, settings.job_timeout_seconds
         ):
             if work.kind == "review":
                 report = review(work, settings, connection)
                 verdict = report.conclusion if report is not None else None
+            elif work.kind == "merge-group":
+                verdict = check_merge_group(work, settings, connection)
             else:
                 run_command(work, settings, connection)
         outcome = "ok"
@@ -103,6 +105,12 @@ def _give_up(work: Work, settings: Settings, connection: Redis, error: BaseExcep
     log.error("job.failed", delivery=work.delivery, pull=work.pull_number, error=reason)
     # A redelivery of this delivery (from GitHub's UI or the sweep) must be accepted, not dropped as seen.
     connection.delete(DELIVERY_KEY.format(work.delivery))
+    if work.kind == "merge-group":
+        try:
+            report_failure(work, settings, connection, reason)
+        except Exception as report_error:
+            log.error("job.failure_not_reported", delivery=work.delivery, error=redact(str(report_error)))
+        return
     if work.pull_number is None:
         return
     try:

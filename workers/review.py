@@ -20,7 +20,7 @@ from bot.analysis.snapshot import (
 )
 from bot.commands import read_approvals
 from bot.events import Work
-from bot.github import DEFAULT_ROOTS, GitHubAdapter, PullRequestState
+from bot.github import DEFAULT_ROOTS, CommitRange, GitHubAdapter, PullRequestState
 from bot.logs import log
 from bot.report.pull_request import (
     Approval,
@@ -38,12 +38,13 @@ APPROVE_ACTION = {
 }
 
 
-def _roots_key(work: Work) -> str:
+def roots_key(work: Work) -> str:
     return f"zdm:roots:{work.owner}/{work.repo}"
 
 
-def repo_config(state: PullRequestState) -> tuple[RepoConfig, list[str]]:
-    """The repository's settings at the base commit: a pull request cannot loosen its own gate."""
+def repo_config(state: CommitRange) -> tuple[RepoConfig, list[str]]:
+    """The repository's settings at the base commit: a pull request (or a merge group) cannot loosen its own
+    gate."""
     notes: list[str] = []
     text = state.base_texts.get(CONFIG_PATH)
     try:
@@ -61,7 +62,7 @@ def repo_config(state: PullRequestState) -> tuple[RepoConfig, list[str]]:
 
 
 def analyse(
-    state: PullRequestState, config: RepoConfig, notes: list[str]
+    state: CommitRange, config: RepoConfig, notes: list[str]
 ) -> tuple[list[ChangedMigration], PrismaVersion | None]:
     changes: list[ChangedMigration] = []
     prisma: PrismaVersion | None = None
@@ -92,7 +93,7 @@ def analyse(
     return changes, prisma
 
 
-def history_hazards(state: PullRequestState, config: RepoConfig) -> list[Hazard]:
+def history_hazards(state: CommitRange, config: RepoConfig) -> list[Hazard]:
     """What the pull request does to the history of each PostgreSQL root it touches (an applied migration
     edited, renamed or deleted, one added out of order, the lock file changed)."""
     hazards: list[Hazard] = []
@@ -154,7 +155,7 @@ def inspect(adapter: GitHubAdapter, work: Work, settings: Settings, connection: 
     head, base = work.head_sha, work.base_sha
     if head is None or base is None:
         head, base = adapter.pull_request_commits(owner, repo, number)
-    known = connection.get(_roots_key(work))
+    known = connection.get(roots_key(work))
     roots = json.loads(known) if known else list(DEFAULT_ROOTS)
     state = adapter.read_pull_request(owner, repo, number, head, base, roots)
     if state.head_sha != head:
@@ -166,7 +167,7 @@ def inspect(adapter: GitHubAdapter, work: Work, settings: Settings, connection: 
     missing = [r for r in state.history_roots(state.head_roots) if r not in state.head_roots]
     if missing:
         adapter.read_roots(owner, repo, state, missing)
-        connection.set(_roots_key(work), json.dumps(sorted({*roots, *missing})))
+        connection.set(roots_key(work), json.dumps(sorted({*roots, *missing})))
     modified = [p for p in changed_paths if state.files[p] != "ADDED"]
     if modified:
         state.diff_lines = adapter.diff_lines(owner, repo, number, modified)

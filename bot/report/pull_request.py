@@ -43,6 +43,10 @@ FILE_COMMENT_THRESHOLD = 30
 # A one-line reason in an inline comment (some messages list every table a file locks).
 _WHY_LIMIT = 320
 
+# The verdict's ways out on a pull request: accept the findings as they are, or change the statements.
+ACCEPT = "comment `/zdm approve <reason>` (write access) to accept them as they are."
+BY_HAND = "Change them by hand (see the inline comments)"
+
 _ANNOTATION_LEVEL = {"error": "failure", "warning": "warning", "note": "notice"}
 _SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z`\"(])")
@@ -134,6 +138,12 @@ class Approval:
     reason: str
     digests: frozenset[str]
     at: str = ""
+    # Where it counts: None, the whole pull request it was given on; else only these files (a merge group
+    # holds other pull requests, which the approval was not given for).
+    paths: frozenset[str] | None = None
+
+    def covers(self, item: Flagged) -> bool:
+        return item.digest in self.digests and (self.paths is None or item.path in self.paths)
 
 
 @dataclass(frozen=True)
@@ -462,9 +472,16 @@ def build_report(
     notes: Sequence[str] = (),
     comment_on_brief: bool = False,
     hazards: Sequence[Hazard] = (),
+    *,
+    accept: str = ACCEPT,
+    by_hand: str = BY_HAND,
+    preamble: Sequence[str] = (),
 ) -> PullRequestReport:
     """`hazards`: what the pull request does to its roots' history (`bot.analysis.history`); those at severity
-    error fail the check like flagged statements, and `/zdm approve` covers them the same way."""
+    error fail the check like flagged statements, and `/zdm approve` covers them the same way.
+
+    `accept` and `by_hand` replace the verdict's ways out (see `_verdict`), and `preamble` comes right after the
+    verdict in the check run's summary: a merge group has no conversation to comment in."""
     annotations: list[Annotation] = _hazard_annotations(hazards)
     comments: list[InlineComment] = []
     plans: dict[str, FilePlan] = {}
@@ -510,16 +527,24 @@ def build_report(
             )
     statements, flagged = _flagged(changes)
     flagged = [*_hazard_flags(hazards), *flagged]
-    approved = {d for a in approvals for d in a.digests}
-    unapproved = tuple(f for f in flagged if f.digest not in approved)
-    used = tuple(a for a in approvals if a.digests & {f.digest for f in flagged})
+    unapproved = tuple(f for f in flagged if not any(a.covers(f) for a in approvals))
+    used = tuple(a for a in approvals if any(a.covers(f) for f in flagged))
     verdict = _verdict(
-        changes, plans, statements, flagged, unapproved, used, bool(approvals), hazards=hazards
+        changes,
+        plans,
+        statements,
+        flagged,
+        unapproved,
+        used,
+        bool(approvals),
+        accept=accept,
+        by_hand=by_hand,
+        hazards=hazards,
     )
     return PullRequestReport(
         "failure" if unapproved else "success",
         _clip(_title(changes, flagged, unapproved, hazards), MAX_TITLE),
-        _check_summary(changes, verdict, unapproved, used, notes, bool(approvals), hazards),
+        _check_summary(changes, verdict, unapproved, used, notes, bool(approvals), hazards, preamble),
         tuple(annotations),
         tuple(comments),
         _summary_comment(changes, plans, prisma, verdict, used, notes, hazards),
@@ -684,8 +709,8 @@ def _verdict(
     used: Sequence[Approval],
     approved_before: bool,
     *,
-    accept: str = "comment `/zdm approve <reason>` (write access) to accept them as they are.",
-    by_hand: str = "Change them by hand (see the inline comments)",
+    accept: str = ACCEPT,
+    by_hand: str = BY_HAND,
     hazards: Sequence[Hazard] = (),
     accept_history: str = "",
 ) -> list[str]:
@@ -856,8 +881,14 @@ def _check_summary(
     notes: Sequence[str],
     approved_before: bool,
     hazards: Sequence[Hazard] = (),
+    preamble: Sequence[str] = (),
 ) -> str:
-    head = [f"**{verdict[0]}**", *verdict[1:], *_history_section(hazards, 20_000)]
+    head = [
+        f"**{verdict[0]}**",
+        *verdict[1:],
+        *(["", *preamble] if preamble else []),
+        *_history_section(hazards, 20_000),
+    ]
     if not changes:
         return cap("\n".join(head), MAX_OUTPUT)
     after: list[str] = []

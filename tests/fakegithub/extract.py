@@ -31,6 +31,8 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "/repos/{owner}/{repo}/pulls/{pull_number}/comments": ("post",),
     "/repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}": ("put",),
     "/repos/{owner}/{repo}/git/blobs/{file_sha}": ("get",),
+    "/repos/{owner}/{repo}/compare/{basehead}": ("get",),
+    "/repos/{owner}/{repo}/commits/{commit_sha}/pulls": ("get",),
     "/repos/{owner}/{repo}/check-runs": ("post",),
     "/repos/{owner}/{repo}/check-runs/{check_run_id}": ("patch",),
     "/repos/{owner}/{repo}/collaborators/{username}/permission": ("get",),
@@ -45,8 +47,13 @@ WEBHOOKS: dict[str, tuple[str, ...]] = {
     "issue_comment": ("created", "edited", "deleted"),
     "check_run": ("rerequested", "requested_action"),
     "check_suite": ("rerequested", "requested"),
+    "merge_group": ("checks_requested", "destroyed"),
     "ping": (),
 }
+
+# Webhook payload schemas kept beside the examples: `@octokit/webhooks-examples` has no example of every action
+# (none of `merge_group.destroyed`), so a test builds that payload and checks it against GitHub's schema.
+WEBHOOK_SCHEMAS = ("merge-group-checks-requested", "merge-group-destroyed")
 
 
 def _refs(node: Any, found: set[str]) -> None:
@@ -66,9 +73,11 @@ def extract_openapi(full: dict[str, Any]) -> dict[str, Any]:
     for path, _methods in OPERATIONS.items():
         if "parameters" in full["paths"][path]:
             paths[path]["parameters"] = full["paths"][path]["parameters"]
+    webhooks = {name: full["x-webhooks"][name] for name in WEBHOOK_SCHEMAS}
     components: dict[str, dict[str, Any]] = {}
     pending: set[str] = set()
     _refs(paths, pending)
+    _refs(webhooks, pending)
     seen: set[str] = set()
     while pending:
         ref = pending.pop()
@@ -84,6 +93,7 @@ def extract_openapi(full: dict[str, Any]) -> dict[str, Any]:
         "info": full["info"],
         "servers": full.get("servers", []),
         "paths": paths,
+        "x-webhooks": webhooks,
         "components": components,
     }
 

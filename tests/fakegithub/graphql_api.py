@@ -188,10 +188,13 @@ def _review(review: Any) -> dict[str, Any]:
     }
 
 
-def _pull_request(state: GitHubState, repo: Repository, number: int) -> dict[str, Any] | None:
+def _pull_request(state: GitHubState, repo: Repository, number: int) -> dict[str, Any]:
     pull = repo.pulls.get(number)
     if pull is None:
-        return None
+        # GitHub answers an unknown number (or an issue's) with an error at the field, the rest of the data kept.
+        raise GitHubQueryError(
+            f"Could not resolve to a PullRequest with the number of {number}.", "NOT_FOUND"
+        )
 
     def files(info: Any, **page: Any) -> dict[str, Any]:
         items = [{"path": p, "changeType": _CHANGE_TYPES[s]} for p, s in state.changed_files(repo, pull)]

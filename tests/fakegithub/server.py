@@ -34,6 +34,7 @@ from tests.fakegithub.state import (
     Review,
     ReviewComment,
     User,
+    blob_oid,
     diff_of,
     key_pair,
     now,
@@ -544,6 +545,110 @@ def create_app(state: GitHubState) -> FastAPI:
             node_id=f"B_{sha[:12]}",
         )
         return JSONResponse(blob)
+
+    # -- commits ------------------------------------------------------------------------------------------------
+
+    def commit_json(repo: Repository, sha: str, template: dict[str, Any]) -> dict[str, Any]:
+        data = copy.deepcopy(template)
+        api = f"{HOST}/repos/{repo.owner}/{repo.name}"
+        data.update(
+            sha=sha,
+            node_id=f"C_{sha[:12]}",
+            url=f"{api}/commits/{sha}",
+            html_url=f"https://github.com/{repo.owner}/{repo.name}/commit/{sha}",
+            comments_url=f"{api}/commits/{sha}/comments",
+            parents=[
+                {
+                    "sha": p,
+                    "url": f"{api}/commits/{p}",
+                    "html_url": f"https://github.com/{repo.owner}/{repo.name}/commit/{p}",
+                }
+                for p in repo.parents.get(sha, ())
+            ],
+        )
+        data["commit"].update(message=repo.messages.get(sha, ""), url=f"{api}/git/commits/{sha}")
+        return data
+
+    @app.get("/repos/{owner}/{name}/compare/{basehead}")
+    async def compare(owner: str, name: str, basehead: str, request: Request) -> JSONResponse:
+        """`BASE...HEAD`: the commits reachable from head and not from base, and the files changed from their
+        merge base to head. GitHub's caps: 250 commits without paging (the newest), 300 files (on the first
+        page only when paging)."""
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        base, dots, head = basehead.partition("...")
+        if not dots or base not in repo.commits or head not in repo.commits:
+            raise HTTPError(404, "Not Found")
+        merge_base = state.merge_base(repo, base, head)
+        if merge_base is None:
+            raise HTTPError(404, f"No common ancestor between {base} and {head}.")
+        data = spec.example("commit-comparison")
+        template = data["commits"][0]
+        ahead = state.commits_between(repo, base, head)
+        behind = state.commits_between(repo, head, base)
+        paged = "page" in request.query_params or "per_page" in request.query_params
+        per_page = int(request.query_params.get("per_page", "30"))
+        page = int(request.query_params.get("page", "1"))
+        shown = ahead[(page - 1) * per_page : page * per_page] if paged else ahead[-250:]
+        before, after = repo.commits[merge_base], repo.commits[head]
+        files = []
+        for path in sorted({*before, *after}):
+            if before.get(path) == after.get(path):
+                continue
+            status = "added" if path not in before else "removed" if path not in after else "modified"
+            patch, _ = diff_of(before.get(path), after.get(path))
+            entry = copy.deepcopy(data["files"][0])
+            entry.update(
+                filename=path,
+                status=status,
+                sha=blob_oid(after.get(path) or before.get(path) or ""),
+                patch=patch,
+                additions=sum(1 for line in patch.splitlines() if line.startswith("+")),
+                deletions=sum(1 for line in patch.splitlines() if line.startswith("-")),
+            )
+            entry["changes"] = entry["additions"] + entry["deletions"]
+            files.append(entry)
+        data.update(
+            status="identical"
+            if not ahead and not behind
+            else "diverged"
+            if ahead and behind
+            else "ahead"
+            if ahead
+            else "behind",
+            ahead_by=len(ahead),
+            behind_by=len(behind),
+            total_commits=len(ahead),
+            base_commit=commit_json(repo, base, template),
+            merge_base_commit=commit_json(repo, merge_base, template),
+            commits=[commit_json(repo, sha, template) for sha in shown],
+            files=files[:300] if not paged or page == 1 else [],
+        )
+        headers = {}
+        if paged and page * per_page < len(ahead):
+            headers["link"] = (
+                f'<{request.url.replace_query_params(per_page=per_page, page=page + 1)}>; rel="next"'
+            )
+        return JSONResponse(data, headers=headers)
+
+    @app.get("/repos/{owner}/{name}/commits/{sha}/pulls")
+    async def commit_pulls(owner: str, name: str, sha: str, request: Request) -> JSONResponse:
+        repo = repo_for(owner, name, authenticate(request, app_level=False))
+        if sha not in repo.commits:
+            raise HTTPError(422, f"No commit found for SHA: {sha}")
+        template = spec.example("pull-request-simple-items")[0]
+        found = []
+        for pull in state.pulls_with_commit(repo, sha):
+            item = copy.deepcopy(template)
+            item.update(number=pull.number, node_id=pull.node_id, user=_user_json(pull.author), state="open")
+            item["head"].update(sha=pull.head_sha, ref=pull.head_ref)
+            item["base"].update(sha=pull.base_sha, ref=pull.base_ref)
+            # As for a pull request: the published example's labels and teams miss required fields.
+            item["labels"] = []
+            item["requested_teams"] = []
+            found.append(item)
+        per_page = int(request.query_params.get("per_page", "30"))
+        page = int(request.query_params.get("page", "1"))
+        return JSONResponse(found[(page - 1) * per_page : page * per_page])
 
     # -- checks -------------------------------------------------------------------------------------------------
 

@@ -138,6 +138,18 @@ class PullRequest:
     base_ref: str = "main"
 
 
+@dataclass(frozen=True)
+class MergeGroup:
+    """What GitHub's merge queue made of queued pull requests: a commit on top of the base branch per pull
+    request, on a read-only branch named after the last one."""
+
+    head_sha: str
+    head_ref: str
+    base_sha: str
+    base_ref: str
+    pulls: tuple[int, ...]
+
+
 @dataclass
 class Repository:
     owner: str
@@ -146,6 +158,9 @@ class Repository:
     node_id: str
     installation_id: int
     commits: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Each commit's parents (two for a merge) and message, for comparisons and a merge queue's commits.
+    parents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)
     pulls: dict[int, PullRequest] = field(default_factory=dict)
     check_runs: list[CheckRun] = field(default_factory=list)
     reviews: list[Review] = field(default_factory=list)
@@ -262,20 +277,122 @@ class GitHubState:
     def repo(self, owner: str, name: str) -> Repository:
         return self.repos[f"{owner}/{name}"]
 
-    def commit(self, repo: Repository, files: dict[str, str], parent: str | None = None) -> str:
-        """A commit holding the parent's files updated with `files` (a value of "" deletes the path)."""
+    def commit(
+        self,
+        repo: Repository,
+        files: dict[str, str],
+        parent: str | None = None,
+        message: str = "",
+        merged: str | None = None,
+    ) -> str:
+        """A commit holding the parent's files updated with `files` (a value of "" deletes the path); `merged`
+        makes it a merge commit, its second parent."""
         tree = dict(repo.commits.get(parent, {})) if parent else {}
         for path, text in files.items():
             if text == "":
                 tree.pop(path, None)
             else:
                 tree[path] = text
-        digest = hashlib.sha1(repr((parent, sorted(tree.items()))).encode()).hexdigest()
+        key: tuple[Any, ...] = (parent, sorted(tree.items()))
+        if message or merged:
+            key += (message, merged)
+        digest = hashlib.sha1(repr(key).encode()).hexdigest()
         repo.commits[digest] = tree
+        repo.parents[digest] = tuple(p for p in (parent, merged) if p)
+        repo.messages[digest] = message or "Update files"
         for text in files.values():
             if text:
                 self.blobs[blob_oid(text)] = text
         return digest
+
+    def ancestors(self, repo: Repository, sha: str) -> set[str]:
+        """The commit and every commit it descends from."""
+        seen: set[str] = set()
+        pending = [sha]
+        while pending:
+            current = pending.pop()
+            if current not in seen:
+                seen.add(current)
+                pending.extend(repo.parents.get(current, ()))
+        return seen
+
+    def merge_base(self, repo: Repository, base: str, head: str) -> str | None:
+        """The newest commit both descend from (breadth first from `base`), as `git merge-base` finds it."""
+        reachable = self.ancestors(repo, head)
+        queue = [base]
+        seen: set[str] = set()
+        while queue:
+            current = queue.pop(0)
+            if current in reachable:
+                return current
+            if current not in seen:
+                seen.add(current)
+                queue.extend(repo.parents.get(current, ()))
+        return None
+
+    def commits_between(self, repo: Repository, base: str, head: str) -> list[str]:
+        """Commits reachable from `head` and not from `base`, oldest first (`git log --reverse base..head`)."""
+        excluded = self.ancestors(repo, base)
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(sha: str) -> None:
+            # Parents before children: an iterative post-order walk, first parent first.
+            stack = [(sha, False)]
+            while stack:
+                current, done = stack.pop()
+                if done:
+                    order.append(current)
+                    continue
+                if current in seen or current in excluded:
+                    continue
+                seen.add(current)
+                stack.append((current, True))
+                stack.extend((p, False) for p in reversed(repo.parents.get(current, ())))
+
+        visit(head)
+        return order
+
+    def pulls_with_commit(self, repo: Repository, sha: str) -> list[PullRequest]:
+        """The pull requests whose commits hold `sha` (`GET .../commits/{sha}/pulls`)."""
+        return [
+            pull
+            for pull in repo.pulls.values()
+            if sha in self.commits_between(repo, pull.base_sha, pull.head_sha)
+        ]
+
+    def merge_group(
+        self, repo: Repository, base: str, pulls: list[PullRequest], method: str = "merge"
+    ) -> MergeGroup:
+        """What GitHub's merge queue builds for `pulls` queued in this order on a base branch at `base`: one
+        commit per pull request (`merge`: a merge commit of its head; `squash`: one commit titled
+        "<title> (#N)"; `rebase`: its commits replayed, their messages kept) on a `gh-readonly-queue` branch."""
+        head = base
+        for pull in pulls:
+            changes = {
+                path: repo.commits[pull.head_sha].get(path, "") for path, _ in self.changed_files(repo, pull)
+            }
+            if method == "merge":
+                message = f"Merge pull request #{pull.number} from {repo.owner}/{pull.head_ref}\n\nQueued"
+                head = self.commit(repo, changes, parent=head, message=message, merged=pull.head_sha)
+            elif method == "squash":
+                head = self.commit(
+                    repo, changes, parent=head, message=f"Change {pull.number} (#{pull.number})"
+                )
+            else:
+                for sha in self.commits_between(repo, pull.base_sha, pull.head_sha):
+                    before = repo.commits[repo.parents[sha][0]] if repo.parents.get(sha) else {}
+                    after = repo.commits[sha]
+                    step = {p: after.get(p, "") for p in {*before, *after} if before.get(p) != after.get(p)}
+                    head = self.commit(repo, step, parent=head, message=repo.messages[sha])
+        last = pulls[-1].number
+        return MergeGroup(
+            head,
+            f"refs/heads/gh-readonly-queue/main/pr-{last}-{base}",
+            base,
+            "refs/heads/main",
+            tuple(p.number for p in pulls),
+        )
 
     def open_pull(self, repo: Repository, author: str, base: str, head: str) -> PullRequest:
         number = len(repo.pulls) + 1
