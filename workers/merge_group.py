@@ -22,6 +22,7 @@ from bot.merge_queue import group_pulls, origins, pull_named, root_changes
 from bot.report.merge_group import flagged_paths, merge_group_report, no_migration_change
 from bot.report.pull_request import Approval
 from bot.settings import Settings
+from workers.replay_cache import RedisSchemaStore
 from workers.review import analyse, history_hazards, repo_config, roots_key
 
 # Commits whose message names no pull request (the "rebase" method) are looked up one request each: at most
@@ -67,7 +68,8 @@ def check_merge_group(work: Work, settings: Settings, connection: Redis) -> str:
                 f"GitHub's comparison gives the newest {len(comparison.commits)} of the group's "
                 f"{comparison.total_commits} commits: pull requests named only in older ones were not read"
             )
-        changes, prisma = analyse(state, config, notes)
+        schemas = RedisSchemaStore(connection, f"{work.owner}/{work.repo}", settings.approval_key())
+        changes, prisma = analyse(state, config, notes, schemas)
         hazards = history_hazards(state, config)
         _trace_pulls(adapter, work, state, comparison.commits, flagged_paths(changes, hazards))
         changed = [*(c.path for c in changes), *(h.path for h in hazards)]

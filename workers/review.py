@@ -14,6 +14,7 @@ from bot.analysis.prisma import PrismaVersion, lock_file_path
 from bot.analysis.roots import provider_of
 from bot.analysis.snapshot import (
     RootSnapshot,
+    SchemaStore,
     analyze_root_snapshot,
     prisma_version_from,
     roots_of,
@@ -30,6 +31,7 @@ from bot.report.pull_request import (
     comments_to_post,
 )
 from bot.settings import Settings
+from workers.replay_cache import RedisSchemaStore
 
 APPROVE_ACTION = {
     "label": "Approve",
@@ -62,7 +64,7 @@ def repo_config(state: CommitRange) -> tuple[RepoConfig, list[str]]:
 
 
 def analyse(
-    state: CommitRange, config: RepoConfig, notes: list[str]
+    state: CommitRange, config: RepoConfig, notes: list[str], schemas: SchemaStore | None = None
 ) -> tuple[list[ChangedMigration], PrismaVersion | None]:
     changes: list[ChangedMigration] = []
     prisma: PrismaVersion | None = None
@@ -83,7 +85,7 @@ def analyse(
             prisma=prisma_version_from(root, state.head_texts.get),
         )
         prisma = prisma or snapshot.prisma
-        results: list[FileResult] = analyze_root_snapshot(snapshot, config)
+        results: list[FileResult] = analyze_root_snapshot(snapshot, config, schemas)
         for result in results:
             folder = result.path.rsplit("/", 2)[-2]
             commentable = (
@@ -172,7 +174,8 @@ def inspect(adapter: GitHubAdapter, work: Work, settings: Settings, connection: 
     if modified:
         state.diff_lines = adapter.diff_lines(owner, repo, number, modified)
     config, notes = repo_config(state)
-    changes, prisma = analyse(state, config, notes)
+    schemas = RedisSchemaStore(connection, f"{owner}/{repo}", settings.approval_key())
+    changes, prisma = analyse(state, config, notes, schemas)
     hazards = history_hazards(state, config)
     bot = adapter.app_slug()
     approvals = approvals_in(state, bot, settings, f"{owner}/{repo}")

@@ -108,7 +108,7 @@ class AnalysisCache:
             return None
         try:
             return pickle.loads(payload)
-        except Exception:  # noqa: BLE001 - a signed entry that does not load is a miss, never an error
+        except Exception:
             return None
 
     def _write(self, kind: str, key: str, value: Any) -> None:

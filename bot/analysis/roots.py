@@ -21,8 +21,8 @@ from bot.analysis.cache import AnalysisCache, advance
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import Analyzer
 from bot.analysis.model import FileResult
-from bot.analysis.schema import Schema
 from bot.analysis.prisma import LOCK_FILE, MIGRATION_FILE, detect_version, prisma_order
+from bot.analysis.schema import Schema
 
 _SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", "dist", "build", ".next"}
 

@@ -7,10 +7,12 @@ commit (reported), and the package files that say which Prisma version deploys t
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.analysis.config import RepoConfig
 from bot.analysis.engine import Analyzer
@@ -23,6 +25,7 @@ from bot.analysis.prisma import (
     prisma_order,
     version_in,
 )
+from bot.analysis.schema import Schema
 
 _MIGRATION_PATH = re.compile(r"^(?:(?P<root>.*)/)?(?P<folder>[^/]+)/migration\.sql$")
 
@@ -61,11 +64,37 @@ class RootSnapshot:
     prisma: PrismaVersion | None = None
 
 
-def analyze_root_snapshot(root: RootSnapshot, config: RepoConfig) -> list[FileResult]:
-    """Replay earlier migrations and report changed ones, in Prisma's order (folder names, byte-wise)."""
+class SchemaStore(Protocol):
+    """Schemas replayed earlier, by a digest of the settings and every migration text that built them."""
+
+    def get(self, key: str) -> Schema | None: ...
+
+    def put(self, key: str, schema: Schema) -> None:
+        """Keep a copy of `schema` as it is now."""
+
+
+def analyze_root_snapshot(
+    root: RootSnapshot, config: RepoConfig, schemas: SchemaStore | None = None
+) -> list[FileResult]:
+    """Replay earlier migrations and report changed ones, in Prisma's order (folder names, byte-wise). With
+    `schemas`, the schema the migrations before the first changed one build is taken from there when a review
+    of the same root already replayed them, and kept there otherwise."""
     analyzer = Analyzer(config, prisma=root.prisma)
     results = []
     folders = sorted({*root.earlier, *root.changed}, key=prisma_order)
+    first_changed = next((i for i, folder in enumerate(folders) if folder in root.changed), len(folders))
+    if schemas is not None and first_changed:
+        key = replay_key(config, root.prisma, [root.earlier[folder] for folder in folders[:first_changed]])
+        kept = schemas.get(key)
+        if kept is not None:
+            analyzer.schema = kept
+        else:
+            for folder in folders[:first_changed]:
+                analyzer.replay(root.earlier[folder])
+            # Kept before the changed files are analysed (the analysis changes the schema it works on): `put`
+            # stores a copy, serialised there and then.
+            schemas.put(key, analyzer.schema)
+        folders = folders[first_changed:]
     remaining = set(root.changed)
     for folder in folders:
         if not remaining:
@@ -79,6 +108,13 @@ def analyze_root_snapshot(root: RootSnapshot, config: RepoConfig) -> list[FileRe
         else:
             analyzer.replay(root.earlier[folder])
     return results
+
+
+def replay_key(config: RepoConfig, prisma: PrismaVersion | None, texts: Sequence[str]) -> str:
+    digest = hashlib.sha256(f"{config!r}|{prisma}".encode())
+    for text in texts:
+        digest.update(hashlib.sha256(text.encode()).digest())
+    return digest.hexdigest()
 
 
 def roots_of(paths: Sequence[str]) -> dict[str, list[str]]:
