@@ -499,3 +499,17 @@ def test_a_rewritten_migration_ends_with_the_schema_the_file_writes(
             assert as_written or not result.plans[0].residuals
             dumps.append((any_pg_server.pg_dump_schema(url), [r[1:] for r in rows(url)]))
     assert dumps[0] == dumps[1]
+
+
+def test_gives_up_on_prisma_advisory_lock_after_its_limit_and_changes_nothing(
+    pg_server: Server, tmp_path: Path
+) -> None:
+    base = write_root(tmp_path, {"20240101000000_init": INIT})
+    with new_database(pg_server) as url, psycopg.connect(url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (PRISMA_ADVISORY_LOCK,))
+        timing = Timing(lock_timeout=0.2, deadline=5, advisory_lock=0.5)
+        result, _ = run_deploy(base, url, timing=timing)
+        assert result.outcome is Outcome.FAILED
+        assert "another `prisma migrate deploy` or `zdm deploy` is running" in result.message
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT to_regclass('_prisma_migrations')").fetchone() == (None,)

@@ -155,7 +155,10 @@ def deploy(path: Path, target: DatabaseTarget, options: DeployOptions, report: R
     repo = _repository(root.path)
     with _connections(target) as (conn, watch_conn):
         if not options.dry_run:
-            take_advisory_lock(conn, options.timing, report)
+            try:
+                take_advisory_lock(conn, options.timing, report)
+            except DeployFailed as failed:
+                return DeployResult(failed.outcome, message=str(failed), next_step=failed.next_step)
             MigrationsTable(conn).create()
         history = _read_history(root, MigrationsTable(conn).rows())
         for warning in history.warnings:

@@ -354,11 +354,14 @@ def take_advisory_lock(conn: Any, timing: Timing, report: Reporter) -> None:
         time.sleep(0.5)
 
 
+_CONNECTION_GONE = {None, "57P01", "57P02", "57P03", "08000", "08003", "08006"}
+
+
 def _connection_lost(conn: Any, error: BaseException) -> bool:
-    return bool(getattr(conn, "closed", False)) or (
-        type(error).__name__ in ("OperationalError", "InterfaceError")
-        and sqlstate(error) in (None, "57P01", "57P02", "57P03", "08006", "08003", "08000")
-    )
+    """The session is gone (a restart, a terminated backend, a cut network), not a statement that failed."""
+    if getattr(conn, "closed", False):
+        return True
+    return type(error).__name__ in ("OperationalError", "InterfaceError") and sqlstate(error) in _CONNECTION_GONE
 
 
 def _statement_at(plan: MigrationPlan, index: int) -> Statement | None:
