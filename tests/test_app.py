@@ -159,7 +159,8 @@ def test_blocking_migration_fails_the_check_with_comments_on_its_lines_and_a_che
     assert summary.count("<details><summary>Safe plan for") == 1
     assert "- [ ] Estimate the migration time on production-sized data" in summary
     assert "- [ ] Check active connections" in summary
-    assert "- [ ] Write down the rollback plan" in summary
+    assert "- [ ] Rollback: to undo the deploy, run the rollback SQL below" in summary
+    assert 'DROP INDEX CONCURRENTLY "Order_userId_idx";  -- line 2 (outside a transaction)' in summary
     assert "- [ ] Monitor locks and progress" in summary
     assert "- [ ] Tell the team" in summary
     assert "| `20240201000000_index` | 2 |" in summary

@@ -23,6 +23,7 @@ from bot.analysis.model import (
 )
 from bot.analysis.parser import BlockStatement, ParsedStatement, parse_statement
 from bot.analysis.prisma import PrismaVersion
+from bot.analysis.rollback import RollbackWalk
 from bot.analysis.schema import Schema
 from bot.analysis.splitter import RawStatement, split_statements
 from bot.fixes.do_block import block_fix, guards_run
@@ -65,7 +66,8 @@ class Analyzer:
         plans: bool = True,
     ) -> None:
         """`plans=False`: no plan will be made from the results (a text report), so fixes that move
-        statements later do not carry the keys the planner needs; `plan_file` refuses such results."""
+        statements later do not carry the keys the planner needs (`plan_file` refuses such results), and no
+        rollback plan is worked out."""
         self.config = config or RepoConfig()
         self.plans = plans
         self.schema = schema or Schema()
@@ -90,9 +92,13 @@ class Analyzer:
         views: list[StatementView] = []
         raws = split_statements(text)
         suppressions = [suppressions_for(raw) for raw in raws]
+        # Worked out on the way, from the schema before each operation: no copy of the schema is needed.
+        rollback = RollbackWalk() if self.plans else None
         for index, raw in enumerate(raws):
             parsed = parse_statement(raw, text)
-            effects, runs = self._effects(parsed, ctx)
+            if rollback is not None:
+                rollback.statement(raw.line_start, parsed, raw.text)
+            effects, runs = self._effects(parsed, ctx, rollback)
             statements.append(self._statement(index, raw, parsed, effects, runs, suppressions[index]))
             views.append(
                 StatementView(
@@ -131,11 +137,15 @@ class Analyzer:
             statements=tuple(statements),
             prisma_version=str(self.prisma) if self.prisma else None,
             planned=self.plans,
+            rollback=rollback.plan() if rollback is not None else None,
         )
 
-    def _effects(self, parsed: ParsedStatement, ctx: Context) -> tuple[list[list[Effect]], list[bool | None]]:
-        """The effects of each operation, in order; the schema moves forward after each one. For a DO block,
-        also whether the guards of each of its statements run it, by the schema just before it."""
+    def _effects(
+        self, parsed: ParsedStatement, ctx: Context, rollback: RollbackWalk | None = None
+    ) -> tuple[list[list[Effect]], list[bool | None]]:
+        """The effects of each operation, in order; the schema moves forward after each one (and `rollback`
+        learns how to undo it just before). For a DO block, also whether the guards of each of its statements
+        run it, by the schema just before it."""
         per_operation: list[list[Effect]] = []
         parts = parsed.parts
         # Each statement of a DO block, by the index of its first operation.
@@ -159,6 +169,8 @@ class Analyzer:
             if self.plans:
                 produced = [_with_keys(effect, operation, op_ctx) for effect in produced]
             per_operation.append(produced or [_uncovered(operation)])
+            if rollback is not None:
+                rollback.operation(operation, self.schema, parts[index] if parts is not None else "")
             self.schema.apply(operation)
         return per_operation, runs
 

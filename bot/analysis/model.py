@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.analysis.lock_time import Duration
+    from bot.analysis.rollback import RollbackPlan
 
 
 class LockMode(IntEnum):
@@ -251,6 +252,8 @@ class FileResult:
     file_findings: tuple[Finding, ...] = ()
     # False when analysed for a report that makes no plan (see `Analyzer`): fixes lack the planner's keys.
     planned: bool = True
+    # What undoes the file once deployed (None: analysed without plans).
+    rollback: RollbackPlan | None = None
 
     @property
     def classification(self) -> Classification:

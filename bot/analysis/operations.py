@@ -83,6 +83,8 @@ class ConstraintSpec:
     # For CHECK (col IS NOT NULL): the column it proves non-null.
     not_null_column: str | None = None
     using_index: str | None = None
+    # The parsed PRIMARY KEY, UNIQUE or CHECK clause, options included: a rollback adds it again from it.
+    node: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,8 @@ class CreateIndex(Operation):
 class DropIndex(Operation):
     name: str
     concurrently: bool = False
+    # CASCADE also drops the foreign keys that reference the table through the index.
+    cascade: bool = False
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,9 @@ class CreateEnum(Operation):
 class AddEnumValue(Operation):
     type_name: str
     value: str
+    # BEFORE / AFTER an existing value (neither: at the end): an enum's values sort in their declared order.
+    before: str | None = None
+    after: str | None = None
 
 
 @dataclass(frozen=True)

@@ -604,11 +604,13 @@ def _constraint_parts(name: str | None, parts: Sequence[exp.Expression]) -> list
             )
             specs.append(op.ConstraintSpec(name, "foreign_key", fk.columns, foreign_key=fk))
         elif isinstance(part, (exp.PrimaryKey, exp.PrimaryKeyColumnConstraint)):
-            specs.append(op.ConstraintSpec(name, "primary_key", _constraint_columns(part)))
+            specs.append(op.ConstraintSpec(name, "primary_key", _constraint_columns(part), node=part))
         elif isinstance(part, exp.UniqueColumnConstraint):
-            specs.append(op.ConstraintSpec(name, "unique", _constraint_columns(part)))
+            specs.append(op.ConstraintSpec(name, "unique", _constraint_columns(part), node=part))
         elif isinstance(part, exp.CheckColumnConstraint):
-            specs.append(op.ConstraintSpec(name, "check", not_null_column=_proves_not_null(part.this)))
+            specs.append(
+                op.ConstraintSpec(name, "check", not_null_column=_proves_not_null(part.this), node=part)
+            )
         elif isinstance(part, exp.ExcludeColumnConstraint):
             specs.append(op.ConstraintSpec(name, "exclude"))
         else:
@@ -750,7 +752,7 @@ def _drop(tree: exp.Drop) -> Iterator[op.Operation]:
         if kind == "TABLE":
             yield op.DropTable(name, cascade=cascade)
         elif kind == "INDEX":
-            yield op.DropIndex(name, concurrently=bool(tree.args.get("concurrently")))
+            yield op.DropIndex(name, concurrently=bool(tree.args.get("concurrently")), cascade=cascade)
         elif kind == "TYPE":
             yield op.DropType(name, cascade=cascade)
         elif kind == "VIEW":
@@ -1056,7 +1058,12 @@ def _alter_type(words: _Words) -> op.Operation:
     name = words.name()
     if words.accept("ADD", "VALUE"):
         words.skip_if_exists()
-        return op.AddEnumValue(name, words.string())
+        value = words.string()
+        if words.accept("BEFORE"):
+            return op.AddEnumValue(name, value, before=words.string())
+        if words.accept("AFTER"):
+            return op.AddEnumValue(name, value, after=words.string())
+        return op.AddEnumValue(name, value)
     if words.accept("RENAME", "VALUE"):
         old = words.string()
         words.accept("TO")
@@ -1531,6 +1538,11 @@ def _statement_start(piece: list[Token], upper: list[str]) -> int | None:
     return None
 
 
+def _ends_with_cascade(words: _Words) -> bool:
+    last = words.tokens[-1] if words.tokens else None
+    return last is not None and last.token_type not in _QUOTED and last.text.upper() == "CASCADE"
+
+
 def _drop_words(words: _Words) -> Iterator[op.Operation]:
     words.accept("DROP")
     if words.accept("POLICY"):
@@ -1546,10 +1558,11 @@ def _drop_words(words: _Words) -> Iterator[op.Operation]:
     elif words.accept("INDEX"):
         concurrently = words.accept("CONCURRENTLY")
         words.skip_if_exists()
+        cascade = _ends_with_cascade(words)
         for part in _split_top_level(words.tokens[words.pos :]):
             sub = _Words(part, words.source)
             name = sub.name()
-            yield op.DropIndex(name, concurrently=concurrently)
+            yield op.DropIndex(name, concurrently=concurrently, cascade=cascade)
     elif words.word() in (
         "FUNCTION",
         "PROCEDURE",
@@ -1562,6 +1575,7 @@ def _drop_words(words: _Words) -> Iterator[op.Operation]:
         yield op.CatalogOnly(f"drop {words.word().lower()}")
     elif words.accept("TYPE"):
         words.skip_if_exists()
-        yield op.DropType(words.name())
+        cascade = _ends_with_cascade(words)
+        yield op.DropType(words.name(), cascade=cascade)
     else:
         raise _NotUnderstood(f"zdm does not know DROP {words.word()}")

@@ -42,6 +42,8 @@ class Constraint:
     # A foreign key's columns in the referenced table; empty: its primary key.
     ref_columns: tuple[str, ...] = ()
     foreign_key: op.ForeignKeySpec | None = None
+    # The parsed PRIMARY KEY, UNIQUE or CHECK clause, as written (`op.ConstraintSpec.node`).
+    clause: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -77,6 +79,8 @@ class Schema:
     # index name -> its CREATE INDEX as parsed (indexes of constraints and of unparsed statements have none)
     index_trees: dict[str, object] = field(default_factory=dict)
     enums: dict[str, list[str]] = field(default_factory=dict)
+    # Enums zdm heard of without seeing them created: it knows only some of their values.
+    partial_enums: set[str] = field(default_factory=set)
     views: set[str] = field(default_factory=set)
     materialized_views: set[str] = field(default_factory=set)
     view_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -276,6 +280,19 @@ class Schema:
         ):
             return None
         return False
+
+    def added_constraint_name(self, table: str, spec: op.ConstraintSpec) -> str | None:
+        """The name a constraint added to `table` now has: its own, or the one PostgreSQL gives it (None: one
+        zdm cannot tell, since it does not know every constraint of the table or the name is truncated)."""
+        if spec.name:
+            return spec.name
+        model = self.tables.get(table)
+        if model is None or not model.constraints_seen:
+            return None
+        name = _generated_name(model, spec)
+        if name is None or name in model.unrecorded_names or _could_be_generated(name, model.unknown_names):
+            return None
+        return name
 
     # ------------------------------------------------------------------------------------------ replay
 
@@ -487,6 +504,15 @@ class Schema:
                 self.new_objects.add(o.name)
 
     def _apply_DropIndex(self, o: op.DropIndex) -> None:
+        table = self.index_table(o.name)
+        columns = self.index_columns.get(o.name) or self.index_columns.get(o.name.rsplit(".", 1)[-1])
+        if o.cascade and table is not None and columns:
+            # The foreign keys that reference the table through the index go with it.
+            for other in self.tables.values():
+                for name, constraint in list(other.constraints.items()):
+                    referenced = constraint.ref_columns or self.primary_key(table)
+                    if constraint.ref_table == table and frozenset(referenced) == columns:
+                        del other.constraints[name]
         for name in (o.name, o.name.rsplit(".", 1)[-1]):
             self.indexes.pop(name, None)
             self.index_trees.pop(name, None)
@@ -505,18 +531,34 @@ class Schema:
 
     def _apply_CreateEnum(self, o: op.CreateEnum) -> None:
         self.enums[o.name] = list(o.values)
+        self.partial_enums.discard(o.name)
         self.new_objects.add(o.name)
 
     def _apply_AddEnumValue(self, o: op.AddEnumValue) -> None:
-        self.enums.setdefault(o.type_name, []).append(o.value)
+        values = self._enum(o.type_name)
+        if o.value in values:
+            return  # IF NOT EXISTS (without it, the statement fails)
+        anchor = o.before or o.after
+        if anchor is not None and anchor in values:
+            values.insert(values.index(anchor) + (1 if o.after else 0), o.value)
+        else:
+            values.append(o.value)
 
     def _apply_RenameEnumValue(self, o: op.RenameEnumValue) -> None:
-        values = self.enums.setdefault(o.type_name, [])
+        values = self._enum(o.type_name)
         self.enums[o.type_name] = [o.new_value if v == o.value else v for v in values]
+
+    def _enum(self, name: str) -> list[str]:
+        if name not in self.enums:
+            self.partial_enums.add(name)
+        return self.enums.setdefault(name, [])
 
     def _apply_RenameType(self, o: op.RenameType) -> None:
         if o.name in self.enums:
             self.enums[o.new_name] = self.enums.pop(o.name)
+        if o.name in self.partial_enums:
+            self.partial_enums.discard(o.name)
+            self.partial_enums.add(o.new_name)
         for table in self.tables.values():
             for column in table.columns.values():
                 if column.type is not None and column.type.base == o.name:
@@ -524,6 +566,7 @@ class Schema:
 
     def _apply_DropType(self, o: op.DropType) -> None:
         self.enums.pop(o.name, None)
+        self.partial_enums.discard(o.name)
 
     def _apply_CreateView(self, o: op.CreateView) -> None:
         (self.materialized_views if o.materialized else self.views).add(o.name)
@@ -651,4 +694,5 @@ def _constraint(spec: op.ConstraintSpec, validated: bool) -> Constraint:
         columns=spec.columns,
         ref_columns=spec.foreign_key.ref_columns if spec.foreign_key else (),
         foreign_key=spec.foreign_key,
+        clause=spec.node,
     )

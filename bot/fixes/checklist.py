@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.analysis.lock_time import human_band
 from bot.analysis.model import Classification, FileResult
 from bot.analysis.prisma import PrismaVersion
+from bot.analysis.rollback import RollbackStep
 
 ACTIVE_TRANSACTIONS = """SELECT pid, now() - xact_start AS running_for, state, left(query, 80) AS query
 FROM pg_stat_activity
@@ -27,13 +28,23 @@ TABLE_SIZES = """SELECT relname, n_live_tup, pg_size_pretty(pg_total_relation_si
 FROM pg_stat_user_tables WHERE relname IN ({tables});"""
 
 
+# The steps that cannot be undone an item names; the SQL marks every one of them.
+_NAMED_IRREVERSIBLE = 3
+
+
 @dataclass(frozen=True)
 class ChecklistItem:
     text: str
     query: str = ""
+    # What the collapsed block holding `query` is called.
+    label: str = "query"
 
 
-def checklist(files: Sequence[FileResult], prisma: PrismaVersion | None = None) -> list[ChecklistItem]:
+def checklist(
+    files: Sequence[FileResult], prisma: PrismaVersion | None = None, rollback_limit: int | None = None
+) -> list[ChecklistItem]:
+    """`rollback_limit`: the most characters of rollback SQL to give (a comment's limit); the steps past it are
+    counted, and left to `zdm check --format json`."""
     statements = [s for f in files for s in f.statements]
     blocking = [s for s in statements if s.classification is Classification.BLOCKING]
     locking = [s for s in statements if any(m.blocks_writes for m in s.locks.values())]
@@ -83,13 +94,7 @@ def checklist(files: Sequence[FileResult], prisma: PrismaVersion | None = None) 
             )
         )
     if locking or breaking:
-        rollback = (
-            "Prisma 7.4+ applies statements one by one: a failure half-way leaves the earlier ones applied; "
-            "recover with `npx prisma migrate resolve --rolled-back <migration>` after undoing them by hand."
-            if prisma is not None and prisma.splits_statements
-            else "A failed migration blocks later deploys (P3009) until `npx prisma migrate resolve` marks it."
-        )
-        items.append(ChecklistItem(f"Write down the rollback plan. {rollback}"))
+        items.append(_rollback(files, prisma, rollback_limit))
     if locking:
         query = INDEX_PROGRESS if builds_index else BLOCKED_QUERIES
         items.append(ChecklistItem("Monitor locks and progress while it runs.", query))
@@ -102,6 +107,73 @@ def checklist(files: Sequence[FileResult], prisma: PrismaVersion | None = None) 
     return items
 
 
+def _rollback(files: Sequence[FileResult], prisma: PrismaVersion | None, limit: int | None) -> ChecklistItem:
+    """The SQL that undoes the change, newest statement first, and what no SQL undoes; with what Prisma needs
+    after a failed deploy."""
+    plans = [(file.path, file.rollback) for file in files if file.rollback is not None]
+    known = len(plans) == len(files)
+    if prisma is None or not prisma.splits_statements:
+        recover = (
+            "A failed migration blocks later deploys (P3009) until `npx prisma migrate resolve` marks it."
+        )
+    elif known:
+        recover = (
+            "Prisma 7.4+ applies statements one by one: after a failure half-way, run the steps of the lines "
+            "that were applied, then `npx prisma migrate resolve --rolled-back <migration>`."
+        )
+    else:
+        recover = (
+            "Prisma 7.4+ applies statements one by one: a failure half-way leaves the earlier ones applied; "
+            "recover with `npx prisma migrate resolve --rolled-back <migration>` after undoing them by hand."
+        )
+    if not known:
+        return ChecklistItem(f"Write down the rollback plan. {recover}")
+    several = len(plans) > 1
+    # Later migrations are undone first.
+    undoing = [(path, plan) for path, plan in reversed(plans) if plan.steps]
+    if not undoing:
+        return ChecklistItem(f"Rollback: nothing this change does needs undoing. {recover}")
+    pieces: list[str | RollbackStep] = []
+    for number, (path, plan) in enumerate(undoing):
+        if several:
+            pieces += [*([""] if number else []), f"-- {path}"]
+        pieces += plan.steps
+    script = _within(pieces, limit)
+    concurrently = any(step.outside_transaction for _, plan in undoing for step in plan.steps)
+    text = "Rollback: to undo the deploy, run the rollback SQL below, newest statement first" + (
+        " (each `CONCURRENTLY` statement outside a transaction)." if concurrently else "."
+    )
+    lost = [(path if several else "", step) for path, plan in undoing for step in plan.irreversible]
+    if lost:
+        named = "; ".join(_irreversible(path, step) for path, step in lost[:_NAMED_IRREVERSIBLE])
+        more = len(lost) - _NAMED_IRREVERSIBLE
+        text += f" Cannot be undone: {named}" + (
+            f"; and {more} more, marked in the rollback SQL." if more > 0 else "."
+        )
+    return ChecklistItem(f"{text} {recover}", script, label="rollback SQL")
+
+
+def _within(pieces: Sequence[str | RollbackStep], limit: int | None) -> str:
+    """The steps (and the lines between them) that fit in `limit` characters, then how many were left out."""
+    lines: list[str] = []
+    size = 0
+    for index, piece in enumerate(pieces):
+        text = piece.script() if isinstance(piece, RollbackStep) else piece
+        if limit is not None and size + len(text) + 1 > limit:
+            left = sum(1 for rest in pieces[index:] if isinstance(rest, RollbackStep))
+            lines.append(
+                f'-- … {left} more step(s): `zdm check --format json` gives them all, under "rollback"'
+            )
+            break
+        lines.append(text)
+        size += len(text) + 1
+    return "\n".join(lines)
+
+
+def _irreversible(path: str, step: RollbackStep) -> str:
+    return f"line {step.line}{f' of {path}' if path else ''} ({step.reason})"
+
+
 def render_checklist(items: Sequence[ChecklistItem], markdown: bool = True) -> str:
     """As GitHub task-list items with each query in a collapsed block, or as plain text for a terminal."""
     lines = []
@@ -109,8 +181,8 @@ def render_checklist(items: Sequence[ChecklistItem], markdown: bool = True) -> s
         lines.append(f"- [ ] {item.text}")
         if item.query and markdown:
             lines.append(
-                f"  <details><summary>query</summary>\n\n  ```sql\n{item.query}\n  ```\n  </details>"
+                f"  <details><summary>{item.label}</summary>\n\n  ```sql\n{item.query}\n  ```\n  </details>"
             )
         elif item.query:
-            lines.extend("      " + line for line in item.query.splitlines())
+            lines.extend(("      " + line).rstrip() for line in item.query.splitlines())
     return "\n".join(lines)

@@ -4,7 +4,8 @@
 any live table is rewritten or scanned (`rewrites`/`scans` name them); `rules` are the ids of the findings.
 `lock_seconds` is the band (`low`, `high`) of seconds a blocking lock is held, from the tables' sizes (null
 when there is no blocking work or a size is unknown); `runs_seconds` the same for work that blocks neither
-reads nor writes (`VALIDATE CONSTRAINT`).
+reads nor writes (`VALIDATE CONSTRAINT`). Per file, `rollback` holds the steps that undo it, newest statement
+first: each with its `sql`, or null and the `reason` it cannot be undone.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from bot.analysis.history import Hazard
 from bot.analysis.lock_time import Duration
 from bot.analysis.model import FileResult, Finding, StatementResult
+from bot.analysis.rollback import RollbackPlan
 from bot.report.tally import Tally
 
 
@@ -70,19 +72,35 @@ def render_json(
     return render_json_document(pieces, Tally.of(files), notes)
 
 
+def rollback_data(plan: RollbackPlan) -> dict[str, object]:
+    return {
+        "complete": plan.complete,
+        "steps": [
+            {
+                "line": step.line,
+                "sql": step.sql,
+                "reason": step.reason,
+                "caution": step.caution,
+                "outside_transaction": step.outside_transaction,
+            }
+            for step in plan.steps
+        ],
+    }
+
+
 def file_json(file: FileResult, fix: Mapping[str, object] | None = None) -> str:
     """One entry of the document's `files`, as JSON text."""
-    return json.dumps(
-        {
-            "path": file.path,
-            "classification": file.classification.value,
-            "fails_check": file.fails_check,
-            "prisma_version": file.prisma_version,
-            "statements": [statement_data(s, fix) for s in file.statements],
-            "file_findings": [finding_data(finding) for finding in file.file_findings],
-        },
-        separators=(",", ":"),
-    )
+    data: dict[str, object] = {
+        "path": file.path,
+        "classification": file.classification.value,
+        "fails_check": file.fails_check,
+        "prisma_version": file.prisma_version,
+        "statements": [statement_data(s, fix) for s in file.statements],
+        "file_findings": [finding_data(finding) for finding in file.file_findings],
+    }
+    if file.rollback is not None:
+        data["rollback"] = rollback_data(file.rollback)
+    return json.dumps(data, separators=(",", ":"))
 
 
 def hazard_data(hazard: Hazard) -> dict[str, object]:

@@ -42,6 +42,8 @@ INLINE_LIMIT = 3_000
 FILE_COMMENT_THRESHOLD = 30
 # A one-line reason in an inline comment (some messages list every table a file locks).
 _WHY_LIMIT = 320
+# The rollback SQL the checklist gives, at most (about 150 steps): the checklist always stays in the summary.
+_ROLLBACK_SQL_LIMIT = 10_000
 
 # The verdict's ways out on a pull request: accept the findings as they are, or change the statements.
 ACCEPT = "comment `/zdm approve <reason>` (write access) to accept them as they are."
@@ -952,7 +954,7 @@ def _summary_comment(
         extra += ["", *_listed(_approvals_text(used), 6_000)]
     if notes:
         extra += ["", *_listed([f"- {_clip(n, 500)}" for n in notes], 4_000)]
-    items = checklist([c.result for c in changes], prisma)
+    items = checklist([c.result for c in changes], prisma, rollback_limit=_ROLLBACK_SQL_LIMIT)
     ending = ["", "### Before deploying", "", render_checklist(items)] if items else []
     room = MAX_COMMENT - sum(len(line) + 1 for line in [*head, *extra, *ending]) - 200
     with_plans = [
