@@ -412,7 +412,8 @@ def test_dry_run_changes_nothing_and_json_lines_and_the_job_summary_say_what_wou
         dry = CliRunner().invoke(app, ["deploy", str(base), "--dry-run", "--format", "json"])
         assert dry.exit_code == 0, dry.output
         events = [json.loads(line) for line in dry.output.splitlines()]
-        assert {e["event"] for e in events} >= {"preflight", "plan", "done"}
+        assert {e["event"] for e in events} >= {"preflight", "plan", "rollback", "done"}
+        assert 'DROP TABLE "Item"' in next(e for e in events if e["event"] == "rollback")["sql"]
         assert all("time" in e and "message" in e for e in events)
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT to_regclass('_prisma_migrations')").fetchone() == (None,)
@@ -467,6 +468,12 @@ REWRITTEN = {
         'ALTER TABLE "Item" ADD COLUMN "otherId" INTEGER;\n\n'
         'ALTER TABLE "Item" ADD CONSTRAINT "Item_otherId_fkey" FOREIGN KEY ("otherId") REFERENCES "Other"("id")'
         " ON DELETE SET NULL ON UPDATE CASCADE;\n"
+    ),
+    # The drop waits for an application deploy in zdm fix's plan: the file runs as written, its index build
+    # CONCURRENTLY where it stands.
+    "index beside a drop": (
+        'ALTER TABLE "Item" ADD COLUMN "note" TEXT;\n\nCREATE INDEX "Item_n_idx" ON "Item"("n");\n\n'
+        'ALTER TABLE "Item" DROP COLUMN "label";\n'
     ),
     "unique index and check": (
         'CREATE UNIQUE INDEX "Item_label_key" ON "Item"("label");\n\n'

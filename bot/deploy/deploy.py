@@ -212,6 +212,8 @@ def deploy(path: Path, target: DatabaseTarget, options: DeployOptions, report: R
             return result
         for plan in plans:
             _describe(plan, report, resumed=plan.name in history.resume)
+            if options.dry_run:
+                _rollback(plan, report)
         if options.dry_run:
             return result
         runner = Runner(
@@ -232,6 +234,27 @@ def deploy(path: Path, target: DatabaseTarget, options: DeployOptions, report: R
                 return result
         result.outcome = Outcome.APPLIED
         return result
+
+
+def _rollback(plan: MigrationPlan, report: Reporter) -> None:
+    """The inverse SQL where one exists, and what cannot be undone, named."""
+    rollback = plan.result.rollback
+    if rollback is None or not rollback.steps:
+        return
+    lost = [step.reason for step in rollback.irreversible]
+    heading = f"rollback of {plan.name}: " + (
+        "every step can be undone"
+        if not lost
+        else f"{len(lost)} step(s) cannot be undone: " + "; ".join(lost)
+    )
+    script = rollback.script()
+    report(
+        Event(
+            "rollback",
+            heading + "\n" + "\n".join("    " + line for line in script.splitlines()),
+            {"migration": plan.name, "complete": rollback.complete, "irreversible": lost, "sql": script},
+        )
+    )
 
 
 def _describe(plan: MigrationPlan, report: Reporter, *, resumed: bool) -> None:

@@ -361,7 +361,9 @@ def _connection_lost(conn: Any, error: BaseException) -> bool:
     """The session is gone (a restart, a terminated backend, a cut network), not a statement that failed."""
     if getattr(conn, "closed", False):
         return True
-    return type(error).__name__ in ("OperationalError", "InterfaceError") and sqlstate(error) in _CONNECTION_GONE
+    return (
+        type(error).__name__ in ("OperationalError", "InterfaceError") and sqlstate(error) in _CONNECTION_GONE
+    )
 
 
 def _statement_at(plan: MigrationPlan, index: int) -> Statement | None:

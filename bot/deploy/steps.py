@@ -88,7 +88,9 @@ def plan_migration(
     locks = _write_locks(result)
     blocking = [s for s in result.statements if s.classification is Classification.BLOCKING]
     if as_written or not blocking:
-        return _as_written(name, script, text, result, splits, locks, "as written")
+        return _as_written(
+            name, script, text, result, splits, locks, "as written", concurrently=not as_written
+        )
     file_plan = plan_file(name, result, prisma, add_lock_timeout=False)
     steps_between = [step for step in file_plan.steps if step.kind != "migration"]
     if not file_plan.changes_anything or steps_between:
@@ -130,17 +132,44 @@ def _as_written(
     splits: bool,
     locks: dict[str, LockMode],
     how: str,
+    *,
+    concurrently: bool = True,
 ) -> MigrationPlan:
+    """The file's statements, except that an index build runs CONCURRENTLY where it stood, the guide's manual
+    process, whatever else the file needs (a drop waiting for an application deploy is no reason to hold
+    writers for the whole build)."""
+    concurrent = _concurrent_builds(result) if concurrently else {}
+    if concurrent:
+        how += (
+            f"; {len(concurrent)} index build{'s' if len(concurrent) > 1 else ''} CONCURRENTLY where written"
+        )
+    kept = frozenset(concurrent)
     return MigrationPlan(
         name=name,
         script=script,
-        units=tuple(_units(text, splits)),
+        units=tuple(_units(text, splits, replacements=concurrent)),
         how=how,
-        rewritten=False,
+        rewritten=bool(concurrent),
         locks=locks,
-        residuals=_residuals(result, rewritten=False),
+        residuals=tuple(r for r in _residuals(result, rewritten=False) if r.line not in kept),
         result=result,
     )
+
+
+def _concurrent_builds(result: FileResult) -> dict[int, str]:
+    """Line -> the CONCURRENTLY build, for each blocking index build whose whole fix is that build."""
+    builds: dict[int, str] = {}
+    for statement in result.statements:
+        if statement.classification is not Classification.BLOCKING or len(statement.parts or ()) > 1:
+            continue
+        fixes = [fix for fix in statement.fixes if fix is not None]
+        if len(fixes) != 1 or len(statement.fixes) != 1:
+            continue
+        fix = fixes[0]
+        simple = not (fix.in_place or fix.after or fix.manual or fix.later or fix.deploy_first)
+        if simple and len(fix.alone) == 1 and "create-index" in statement.rule_ids:
+            builds[statement.line_start] = fix.alone[0]
+    return builds
 
 
 def _write_locks(result: FileResult) -> dict[str, LockMode]:
@@ -169,7 +198,12 @@ def _residuals(result: FileResult, *, rewritten: bool) -> tuple[Residual, ...]:
     )
 
 
-def _units(text: str, splits: bool, owners: Mapping[str, int] | None = None) -> list[Unit]:
+def _units(
+    text: str,
+    splits: bool,
+    owners: Mapping[str, int] | None = None,
+    replacements: Mapping[int, str] | None = None,
+) -> list[Unit]:
     """The file's statements in units, as Prisma of that model runs them (see the module's docstring)."""
     units: list[Unit] = []
     batch: list[Statement] = []
@@ -198,7 +232,10 @@ def _units(text: str, splits: bool, owners: Mapping[str, int] | None = None) -> 
         # A rewrite's statement answers for the original it comes from; one zdm added (a COMMIT's twin, a
         # rename in a swap) for the statement before it.
         line = raw.line_start if owners is None else owners.get(_normal(raw.text), line)
-        statement = _statement(raw.text, line, operations)
+        replacement = (replacements or {}).get(raw.line_start)
+        if replacement is not None:
+            operations = parse_statement(split_statements(replacement)[0], replacement).operations
+        statement = _statement(replacement or raw.text, line, operations)
         if not statement.transactional:
             close()
             units.append(Unit((statement,), transaction=False))

@@ -86,6 +86,14 @@ def checklist(
                 ACTIVE_TRANSACTIONS,
             )
         )
+        items.append(
+            ChecklistItem(
+                "Or let `zdm deploy` (in place of `prisma migrate deploy`) do this and what follows: it asks these "
+                "questions itself before the first lock, waits for each lock under a short `lock_timeout` and "
+                "retries, builds indexes CONCURRENTLY, and records each migration as Prisma does "
+                "(`zdm deploy --dry-run` shows the plan and its rollback)."
+            )
+        )
     if breaking:
         items.append(
             ChecklistItem(
