@@ -10,11 +10,18 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 REVIEW_ACTIONS = {"opened", "synchronize", "reopened", "ready_for_review"}
+# The installation is gone, suspended, or lost repositories: zdm stops work for them and forgets them.
+FORGET = "forget"
+LIFECYCLE = {
+    ("installation", "deleted"),
+    ("installation", "suspend"),
+    ("installation_repositories", "removed"),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Work:
-    kind: str  # review | command | approve-button
+    kind: str  # review | command | approve-button | forget
     delivery: str
     event: str
     action: str
@@ -30,13 +37,15 @@ class Work:
     actor_is_bot: bool = False
     # Times the job was put off until a rate limit lifted.
     reschedules: int = 0
+    # `forget`: the repositories ("owner/name") removed, or none for all of the account's (`owner`).
+    repositories: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Work:
-        return cls(**data)
+        return cls(**{**data, "repositories": tuple(data.get("repositories") or ())})
 
 
 class EventError(ValueError):
@@ -81,6 +90,8 @@ def work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None:
 
 def _work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None:
     action = str(payload.get("action", ""))
+    if (event, action) in LIFECYCLE:
+        return _forget(delivery, event, action, payload)
     if event == "pull_request":
         pull = payload.get("pull_request") or {}
         if action == "edited" and "base" not in (payload.get("changes") or {}):
@@ -157,3 +168,24 @@ def _work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None
             actor=user.get("login"),
         )
     return None
+
+
+def _forget(delivery: str, event: str, action: str, payload: dict[str, Any]) -> Work | None:
+    """An installation belongs to one account: deleted or suspended, all of the account's repositories go (the
+    payload lists them only for a selection); `installation_repositories.removed` names the ones that go."""
+    installation = payload["installation"]
+    removed: tuple[str, ...] = ()
+    if event == "installation_repositories":
+        removed = tuple(str(r["full_name"]) for r in payload["repositories_removed"])
+        if not removed:
+            return None
+    return Work(
+        FORGET,
+        delivery,
+        event,
+        action,
+        int(installation["id"]),
+        str(installation["account"]["login"]),
+        "",
+        repositories=removed,
+    )

@@ -46,6 +46,9 @@ WEBHOOKS: dict[str, tuple[str, ...]] = {
     "check_run": ("rerequested", "requested_action"),
     "check_suite": ("rerequested", "requested"),
     "ping": (),
+    # What zdm keeps for an installation goes when it is deleted or suspended, or loses a repository.
+    "installation": ("deleted", "suspend"),
+    "installation_repositories": ("removed",),
 }
 
 
