@@ -1,8 +1,9 @@
 """The GitHub App's speed and memory on this machine: webhook ingest with a real Redis, webhook to completed
 check run against the fake GitHub (for a pull request, and for a merge queue's group), GitHub API calls per
-review, receiver and worker peak memory, and the size of the review zdm posts for real corpus migrations.
+review, receiver and worker peak memory, fairness across installations (one's burst against another's single
+review), and the size of the review zdm posts for real corpus migrations.
 
-    python bench/app.py [--deliveries 5000] [--concurrency 32] [--reviews 20] [--only-merge-queue]
+    python bench/app.py [--deliveries 5000] [--concurrency 32] [--reviews 20] [--burst 200] [--only-merge-queue]
 
 Prints a table. Timings on a shared machine are noisy: read medians and percentiles of one run.
 """
@@ -21,6 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 from redis import Redis
@@ -28,7 +30,8 @@ from redis import Redis
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.queue import embedded_redis  # noqa: E402
+from bot import status  # noqa: E402
+from bot.queue import embedded_redis, waiting  # noqa: E402
 from tests.fakegithub.harness import app_under_test, free_port, sign, wait_for  # noqa: E402
 from tests.fakegithub.spec import webhook_example  # noqa: E402
 
@@ -132,7 +135,9 @@ def ingest(deliveries: int, concurrency: int) -> list[tuple[str, str, str]]:
                 return time.perf_counter() - started
 
             elapsed = asyncio.run(run())
-            queued = Redis.from_url(redis_url).llen("rq:queue:zdm")
+            # In RQ's queue, and behind their installation's job there (one installation sends them all).
+            redis = Redis.from_url(redis_url)
+            queued = redis.llen("rq:queue:zdm") + waiting(redis)
             server_side = _ack_percentiles(httpx.get(f"{url}/metrics").text)
             receiver_peak = peak_rss_mib(receiver.pid)
         finally:
@@ -382,6 +387,101 @@ def backlog(count: int) -> list[tuple[str, str, str]]:
     ]
 
 
+def fairness(burst: int, workers: int = 2) -> list[tuple[str, str, str]]:
+    """Installation A pushes to `burst` pull requests at once; installation B to one, right after: B's review
+    waits for at most one review per worker, not for A's backlog. `zdm serve` runs as a process, as in production."""
+    from tests.test_app import BLOCKING, MIGRATIONS, new_repo, open_pull, pull_request_payload
+
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        embedded_redis(Path(tmp) / "redis") as redis_url,
+        app_under_test(Path(tmp) / "app", redis_url, workers=0) as zdm,
+    ):
+
+        def completed(repo: Any, sha: str) -> bool:
+            return any(r.status == "completed" for r in zdm.github.check_runs_for(repo, sha))
+
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--workers", str(workers), "--port", str(port)],
+            env=zdm.env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: _ready(url), timeout=60, what="zdm serve")
+            busy, busy_base = new_repo(zdm, "monorepo")
+            quiet, quiet_base = new_repo(zdm, "shop", owner="globex", installation=7002)
+            names = iter(range(10**6))
+
+            def migration() -> dict[str, str]:
+                # Each pull request its own folder: the same files would be the same commit on every one.
+                return {f"{MIGRATIONS}/20240201000000_{next(names)}/migration.sql": BLOCKING}
+
+            with httpx.Client(timeout=30) as client:
+
+                def send(repo: Any, pull: Any) -> None:
+                    body = json.dumps(pull_request_payload(repo, pull, "synchronize")).encode()
+                    client.post(
+                        f"{url}/api/github/webhooks",
+                        content=body,
+                        headers={
+                            "X-GitHub-Event": "pull_request",
+                            "X-GitHub-Delivery": str(uuid.uuid4()),
+                            "X-Hub-Signature-256": sign(zdm.secret, body),
+                        },
+                    )
+
+                alone = []
+                for repo, base in [(busy, busy_base), (quiet, quiet_base)] * 4:
+                    pull = open_pull(zdm, repo, base, migration())
+                    started = time.perf_counter()
+                    send(repo, pull)
+                    wait_for(lambda: completed(repo, pull.head_sha), timeout=60, what="a review")  # noqa: B023
+                    alone.append(time.perf_counter() - started)
+                one_review = statistics.median(alone[2:])  # the first two fetch each installation's token
+                pulls = [open_pull(zdm, busy, busy_base, migration()) for _ in range(burst)]
+                lone = open_pull(zdm, quiet, quiet_base, migration())
+                started = time.perf_counter()
+                for pull in pulls:
+                    send(busy, pull)
+                sent = time.perf_counter()
+                send(quiet, lone)
+            wait_for(lambda: completed(quiet, lone.head_sha), timeout=600, what="B's review")
+            lone_done = time.perf_counter() - sent
+            # How long each job took in its worker, as the workers record it: the reviews running beside B's.
+            jobs = status.recent(Redis.from_url(redis_url), limit=50)
+            lone_job = next(j.seconds for j in jobs if j.repository == "globex/shop")
+            loaded = statistics.median(j.seconds for j in jobs if j.repository == "acme/monorepo")
+            ahead = sum(completed(busy, p.head_sha) for p in pulls)
+            while not all(completed(busy, p.head_sha) for p in pulls):
+                time.sleep(0.05)
+            drained = time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    return [
+        (
+            f"fairness: one review, webhook to check run, alone / job time during the burst ({workers} workers)",
+            f"{one_review * 1000:.0f} ms / p50 {loaded * 1000:.0f} ms",
+            "-",
+        ),
+        (
+            f"fairness: B's 1 delivery right after A's {burst} (sent in {sent - started:.1f} s): B's check run in",
+            f"{lone_done * 1000:.0f} ms ({lone_done / loaded:.1f} reviews during the burst, "
+            f"{lone_done / one_review:.1f} alone); its job {lone_job * 1000:.0f} ms",
+            "<= 2 reviews",
+        ),
+        (
+            "fairness: A's reviews done before B's / A's backlog drained in",
+            f"{ahead} of {burst} / {drained:.1f} s",
+            "-",
+        ),
+    ]
+
+
 def review_size() -> list[tuple[str, str, str]]:
     """What zdm posts for a typical corpus migration (about 20 findings) and for the corpus's largest review."""
     from tests.review_measures import LARGEST, TYPICAL, corpus_migration, plan_repeats
@@ -437,19 +537,26 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--reviews", type=int, default=20)
     parser.add_argument("--backlog", type=int, default=200)
+    parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--only-review-size", action="store_true", help="measure only what reviews post")
     parser.add_argument("--only-merge-queue", action="store_true", help="measure only merge groups")
+    parser.add_argument(
+        "--only-ingest-and-fairness", action="store_true", help="measure only ingest and fairness"
+    )
     args = parser.parse_args()
     if args.only_review_size:
         rows = review_size()
     elif args.only_merge_queue:
         rows = merge_queue(args.reviews)
+    elif args.only_ingest_and_fairness:
+        rows = ingest(args.deliveries, args.concurrency) + fairness(args.burst)
     else:
         rows = (
             ingest(args.deliveries, args.concurrency)
             + reviews(args.reviews)
             + merge_queue(args.reviews)
             + backlog(args.backlog)
+            + fairness(args.burst)
             + review_size()
         )
     width = max(len(r[0]) for r in rows)

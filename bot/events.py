@@ -14,11 +14,18 @@ from bot.merge_queue import queued_pull
 
 REVIEW_ACTIONS = {"opened", "synchronize", "reopened", "ready_for_review"}
 COMMIT_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+# The installation is gone, suspended, or lost repositories: zdm stops work for them and forgets them.
+FORGET = "forget"
+LIFECYCLE = {
+    ("installation", "deleted"),
+    ("installation", "suspend"),
+    ("installation_repositories", "removed"),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Work:
-    kind: str  # review | command | approve-button | merge-group
+    kind: str  # review | command | approve-button | merge-group | forget
     delivery: str
     event: str
     action: str
@@ -37,6 +44,8 @@ class Work:
     actor_is_bot: bool = False
     # Times the job was put off until a rate limit lifted.
     reschedules: int = 0
+    # `forget`: the repositories ("owner/name") removed, or none for all of the account's (`owner`).
+    repositories: tuple[str, ...] = ()
 
     def lock_key(self) -> str:
         """Jobs holding the same key run one at a time: one per pull request, one per merge group."""
@@ -49,7 +58,7 @@ class Work:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Work:
-        return cls(**data)
+        return cls(**{**data, "repositories": tuple(data.get("repositories") or ())})
 
 
 class EventError(ValueError):
@@ -94,6 +103,8 @@ def work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None:
 
 def _work_for(event: str, delivery: str, payload: dict[str, Any]) -> Work | None:
     action = str(payload.get("action", ""))
+    if (event, action) in LIFECYCLE:
+        return _forget(delivery, event, action, payload)
     if event == "pull_request":
         pull = payload.get("pull_request") or {}
         if action == "edited" and "base" not in (payload.get("changes") or {}):
@@ -196,4 +207,25 @@ def _merge_group(delivery: str, action: str, payload: dict[str, Any]) -> Work | 
         base_sha=base,
         head_ref=head_ref,
         base_ref=str(group.get("base_ref") or "").removeprefix("refs/heads/"),
+    )
+
+
+def _forget(delivery: str, event: str, action: str, payload: dict[str, Any]) -> Work | None:
+    """An installation belongs to one account: deleted or suspended, all of the account's repositories go (the
+    payload lists them only for a selection); `installation_repositories.removed` names the ones that go."""
+    installation = payload["installation"]
+    removed: tuple[str, ...] = ()
+    if event == "installation_repositories":
+        removed = tuple(str(r["full_name"]) for r in payload["repositories_removed"])
+        if not removed:
+            return None
+    return Work(
+        FORGET,
+        delivery,
+        event,
+        action,
+        int(installation["id"]),
+        str(installation["account"]["login"]),
+        "",
+        repositories=removed,
     )

@@ -2,11 +2,18 @@
 
 Both go through the same redis-py client and the same RQ code; the embedded server only changes where the
 socket is.
+
+Fair across installations: each installation has at most one job waiting in RQ's queue; its further deliveries
+wait in a list of its own and the next one joins the end of RQ's queue when a worker takes the one before. RQ's
+queue is therefore served round-robin across installations, and a burst of 200 from one installation puts one job,
+not 200, ahead of another installation's delivery. Everything else is RQ's as before: one queue, its retries,
+scheduler, registries and the intermediate queue that recovers a job whose worker died while taking it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,14 +21,21 @@ from typing import Any
 
 from redis import Redis
 from redis.backoff import NoBackoff
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
+from rq.job import Job, JobStatus
 
-from bot.events import Work
+from bot.events import FORGET, Work
 from bot.settings import Settings
 
 DELIVERY_KEY = "zdm:delivery:{}"
+# The installation's job now in RQ's queue (its id), and its deliveries waiting behind it (Work as JSON).
+NEXT_KEY = "zdm:fair:{}:next"
+WAITING_KEY = "zdm:fair:{}:waiting"
+# The latest delivery asking for a review of a pull request: earlier ones still waiting are superseded by it.
+NEWEST_KEY = "zdm:newest:{}/{}#{}"
 
 
 def connect(url: str) -> Redis:
@@ -83,27 +97,169 @@ class DuplicateDelivery(Exception):
     pass
 
 
+# The receiver's common case in one round trip: claim the delivery id and, when its installation already has a job
+# waiting in RQ's queue, join the installation's line. 1: waiting in line; 0: claimed, the line is free (the job
+# goes into RQ's queue, `_take_turn`); -1: a delivery id seen before.
+_CLAIM = """
+if not redis.call('set', KEYS[1], 'queued', 'NX', 'EX', ARGV[1]) then return -1 end
+local holder = redis.call('get', KEYS[2])
+if holder and redis.call('hget', ARGV[4] .. holder, 'status') == 'queued' then
+  redis.call('rpush', KEYS[3], ARGV[2])
+  if KEYS[4] ~= '' then redis.call('set', KEYS[4], ARGV[3], 'EX', ARGV[1]) end
+  return 1
+end
+return 0
+"""
+
+
 def enqueue_delivery(connection: Redis, queue: Queue, settings: Settings, work: Work) -> str:
     """Queue the work once per delivery id. A redelivery of an id already queued raises DuplicateDelivery.
 
     If queueing fails after the id was claimed, the claim is released so GitHub's redelivery is accepted.
     """
     key = DELIVERY_KEY.format(work.delivery)
-    if not connection.set(key, "queued", nx=True, ex=settings.delivery_ttl_seconds):
-        raise DuplicateDelivery(work.delivery)
-    try:
-        job = queue.enqueue(
-            "workers.jobs.run",
-            work.as_dict(),
-            job_id=job_id_for(work.delivery),
-            retry=job_retries(settings),
-            failure_ttl=7 * 24 * 3600,
-            description=f"{work.kind} {work.owner}/{work.repo}#{work.pull_number} ({work.event}.{work.action})",
+    if work.kind == FORGET:
+        if not connection.set(key, "queued", nx=True, ex=settings.delivery_ttl_seconds):
+            raise DuplicateDelivery(work.delivery)
+    else:
+        claimed = connection.register_script(_CLAIM)(
+            [
+                key,
+                NEXT_KEY.format(work.installation_id),
+                WAITING_KEY.format(work.installation_id),
+                _newest_key(work) if _reviews_pull(work) else "",
+            ],
+            [settings.delivery_ttl_seconds, json.dumps(work.as_dict()), work.delivery, Job.key_for("")],
         )
+        if claimed == -1:
+            raise DuplicateDelivery(work.delivery)
+        if claimed == 1:
+            return job_id_for(work.delivery)
+    try:
+        if work.kind == FORGET:
+            # Ahead of everything: the installation's waiting jobs are dropped, not run first. Its record goes once
+            # it has run (result_ttl 0), so nothing names the installation afterwards.
+            _enqueue(queue, settings, work, None, at_front=True, result_ttl=0)
+        else:
+            _take_turn(connection, queue, settings, work.installation_id, incoming=work)
     except BaseException:
         connection.delete(key)
         raise
-    return str(job.id)
+    return job_id_for(work.delivery)
+
+
+def _enqueue(
+    queue: Queue,
+    settings: Settings,
+    work: Work,
+    pipeline: Pipeline | None,
+    at_front: bool = False,
+    result_ttl: int | None = None,
+) -> None:
+    queue.enqueue_call(
+        "workers.jobs.run",
+        args=(work.as_dict(),),
+        job_id=job_id_for(work.delivery),
+        retry=job_retries(settings),
+        failure_ttl=7 * 24 * 3600,
+        result_ttl=result_ttl,
+        description=_description(work),
+        at_front=at_front,
+        pipeline=pipeline,
+    )
+
+
+def _take_turn(
+    connection: Redis,
+    queue: Queue,
+    settings: Settings,
+    installation: int,
+    incoming: Work | None = None,
+    leaving: str | None = None,
+) -> None:
+    """The installation's line into RQ's queue: an incoming delivery joins it, or a job a worker has just taken
+    (`leaving`) makes room for the next. Optimistic (WATCH): receivers and workers may act on one installation at
+    once, and only one of them moves its line at a time."""
+    next_key, waiting_key = NEXT_KEY.format(installation), WAITING_KEY.format(installation)
+
+    def move(pipe: Pipeline) -> None:
+        holder = _text(pipe.get(next_key))
+        if leaving is not None and holder != leaving:
+            return  # its place was passed on already (by the worker, the job, or a receiver's repair)
+        # The holder still waiting in RQ's queue keeps the place; one a worker took and never passed on (its worker
+        # died in between) does not hold the line up.
+        taken = (
+            holder is not None
+            and holder != leaving
+            and _text(pipe.hget(Job.key_for(holder), "status")) == JobStatus.QUEUED.value
+        )
+        first = None if taken else _text(pipe.lindex(waiting_key, 0))
+        pipe.multi()
+        if incoming is not None:
+            if _reviews_pull(incoming):
+                pipe.set(_newest_key(incoming), incoming.delivery, ex=settings.delivery_ttl_seconds)
+            if taken or first is not None:
+                pipe.rpush(waiting_key, json.dumps(incoming.as_dict()))
+        if taken:
+            return
+        joining = Work.from_dict(json.loads(first)) if first is not None else incoming
+        if first is not None:
+            pipe.lpop(waiting_key)
+        if joining is None:
+            pipe.delete(next_key)
+        else:
+            pipe.set(next_key, job_id_for(joining.delivery))
+            _enqueue(queue, settings, joining, pipe)
+
+    connection.transaction(move, next_key, waiting_key)
+
+
+def pass_turn(connection: Redis, queue: Queue, settings: Settings, job: Job) -> None:
+    """A worker has taken the job: the next delivery of its installation, if any, joins the end of RQ's queue.
+
+    Called by the worker right after it takes the job and again by the job itself (a no-op then), so a worker
+    that dies in between does not leave the installation's deliveries waiting."""
+    work = work_of(job)
+    if work is not None and work.kind != FORGET:
+        _take_turn(connection, queue, settings, work.installation_id, leaving=job.id)
+
+
+def work_of(job: Job) -> Work | None:
+    """The delivery a zdm job works on, or None for any other job."""
+    if job.func_name != "workers.jobs.run" or not job.args or not isinstance(job.args[0], dict):
+        return None
+    return Work.from_dict(job.args[0])
+
+
+def waiting(connection: Redis) -> int:
+    """Deliveries waiting behind their installation's job in RQ's queue (for the status page)."""
+    return sum(int(connection.llen(key)) for key in connection.scan_iter(WAITING_KEY.format("*"), count=1000))
+
+
+def _description(work: Work) -> str:
+    if work.kind == FORGET:
+        return f"{work.kind} installation {work.installation_id} ({work.event}.{work.action})"
+    return f"{work.kind} {work.owner}/{work.repo}#{work.pull_number} ({work.event}.{work.action})"
+
+
+def _reviews_pull(work: Work) -> bool:
+    return work.kind == "review" and work.pull_number is not None
+
+
+def _newest_key(work: Work) -> str:
+    return NEWEST_KEY.format(work.owner, work.repo, work.pull_number)
+
+
+def superseded(connection: Redis, work: Work) -> bool:
+    """A later delivery asked for a review of the same pull request: it reviews the newest head, this one need not."""
+    if not _reviews_pull(work):
+        return False
+    newest = _text(connection.get(_newest_key(work)))
+    return newest is not None and newest != work.delivery
+
+
+def _text(value: object) -> str | None:
+    return value.decode() if isinstance(value, bytes) else None
 
 
 def job_retries(settings: Settings) -> Retry | None:

@@ -54,17 +54,30 @@ class ShutdownSignals:
         return self.count >= 2
 
 
-def _graceful_worker_class(grace_seconds: float) -> type:
-    from rq import Worker
+def _graceful_worker_class(settings: Settings) -> type:
+    from rq import Queue, Worker
+    from rq.job import Job
+
+    from bot.queue import pass_turn
 
     class GracefulWorker(Worker):
         """RQ's worker with a limit on its warm shutdown: RQ waits for the running job however long it takes;
-        past the grace period the job is stopped as on a second signal, and RQ runs it again later."""
+        past the grace period the job is stopped as on a second signal, and RQ runs it again later.
+
+        Taking a job passes its installation's turn on (bot/queue.py): the installation's next delivery joins the
+        end of the queue, behind every other installation's."""
 
         def request_stop(self, signum: int, frame: FrameType | None) -> None:
             signal.signal(signal.SIGALRM, self.request_force_stop)
-            signal.setitimer(signal.ITIMER_REAL, max(grace_seconds, 1.0))
+            signal.setitimer(signal.ITIMER_REAL, max(settings.shutdown_grace_seconds, 1.0))
             super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+        def execute_job(self, job: Job, queue: Queue) -> None:
+            try:
+                pass_turn(self.connection, queue, settings, job)
+            except Exception as error:  # RQ ends the worker on any error here; the job passes the turn itself
+                log.warning("worker.turn_not_passed", job=job.id, error=str(error))
+            super().execute_job(job, queue)
 
     return GracefulWorker
 
@@ -82,9 +95,7 @@ def run_worker(settings: Settings, url: str, burst: bool = False) -> None:
     warm_up()
 
     connection = connect(url)
-    worker = _graceful_worker_class(settings.shutdown_grace_seconds)(
-        [queue_for(connection, settings)], connection=connection
-    )
+    worker = _graceful_worker_class(settings)([queue_for(connection, settings)], connection=connection)
     log.info("worker.start", queue=settings.queue_name, redis=_display_url(url))
     try:
         worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")

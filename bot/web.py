@@ -30,10 +30,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import Redis
 from redis.exceptions import RedisError
 
-from bot import manifest, metrics, pages, status
-from bot.events import EventError, work_for
+from bot import lifecycle, manifest, metrics, pages, status
+from bot.events import FORGET, EventError, work_for
 from bot.logs import log, redact, register_secret
-from bot.queue import DuplicateDelivery, enqueue_delivery, queue_for
+from bot.queue import DuplicateDelivery, enqueue_delivery, queue_for, waiting
 from bot.settings import Settings, SettingsError
 
 WEBHOOK_PATH = manifest.WEBHOOK_PATH
@@ -117,6 +117,11 @@ def create_app(
             return answer(
                 503, event, "queue-unavailable", started, error="queue unavailable, redeliver later"
             )
+        if work.kind == FORGET:
+            try:
+                lifecycle.drop_waiting(connection, queue, settings, work)
+            except RedisError as error:  # queued all the same: the forget job drops them when it runs
+                log.warning("webhook.drop_failed", delivery=delivery, error=str(error))
         log.info("webhook.queued", delivery=delivery, event_name=event, action=work.action, job=job_id)
         return answer(202, event, "queued", started, job=job_id)
 
@@ -278,7 +283,8 @@ def create_app(
             install_url=f"{app_url}/installations/new" if app_url else "",
             installations=installations,
             github_error=github_error,
-            queued=queue.count,
+            # Waiting in RQ's queue, and behind their installation's job there.
+            queued=queue.count + waiting(connection),
             running=StartedJobRegistry(queue=queue).count,
             scheduled=ScheduledJobRegistry(queue=queue).count,  # type: ignore[no-untyped-call]
             reviews=status.recent(connection),

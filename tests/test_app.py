@@ -62,8 +62,10 @@ def zdm(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield under_test
 
 
-def new_repo(zdm: AppUnderTest, name: str) -> tuple[Repository, str]:
-    repo = zdm.github.add_repo("acme", name, INSTALLATION)
+def new_repo(
+    zdm: AppUnderTest, name: str, owner: str = "acme", installation: int = INSTALLATION
+) -> tuple[Repository, str]:
+    repo = zdm.github.add_repo(owner, name, installation)
     base = zdm.github.commit(
         repo,
         {
@@ -84,7 +86,7 @@ def pull_request_payload(repo: Repository, pull: PullRequest, action: str = "ope
     payload["pull_request"]["base"]["sha"] = pull.base_sha
     payload["repository"]["name"] = repo.name
     payload["repository"]["owner"]["login"] = repo.owner
-    payload["installation"] = {"id": INSTALLATION, "node_id": "MDIz"}
+    payload["installation"] = {"id": repo.installation_id, "node_id": "MDIz"}
     return payload
 
 
@@ -109,8 +111,16 @@ def queue_is_idle(zdm: AppUnderTest) -> bool:
     from rq import Queue
     from rq.registry import StartedJobRegistry
 
+    from bot.queue import waiting
+
     queue = Queue("zdm", connection=connection)
-    return queue.count == 0 and StartedJobRegistry(queue=queue).count == 0
+    return (
+        queue.count == 0
+        # A job a worker has taken is here until it is registered as started.
+        and not queue.intermediate_queue.get_job_ids()
+        and StartedJobRegistry(queue=queue).count == 0
+        and waiting(connection) == 0
+    )
 
 
 def test_blocking_migration_fails_the_check_with_comments_on_its_lines_and_a_checklist(

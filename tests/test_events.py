@@ -53,3 +53,21 @@ def test_comments_without_a_command_or_by_bots_and_closed_pulls_are_not_work() -
 def test_commentable_lines_are_the_head_side_of_the_hunks() -> None:
     patch = "@@ -1,3 +1,4 @@\n a\n-b\n+c\n+d\n e\n@@ -10,2 +11,2 @@\n x\n-y\n+z"
     assert added_lines(patch) == frozenset({1, 2, 3, 4, 11, 12})
+
+
+def test_an_installation_deleted_or_suspended_forgets_its_account_repositories_removed_only_those() -> None:
+    deleted = work_for("installation", "d", webhook_example("installation", "deleted"))
+    assert deleted is not None and deleted.kind == "forget"
+    assert (deleted.installation_id, deleted.owner, deleted.repositories) == (2, "octocat", ())
+    suspended = work_for("installation", "d", webhook_example("installation", "suspend"))
+    assert suspended is not None and suspended.kind == "forget"
+    # An installation on all of an account's repositories: the payload lists none, the account is what goes.
+    assert (suspended.owner, suspended.repositories) == ("Codertocat", ())
+    removed = work_for(
+        "installation_repositories", "d", webhook_example("installation_repositories", "removed")
+    )
+    assert removed is not None and removed.repositories == ("octocat/Hello-World",)
+    assert Work.from_dict(removed.as_dict()) == removed  # as RQ stores it
+    created = webhook_example("installation", "deleted")
+    created["action"] = "created"
+    assert work_for("installation", "d", created) is None

@@ -18,11 +18,11 @@ from githubkit.exception import RateLimitExceeded
 from redis import Redis
 from rq import Queue, get_current_job
 
-from bot import metrics, status
-from bot.events import Work
+from bot import lifecycle, metrics, status
+from bot.events import FORGET, Work
 from bot.github import GitHubAdapter
 from bot.logs import configure, log, redact, register_secret
-from bot.queue import DELIVERY_KEY, job_id_for, job_retries, pull_request_lock
+from bot.queue import DELIVERY_KEY, job_id_for, job_retries, pass_turn, pull_request_lock, superseded
 from bot.settings import Settings
 from workers.commands import run_command
 from workers.merge_group import check_merge_group, report_failure
@@ -44,10 +44,23 @@ def run(data: dict[str, Any]) -> str:
     register_secret(settings.webhook_secret())
     connection = _connection()
     work = Work.from_dict(data)
+    job = get_current_job()
+    if work.kind == FORGET:
+        lifecycle.forget(connection, settings, work, job.id if job is not None else None)
+        metrics.count(connection, "zdm_jobs", kind=work.kind, outcome="ok")
+        return "ok"
+    if job is not None:
+        # The worker passed the installation's turn on when it took this job; if it died before, this does.
+        pass_turn(connection, Queue(settings.queue_name, connection=connection), settings, job)
     started = time.perf_counter()
     outcome = "error"
     verdict: str | None = None
     try:
+        if superseded(connection, work):
+            # A later delivery for this pull request is queued or done: it reviews the newest head.
+            log.info("review.superseded", delivery=work.delivery, pull=work.pull_number, head=work.head_sha)
+            outcome = "superseded"
+            return outcome
         lock = work.lock_key()
         with pull_request_lock(
             connection, lock, work.delivery, settings.job_timeout_seconds, settings.job_timeout_seconds
@@ -66,6 +79,7 @@ def run(data: dict[str, Any]) -> str:
             raise
         delay = error.retry_after + timedelta(seconds=1)
         later = replace(work, reschedules=work.reschedules + 1)
+        # Straight into RQ's queue, not behind the installation's line: it had its turn already.
         Queue(settings.queue_name, connection=connection).enqueue_in(
             delay,
             "workers.jobs.run",

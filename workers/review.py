@@ -23,6 +23,7 @@ from bot.commands import read_approvals
 from bot.events import Work
 from bot.github import DEFAULT_ROOTS, CommitRange, GitHubAdapter, PullRequestState
 from bot.logs import log
+from bot.queue import superseded
 from bot.report.pull_request import (
     Approval,
     ChangedMigration,
@@ -163,7 +164,12 @@ def inspect(adapter: GitHubAdapter, work: Work, settings: Settings, connection: 
     if state.head_sha != head:
         log.info("review.outdated", pull=number, head=head, current=state.head_sha)
         if work.kind == "review" and work.event == "pull_request":
-            return None  # the push that moved the head has its own delivery
+            if superseded(connection, work):
+                return None  # the push that moved the head has its own delivery, queued after this one
+            # The latest delivery for the pull request reviews its current head: deliveries may arrive out of
+            # order, and one for a newer head that arrived before this one was passed over as superseded.
+            head, base = state.head_sha, state.base_sha
+            state = adapter.read_pull_request(owner, repo, number, head, base, roots)
         head = state.head_sha
     changed_paths = state.changed_migrations()
     missing = [r for r in state.history_roots(state.head_roots) if r not in state.head_roots]

@@ -49,6 +49,9 @@ WEBHOOKS: dict[str, tuple[str, ...]] = {
     "check_suite": ("rerequested", "requested"),
     "merge_group": ("checks_requested", "destroyed"),
     "ping": (),
+    # What zdm keeps for an installation goes when it is deleted or suspended, or loses a repository.
+    "installation": ("deleted", "suspend"),
+    "installation_repositories": ("removed",),
 }
 
 # Webhook payload schemas kept beside the examples: `@octokit/webhooks-examples` has no example of every action
