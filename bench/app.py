@@ -231,6 +231,57 @@ def reviews(count: int) -> list[tuple[str, str, str]]:
     ]
 
 
+def largest_root(count: int) -> list[tuple[str, str, str]]:
+    """A review on the corpus's largest root (hundreds of migrations at the base): a pull request adding its
+    last migration, cold (no schema kept in Redis) and warm (the base's replay kept by an earlier review)."""
+    from tests.test_app import completed_run, open_pull, pull_request_payload
+
+    corpus = REPO.parent / "shared" / "corpus" / "prisma"
+    roots = sorted(
+        (lock.parent for lock in corpus.rglob("migration_lock.toml")),
+        key=lambda root: -len(list(root.glob("*/migration.sql"))),
+    )
+    if not roots:
+        return [("review on the largest corpus root", "skipped: no corpus at ../shared", "-")]
+    root = roots[0]
+    migrations = sorted(root.glob("*/migration.sql"), key=lambda p: p.parent.name.encode())
+    prefix = "prisma/migrations"
+    files = {
+        f"{prefix}/{p.parent.name}/migration.sql": p.read_text(errors="replace") for p in migrations[:-1]
+    }
+    files[f"{prefix}/migration_lock.toml"] = (root / "migration_lock.toml").read_text()
+    last = migrations[-1]
+    timings: dict[str, list[float]] = {"cold": [], "warm": []}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        embedded_redis(Path(tmp) / "redis") as redis_url,
+        app_under_test(Path(tmp) / "app", redis_url, workers=1) as zdm,
+    ):
+        connection = Redis.from_url(redis_url)
+        repo = zdm.github.add_repo("acme", "large", 1)
+        base = zdm.github.commit(repo, {**files, "package.json": '{"devDependencies": {"prisma": "6.19.0"}}'})
+        for number in range(2 * count):
+            kind = "cold" if number % 2 == 0 else "warm"
+            if kind == "cold":
+                for key in connection.scan_iter("zdm:replay:*"):
+                    connection.delete(key)
+            # Each pull request its own head commit: the same file, and a line saying which run it is.
+            text = last.read_text(errors="replace") + f"\n-- bench run {number}\n"
+            pull = open_pull(zdm, repo, base, {f"{prefix}/{last.parent.name}/migration.sql": text})
+            started = time.perf_counter()
+            zdm.deliver("pull_request", pull_request_payload(repo, pull))
+            completed_run(zdm, repo, pull.head_sha, timeout=120)
+            timings[kind].append(time.perf_counter() - started)
+    cold, warm = statistics.median(timings["cold"]), statistics.median(timings["warm"])
+    return [
+        (
+            f"review on the largest root ({len(migrations)} migrations), cold / warm, p50",
+            f"{cold * 1000:.0f} / {warm * 1000:.0f} ms (warm {warm / cold:.0%} of cold)",
+            "warm <= 20% of cold",
+        )
+    ]
+
+
 def merge_queue(count: int) -> list[tuple[str, str, str]]:
     """`merge_group.checks_requested` to zdm's check run completed on the group's head commit (what GitHub's
     merge queue waits for), as `reviews` measures a pull request: a group of 3 pull requests, one adding a
@@ -541,6 +592,9 @@ def main() -> None:
     parser.add_argument("--only-review-size", action="store_true", help="measure only what reviews post")
     parser.add_argument("--only-merge-queue", action="store_true", help="measure only merge groups")
     parser.add_argument(
+        "--only-largest-root", action="store_true", help="measure only the largest root's review"
+    )
+    parser.add_argument(
         "--only-ingest-and-fairness", action="store_true", help="measure only ingest and fairness"
     )
     args = parser.parse_args()
@@ -548,6 +602,8 @@ def main() -> None:
         rows = review_size()
     elif args.only_merge_queue:
         rows = merge_queue(args.reviews)
+    elif args.only_largest_root:
+        rows = largest_root(3)
     elif args.only_ingest_and_fairness:
         rows = ingest(args.deliveries, args.concurrency) + fairness(args.burst)
     else:
@@ -555,6 +611,7 @@ def main() -> None:
             ingest(args.deliveries, args.concurrency)
             + reviews(args.reviews)
             + merge_queue(args.reviews)
+            + largest_root(3)
             + backlog(args.backlog)
             + fairness(args.burst)
             + review_size()
