@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -56,6 +57,22 @@ def any_pg_server(request: pytest.FixtureRequest) -> Iterator[Server]:
 def corpus_pg_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     with _start(request.param) as server:
         yield server
+
+
+@pytest.fixture
+def parsed_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The text of every statement the analyzer parses from now on, in order."""
+    import bot.analysis.engine as engine
+
+    seen: list[str] = []
+    original = getattr(engine, "parse_statement")  # noqa: B009 - patched where the analyzer looks it up
+
+    def counting(raw: Any, source: str) -> Any:
+        seen.append(raw.text)
+        return original(raw, source)
+
+    monkeypatch.setattr(engine, "parse_statement", counting)
+    return seen
 
 
 @pytest.fixture(scope="session")

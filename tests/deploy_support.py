@@ -41,6 +41,21 @@ def add_migration(base: Path, name: str, sql: str) -> Path:
     return folder / "migration.sql"
 
 
+OTHER = """-- CreateTable
+CREATE TABLE "Other" ("id" SERIAL NOT NULL, CONSTRAINT "Other_pkey" PRIMARY KEY ("id"));
+"""
+
+
+def deploy_while_other_is_held(base: Path, url: str, deadline: float) -> DeployResult:
+    """Another session holds "Other" for the whole deploy: statements before the one on "Other" go through,
+    that one never gets its lock and the deploy gives up after `deadline`."""
+    with psycopg.connect(url) as holder:
+        holder.execute('SELECT 1 FROM "Other"')
+        timing = Timing(lock_timeout=0.1, deadline=deadline, first_wait=0.1, longest_wait=0.2)
+        result, _ = run_deploy(base, url, timing=timing)
+    return result
+
+
 def url_for(server: Server, database: str) -> str:
     parts = urlsplit(server.url)
     return urlunsplit(parts._replace(path="/" + database))

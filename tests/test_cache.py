@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import bot.analysis.engine as engine
 from bot.analysis.cache import CACHE_FOLDER, AnalysisCache
 from bot.analysis.config import RepoConfig
 from bot.analysis.roots import check_paths
@@ -29,40 +28,28 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return copy
 
 
-def _parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    original = getattr(engine, "parse_statement")  # noqa: B009 - patched where the analyzer looks it up
-
-    def counting(raw, source):  # type: ignore[no-untyped-def]
-        seen.append(raw.text)
-        return original(raw, source)
-
-    monkeypatch.setattr(engine, "parse_statement", counting)
-    return seen
-
-
 def _check(repo: Path, config: RepoConfig, cache: AnalysisCache | None) -> list[object]:
     return list(check_paths([repo], config, relative_to=repo, cache=cache).files)
 
 
-def test_a_warm_run_parses_nothing_and_says_the_same(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_warm_run_parses_nothing_and_says_the_same(repo: Path, parsed_statements: list[str]) -> None:
     config = RepoConfig()
     cold = _check(repo, config, AnalysisCache.at(repo, repr(config)))
     assert (repo / CACHE_FOLDER / ".gitignore").read_text().splitlines()[-1] == "*"
-    parses = _parses(monkeypatch)
+    parsed_statements.clear()
+    parses = parsed_statements
     warm = _check(repo, config, AnalysisCache.at(repo, repr(config)))
     assert parses == []
     assert warm == cold == _check(repo, config, None)
 
 
-def test_an_edit_analyses_that_file_and_the_ones_after_it(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_edit_analyses_that_file_and_the_ones_after_it(repo: Path, parsed_statements: list[str]) -> None:
     config = RepoConfig()
     _check(repo, config, AnalysisCache.at(repo, repr(config)))
     second = sorted((repo / "prisma" / "migrations").glob("*/migration.sql"))[-1]
     second.write_text(second.read_text() + '\nCREATE INDEX "User_country_idx" ON "User"("country");\n')
-    parses = _parses(monkeypatch)
+    parsed_statements.clear()
+    parses = parsed_statements
     edited = _check(repo, config, AnalysisCache.at(repo, repr(config)))
     # Only the edited file is read again: the first one's result comes from the cache, and the schema it built
     # from the entry the cold run kept... or by replaying it, never by analysing it again.
@@ -70,23 +57,25 @@ def test_an_edit_analyses_that_file_and_the_ones_after_it(
     assert edited == _check(repo, config, None)
 
 
-def test_a_new_migration_starts_from_the_kept_schema(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_migration_starts_from_the_kept_schema(repo: Path, parsed_statements: list[str]) -> None:
     config = RepoConfig()
     _check(repo, config, AnalysisCache.at(repo, repr(config)))
     folder = repo / "prisma" / "migrations" / "20240401000000_more"
     folder.mkdir()
     (folder / "migration.sql").write_text('ALTER TABLE "User" ADD COLUMN "bio" TEXT;\n')
-    parses = _parses(monkeypatch)
+    parsed_statements.clear()
+    parses = parsed_statements
     grown = _check(repo, config, AnalysisCache.at(repo, repr(config)))
     assert parses == ['ALTER TABLE "User" ADD COLUMN "bio" TEXT;']
     assert grown == _check(repo, config, None)
 
 
-def test_settings_and_versions_that_change_a_result_miss(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_and_versions_that_change_a_result_miss(repo: Path, parsed_statements: list[str]) -> None:
     config = RepoConfig()
     cache = AnalysisCache.at(repo, repr(config))
     _check(repo, config, cache)
-    parses = _parses(monkeypatch)
+    parsed_statements.clear()
+    parses = parsed_statements
     other = replace(config, postgres_version=11)
     assert _check(repo, other, AnalysisCache.at(repo, repr(other))) == _check(repo, other, None)
     assert parses, "another PostgreSQL version is another result"
@@ -96,7 +85,7 @@ def test_settings_and_versions_that_change_a_result_miss(repo: Path, monkeypatch
     assert parses, "another zdm version reads none of this one's entries"
 
 
-def test_corrupt_and_foreign_entries_are_misses(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corrupt_and_foreign_entries_are_misses(repo: Path, parsed_statements: list[str]) -> None:
     config = RepoConfig()
     cache = AnalysisCache.at(repo, repr(config))
     expected = _check(repo, config, cache)
@@ -106,7 +95,8 @@ def test_corrupt_and_foreign_entries_are_misses(repo: Path, monkeypatch: pytest.
     # Written by someone without this user's key (a cache folder committed to a pull request).
     foreign = replace(cache, key=b"x" * 32)
     foreign.store_result(entries[1].stem, "anything")
-    parses = _parses(monkeypatch)
+    parsed_statements.clear()
+    parses = parsed_statements
     assert _check(repo, config, cache) == expected
     assert parses
 

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -21,7 +22,16 @@ from bot.deploy.database_url import DatabaseUrlError, database_target, resolve_d
 from bot.deploy.history import PRISMA_ADVISORY_LOCK, Progress
 from bot.deploy.runner import Outcome, Timing
 from bot.verify.server import Server, extra_bin_dirs, server_from_binaries
-from tests.deploy_support import Workload, add_migration, new_database, rows, run_deploy, write_root
+from tests.deploy_support import (
+    OTHER,
+    Workload,
+    add_migration,
+    deploy_while_other_is_held,
+    new_database,
+    rows,
+    run_deploy,
+    write_root,
+)
 
 INIT = """-- CreateTable
 CREATE TABLE "Item" (
@@ -30,9 +40,6 @@ CREATE TABLE "Item" (
     "label" TEXT,
     CONSTRAINT "Item_pkey" PRIMARY KEY ("id")
 );
-"""
-OTHER = """-- CreateTable
-CREATE TABLE "Other" ("id" SERIAL NOT NULL, CONSTRAINT "Other_pkey" PRIMARY KEY ("id"));
 """
 INDEXES = """-- CreateIndex
 CREATE INDEX "Item_n_idx" ON "Item"("n");
@@ -212,6 +219,17 @@ def _deploy_process(base: Path, url: str, *extra: str) -> subprocess.Popen[str]:
     )
 
 
+@contextmanager
+def _index_builds_pending(server: Server, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A table of a million rows, and a migration building two indexes on it not yet applied."""
+    base = write_root(tmp_path, {"20240101000000_init": INIT})
+    with new_database(server) as url:
+        run_deploy(base, url)
+        _fill(url, 1_000_000)
+        add_migration(base, "20240102000000_indexes", INDEXES)
+        yield base, url
+
+
 def _wait_for_build(url: str, timeout: float = 60) -> int:
     """The pid of the backend building an index, once it is building."""
     until = time.monotonic() + timeout
@@ -228,11 +246,7 @@ def _wait_for_build(url: str, timeout: float = 60) -> int:
 def test_a_build_interrupted_leaves_a_true_record_and_the_next_deploy_finishes(
     any_pg_server: Server, tmp_path: Path, fault: str
 ) -> None:
-    base = write_root(tmp_path, {"20240101000000_init": INIT})
-    with new_database(any_pg_server) as url:
-        run_deploy(base, url)
-        _fill(url, 1_000_000)
-        add_migration(base, "20240102000000_indexes", INDEXES)
+    with _index_builds_pending(any_pg_server, tmp_path) as (base, url):
         process = _deploy_process(base, url)
         try:
             backend = _wait_for_build(url)
@@ -287,11 +301,7 @@ def test_stop_half_way_in_prisma_74_continues_from_the_next_statement(
     with new_database(any_pg_server) as url:
         run_deploy(base, url)
         add_migration(base, "20240102000000_columns", migration)
-        # Another session holds "Other": the first statement goes through, the second cannot get its lock.
-        with psycopg.connect(url) as holder:
-            holder.execute('SELECT 1 FROM "Other"')
-            timing = Timing(lock_timeout=0.1, deadline=1.0, first_wait=0.1, longest_wait=0.2)
-            result, _ = run_deploy(base, url, timing=timing)
+        result = deploy_while_other_is_held(base, url, deadline=1.0)
         assert result.outcome is Outcome.FAILED
         assert (
             "gave up on line 2" in result.message
@@ -369,11 +379,7 @@ def test_the_database_restarted_mid_build_leaves_a_true_record_and_the_next_depl
     restartable_server: Server, tmp_path: Path
 ) -> None:
     server = restartable_server
-    base = write_root(tmp_path, {"20240101000000_init": INIT})
-    with new_database(server) as url:
-        run_deploy(base, url)
-        _fill(url, 1_000_000)
-        add_migration(base, "20240102000000_indexes", INDEXES)
+    with _index_builds_pending(server, tmp_path) as (base, url):
         process = _deploy_process(base, url)
         try:
             _wait_for_build(url)

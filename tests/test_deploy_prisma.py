@@ -9,9 +9,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.deploy.runner import Outcome, Timing
+from bot.deploy.runner import Outcome
 from bot.verify.server import Server
-from tests.deploy_support import add_migration, new_database, rows, run_deploy, write_root
+from tests.deploy_support import (
+    OTHER,
+    add_migration,
+    deploy_while_other_is_held,
+    new_database,
+    rows,
+    run_deploy,
+    write_root,
+)
 from tests.prisma_cli import PrismaMigrate, PrismaMigrateError
 
 INIT = """-- CreateTable
@@ -20,9 +28,6 @@ CREATE TABLE "Item" (
     "n" INTEGER NOT NULL DEFAULT 0,
     CONSTRAINT "Item_pkey" PRIMARY KEY ("id")
 );
-"""
-OTHER = """-- CreateTable
-CREATE TABLE "Other" ("id" SERIAL NOT NULL, CONSTRAINT "Other_pkey" PRIMARY KEY ("id"));
 """
 INDEX = """-- CreateIndex
 CREATE INDEX "Item_n_idx" ON "Item"("n");
@@ -107,11 +112,7 @@ def test_a_migration_zdm_stopped_half_way_can_be_resolved_applied_by_prisma(
     with new_database(any_pg_server) as url:
         run_deploy(base, url)
         add_migration(base, "20240102000000_two", migration)
-        # Another session holds "Other": the first statement goes through, the second cannot get its lock.
-        with psycopg.connect(url) as holder:
-            holder.execute('SELECT 1 FROM "Other"')
-            timing = Timing(lock_timeout=0.1, deadline=0.5, first_wait=0.1, longest_wait=0.2)
-            result, _ = run_deploy(base, url, timing=timing)
+        result = deploy_while_other_is_held(base, url, deadline=0.5)
         assert result.outcome is Outcome.FAILED
         prisma = _prisma(base, url)
         assert prisma.status().failed == ("20240102000000_two",)

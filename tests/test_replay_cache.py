@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from redis import Redis
 
-import bot.analysis.engine as engine
 from bot.analysis.config import RepoConfig
 from bot.analysis.schema import Schema
 from bot.analysis.snapshot import RootSnapshot, analyze_root_snapshot
@@ -22,20 +20,8 @@ def _snapshot(changed: str) -> RootSnapshot:
     return RootSnapshot("prisma/migrations", "postgresql", earlier=earlier, changed={changed: texts[changed]})
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    original = getattr(engine, "parse_statement")  # noqa: B009 - patched where the analyzer looks it up
-
-    def counting(raw, source):  # type: ignore[no-untyped-def]
-        seen.append(raw.text)
-        return original(raw, source)
-
-    monkeypatch.setattr(engine, "parse_statement", counting)
-    return seen
-
-
 def test_the_second_review_replays_nothing_and_reports_the_same(
-    redis_server: str, monkeypatch: pytest.MonkeyPatch
+    redis_server: str, parsed_statements: list[str]
 ) -> None:
     connection = Redis.from_url(redis_server)
     connection.delete(*connection.keys(replay_keys_of("acme/shop")) or ["none"])
@@ -43,7 +29,8 @@ def test_the_second_review_replays_nothing_and_reports_the_same(
     snapshot = _snapshot("20240301000000_orders_v2")
     without = analyze_root_snapshot(snapshot, RepoConfig())
     cold = analyze_root_snapshot(snapshot, RepoConfig(), store)
-    parses = _counting(monkeypatch)
+    parsed_statements.clear()
+    parses = parsed_statements
     warm = analyze_root_snapshot(snapshot, RepoConfig(), store)
     changed_statements = len(snapshot.changed["20240301000000_orders_v2"].split(";")) - 1
     assert len(parses) <= changed_statements, "only the changed file is read"
