@@ -41,6 +41,15 @@ def add_migration(base: Path, name: str, sql: str) -> Path:
     return folder / "migration.sql"
 
 
+# The table the deploy tests migrate.
+INIT = """-- CreateTable
+CREATE TABLE "Item" (
+    "id" SERIAL NOT NULL,
+    "n" INTEGER NOT NULL DEFAULT 0,
+    "label" TEXT,
+    CONSTRAINT "Item_pkey" PRIMARY KEY ("id")
+);
+"""
 OTHER = """-- CreateTable
 CREATE TABLE "Other" ("id" SERIAL NOT NULL, CONSTRAINT "Other_pkey" PRIMARY KEY ("id"));
 """

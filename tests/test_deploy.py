@@ -23,6 +23,7 @@ from bot.deploy.history import PRISMA_ADVISORY_LOCK, Progress
 from bot.deploy.runner import Outcome, Timing
 from bot.verify.server import Server, extra_bin_dirs, server_from_binaries
 from tests.deploy_support import (
+    INIT,
     OTHER,
     Workload,
     add_migration,
@@ -33,14 +34,6 @@ from tests.deploy_support import (
     write_root,
 )
 
-INIT = """-- CreateTable
-CREATE TABLE "Item" (
-    "id" SERIAL NOT NULL,
-    "n" INTEGER NOT NULL DEFAULT 0,
-    "label" TEXT,
-    CONSTRAINT "Item_pkey" PRIMARY KEY ("id")
-);
-"""
 INDEXES = """-- CreateIndex
 CREATE INDEX "Item_n_idx" ON "Item"("n");
 

@@ -12,6 +12,7 @@ import pytest
 from bot.deploy.runner import Outcome
 from bot.verify.server import Server
 from tests.deploy_support import (
+    INIT,
     OTHER,
     add_migration,
     deploy_while_other_is_held,
@@ -22,18 +23,11 @@ from tests.deploy_support import (
 )
 from tests.prisma_cli import PrismaMigrate, PrismaMigrateError
 
-INIT = """-- CreateTable
-CREATE TABLE "Item" (
-    "id" SERIAL NOT NULL,
-    "n" INTEGER NOT NULL DEFAULT 0,
-    CONSTRAINT "Item_pkey" PRIMARY KEY ("id")
-);
-"""
 INDEX = """-- CreateIndex
 CREATE INDEX "Item_n_idx" ON "Item"("n");
 """
 COLUMN = """-- AlterTable
-ALTER TABLE "Item" ADD COLUMN "label" TEXT;
+ALTER TABLE "Item" ADD COLUMN "note" TEXT;
 """
 BROKEN = """ALTER TABLE "Item" ADD COLUMN "other" TEXT;
 ALTER TABLE "Missing" ADD COLUMN "x" TEXT;
