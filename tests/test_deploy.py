@@ -519,3 +519,22 @@ def test_gives_up_on_prisma_advisory_lock_after_its_limit_and_changes_nothing(
         assert "another `prisma migrate deploy` or `zdm deploy` is running" in result.message
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT to_regclass('_prisma_migrations')").fetchone() == (None,)
+
+
+def test_a_stopped_migration_continues_only_as_it_was_planned(any_pg_server: Server, tmp_path: Path) -> None:
+    """The progress counts the planned statements: run as written, the same file is other statements (the
+    index built without CONCURRENTLY), so that run may not continue the stopped one."""
+    migration = 'CREATE INDEX "Item_n_idx" ON "Item"("n");\nALTER TABLE "Other" ADD COLUMN "b" INTEGER;\n'
+    base = write_root(tmp_path, {"20240101000000_init": INIT, "20240101000001_other": OTHER}, prisma="7.4.0")
+    with new_database(any_pg_server) as url:
+        run_deploy(base, url)
+        _fill(url, 1_000)
+        add_migration(base, "20240102000000_two", migration)
+        result = deploy_while_other_is_held(base, url, deadline=0.5)
+        assert result.outcome is Outcome.FAILED and "its first 1 of 2" in result.message
+        refused, _ = run_deploy(base, url, as_written=True)
+        assert refused.outcome is Outcome.REFUSED
+        assert "planned otherwise than zdm plans it now" in refused.message
+        continued, events = run_deploy(base, url)
+        assert continued.outcome is Outcome.APPLIED, continued.message
+        assert [e.data["line"] for e in events if e.kind == "statement"] == [2]

@@ -102,7 +102,7 @@ def _read_history(root: MigrationRoot, rows: list[MigrationRow]) -> _History:
                 f"{row.migration_name} failed and is not resolved (Prisma's P3009): `prisma migrate resolve "
                 f"--rolled-back {row.migration_name}` once nothing of it is applied, or `--applied` once all is"
             )
-        elif sql is None or not same_script(progress.checksum, sql.read_bytes()):
+        elif sql is None or not same_script(row.checksum, sql.read_bytes()):
             problems.append(
                 f"{row.migration_name} stopped half-way under zdm deploy ({progress.applied} of "
                 f"{progress.statements} statements applied) and its migration.sql has changed since: finish or "
@@ -122,6 +122,22 @@ def _read_history(root: MigrationRoot, rows: list[MigrationRow]) -> _History:
         if name in resume or not any(r.failed for r in by_name.get(name, [])):
             pending.append(sql)
     return _History(pending, resume, problems, warnings)
+
+
+def _plan_changes(plans: list[MigrationPlan], resume: dict[str, MigrationRow]) -> list[str]:
+    """A stopped migration continues only as it was planned: the progress counts those statements."""
+    problems = []
+    for plan in plans:
+        row = resume.get(plan.name)
+        progress = row.progress if row is not None else None
+        if progress is not None and progress.plan != plan.digest:
+            problems.append(
+                f"{plan.name} stopped half-way under zdm deploy ({progress.applied} of {progress.statements} "
+                "statements applied), planned otherwise than zdm plans it now (another zdm version, or "
+                "--as-written given or left out): run it as the stopped run did, or finish or undo those "
+                "statements by hand, then `prisma migrate resolve`"
+            )
+    return problems
 
 
 def _config(repo: Path, conninfo: str, server_version: int, prisma: PrismaVersion | None) -> RepoConfig:
@@ -175,6 +191,7 @@ def deploy(path: Path, target: DatabaseTarget, options: DeployOptions, report: R
             plan_migration(sql.parent.name, sql.read_bytes(), result, prisma, as_written=options.as_written)
             for sql, result in zip(history.pending, results, strict=True)
         ]
+        problems = history.problems + _plan_changes(plans, history.resume)
         preflight = run_preflight(
             watch_conn,
             plans,
@@ -183,7 +200,7 @@ def deploy(path: Path, target: DatabaseTarget, options: DeployOptions, report: R
             allow_blocking=options.allow_blocking,
             long_transaction_seconds=options.long_transaction_seconds,
             deadline=options.timing.deadline,
-            history_problems=history.problems,
+            history_problems=problems,
         )
         version = conn.info.server_version
         report(

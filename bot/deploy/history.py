@@ -77,16 +77,18 @@ class MigrationRow:
 
 @dataclass(frozen=True)
 class Progress:
-    """How far zdm got with a migration: its first `applied` statements (by the order zdm runs them) are in
-    the database, the rest are not. `checksum` ties it to the file's content."""
+    """How far zdm got with a migration: its first `applied` statements, in the order zdm planned to run them,
+    are in the database, the rest are not. `plan` is a digest of those planned statements: a run that would
+    plan them otherwise (another zdm, `--as-written` this time) cannot continue this one. The file's own
+    content is the row's checksum, as Prisma keeps it."""
 
     applied: int
     statements: int
-    checksum: str
+    plan: str
     state: str  # running | stopped | failed
 
     def line(self) -> str:
-        data = {"applied": self.applied, "statements": self.statements, "checksum": self.checksum}
+        data = {"applied": self.applied, "statements": self.statements, "plan": self.plan}
         return _PROGRESS_MARK + json.dumps({**data, "state": self.state}, sort_keys=True)
 
     @classmethod
@@ -96,9 +98,7 @@ class Progress:
             return None
         try:
             data = json.loads(match.group(1))
-            return cls(
-                int(data["applied"]), int(data["statements"]), str(data["checksum"]), str(data["state"])
-            )
+            return cls(int(data["applied"]), int(data["statements"]), str(data["plan"]), str(data["state"]))
         except (ValueError, KeyError, TypeError):
             return None
 

@@ -104,7 +104,7 @@ class Runner:
             )
         else:
             row_id = self.table.start(
-                plan.name, plan.checksum, Progress(0, total, plan.checksum, "running").line()
+                plan.name, plan.checksum, Progress(0, total, plan.digest, "running").line()
             )
             applied = 0
         self.report(
@@ -138,7 +138,7 @@ class Runner:
 
     # ------------------------------------------------------------------------------------------ a unit
     def _unit(self, unit: Unit, plan: MigrationPlan, row_id: str, done: int) -> None:
-        after = Progress(done + len(unit.statements), len(plan.statements), plan.checksum, "running").line()
+        after = Progress(done + len(unit.statements), len(plan.statements), plan.digest, "running").line()
         if not unit.transaction:
             self._alone(unit.statements[0], plan, row_id, after)
             return
@@ -374,7 +374,7 @@ def _statement_at(plan: MigrationPlan, index: int) -> Statement | None:
 def _logs(why: str, done: int, total: int, plan: MigrationPlan, state: str) -> str:
     return (
         f"zdm deploy {why}.\n{_applied_words(done, total).capitalize()}.\n"
-        + Progress(done, total, plan.checksum, state).line()
+        + Progress(done, total, plan.digest, state).line()
     )
 
 

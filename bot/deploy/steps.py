@@ -13,6 +13,8 @@ its own, except what the file wraps in BEGIN ... COMMIT.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -78,6 +80,12 @@ class MigrationPlan:
     @property
     def statements(self) -> tuple[Statement, ...]:
         return tuple(s for unit in self.units for s in unit.statements)
+
+    @property
+    def digest(self) -> str:
+        """The statements as planned, in order and grouped as they run: what a progress record counts."""
+        shape = [[unit.transaction, [s.sql for s in unit.statements]] for unit in self.units]
+        return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
 
 
 def plan_migration(
