@@ -53,14 +53,14 @@ class Preflight:
         return [check for check in self.checks if not check.go]
 
 
-def _table_oids(conn: Any, tables: Sequence[str]) -> list[str]:
-    """Tables that exist now (a table the deploy creates has nobody to wait for), as regclass text."""
-    found = []
+def _existing(conn: Any, tables: Sequence[str]) -> dict[str, str]:
+    """Tables that exist now (a table the deploy creates has nobody to wait for), with their regclass text."""
+    found = {}
     for table in tables:
         name = ".".join('"' + part.replace('"', '""') + '"' for part in table.split("."))
         row = conn.execute("SELECT to_regclass(%s)::text", (name,)).fetchone()
         if row and row[0]:
-            found.append(str(row[0]))
+            found[table] = str(row[0])
     return found
 
 
@@ -98,8 +98,11 @@ def run_preflight(
         for table, mode in plan.locks.items():
             if mode.blocks_writes:
                 locked[table] = None
-    existing = _table_oids(conn, list(locked))
-    sessions = conn.execute(_SESSIONS, (existing, list(ours), long_transaction_seconds)).fetchall()
+    # Every table a statement still blocks is among these: its lock blocks writes.
+    existing = _existing(conn, list(locked))
+    sessions = conn.execute(
+        _SESSIONS, (list(existing.values()), list(ours), long_transaction_seconds)
+    ).fetchall()
     in_the_way = [s for s in sessions if s[5]]
     described = [
         f"pid {pid} ({app or 'no application name'}, {state}, transaction open {age:.0f} s"
@@ -157,12 +160,9 @@ def run_preflight(
     )
 
     # A table this deploy creates has no traffic yet: what its later statements lock waits for nobody.
-    live = {
-        table
-        for table in {t for plan in plans for r in plan.residuals for t in r.tables}
-        if _table_oids(conn, [table])
-    }
-    residuals = [(plan, r) for plan in plans for r in plan.residuals if not r.tables or live & set(r.tables)]
+    residuals = [
+        (plan, r) for plan in plans for r in plan.residuals if not r.tables or existing.keys() & set(r.tables)
+    ]
     too_long = [
         (plan, r) for plan, r in residuals if r.lock_seconds is None or r.lock_seconds[1] > max_lock_seconds
     ]

@@ -25,6 +25,7 @@ from bot.analysis.prisma import PrismaVersion
 from bot.analysis.splitter import split_statements
 from bot.deploy.history import checksum
 from bot.fixes.plan import plan_file
+from bot.rules.execution_model import refuses_transaction
 
 
 @dataclass(frozen=True)
@@ -264,12 +265,7 @@ def _statement(sql: str, line: int, operations: tuple[op.Operation, ...]) -> Sta
         (o.name for o in operations if isinstance(o, op.CreateIndex) and o.concurrently and o.name), None
     )
     drops = next((o.name for o in operations if isinstance(o, op.DropIndex) and o.concurrently), None)
-    outside = any(
-        (isinstance(o, (op.CreateIndex, op.DropIndex, op.Reindex)) and o.concurrently)
-        or (isinstance(o, op.Maintenance) and o.kind in ("vacuum", "vacuum_full"))
-        or (isinstance(o, op.DataChange) and o.batched)
-        for o in operations
-    )
+    outside = refuses_transaction(operations) is not None
     concurrent_only = bool(operations) and all(
         isinstance(o, (op.CreateIndex, op.DropIndex, op.Reindex)) and o.concurrently for o in operations
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.analysis import operations as op
 from bot.analysis.model import Classification, Effect
 from bot.rules.base import FileContext, StatementView
@@ -54,7 +56,12 @@ def inside_explicit_transaction(file: FileContext) -> set[int]:
 
 def outside_transaction_only(statement: StatementView) -> tuple[str, str] | None:
     """What in the statement refuses a transaction block, and the SQLSTATE PostgreSQL then fails with."""
-    for o in statement.operations:
+    return refuses_transaction(statement.operations)
+
+
+def refuses_transaction(operations: Sequence[op.Operation]) -> tuple[str, str] | None:
+    """`outside_transaction_only` for a statement's operations, wherever they were read."""
+    for o in operations:
         if isinstance(o, (op.CreateIndex, op.DropIndex, op.Reindex)) and o.concurrently:
             return "CONCURRENTLY", "25001"
         if isinstance(o, op.Maintenance) and o.kind in ("vacuum", "vacuum_full"):
